@@ -1,0 +1,1 @@
+"""servicekit: what every service of the stack shares (settings base, request context, health, errors, uWSGI)."""

@@ -1,0 +1,62 @@
+"""Docker healthcheck: GET the service's health/ through its uWSGI socket, the same path nginx takes.
+
+Speaks the uwsgi protocol (a 4-byte header and length-prefixed variables); exits 0 on a 200 answer.
+"""
+
+import argparse
+import os
+import socket
+import struct
+import sys
+from pathlib import Path
+
+
+def encode_uwsgi_request(variables: dict[str, str]) -> bytes:
+    body = b""
+    for name, value in variables.items():
+        for item in (name.encode(), value.encode()):
+            body += struct.pack("<H", len(item)) + item
+    # modifier1 0 means a WSGI request; modifier2 is unused.
+    return struct.pack("<BHB", 0, len(body), 0) + body
+
+
+def request_status(socket_path: str, path: str, timeout: float) -> int:
+    variables = {
+        "REQUEST_METHOD": "GET",
+        "REQUEST_URI": path,
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "HTTP_HOST": "localhost",
+        "HTTP_USER_AGENT": "servicekit-healthcheck",
+    }
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.settimeout(timeout)
+        connection.connect(socket_path)
+        connection.sendall(encode_uwsgi_request(variables))
+        status_line = connection.makefile("rb").readline().decode("latin-1")
+    # "HTTP/1.1 200 OK"
+    return int(status_line.split()[1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--socket", default=os.environ.get("UWSGI_SOCKET", "/run/uwsgi/uwsgi.sock"))
+    parser.add_argument("--path", default=f"/api/{Path.cwd().name}/health/")
+    parser.add_argument("--timeout", type=float, default=2.0)
+    arguments = parser.parse_args()
+    try:
+        status = request_status(arguments.socket, arguments.path, arguments.timeout)
+    except (OSError, ValueError, IndexError) as error:
+        print(f"unhealthy: {arguments.socket}: {error}", file=sys.stderr)
+        return 1
+    if status != 200:
+        print(f"unhealthy: {arguments.path} answered {status}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Request context for every service: request id, X-Served-By, one JSON access-log line, JSON for every error."""
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from servicekit.context import request_id_var
+from servicekit.errors import error_response
+
+# The gateway checks the same pattern; a service checks again because it may be reached another way.
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+access_log = logging.getLogger("servicekit.access")
+
+
+def request_id_for(request: HttpRequest) -> str:
+    incoming = request.headers.get("X-Request-ID", "")
+    if REQUEST_ID_PATTERN.fullmatch(incoming):
+        return incoming
+    return uuid.uuid4().hex
+
+
+def is_json(response: HttpResponse) -> bool:
+    return response.get("Content-Type", "").startswith("application/json")
+
+
+def as_json_error(response: HttpResponse) -> HttpResponse:
+    """Django's own refusals (405 from require_GET, say) are HTML or empty: give them the error shape."""
+    replacement = error_response(response.status_code)
+    for header, value in response.items():
+        if header.lower() not in ("content-type", "content-length"):
+            replacement[header] = value
+    return replacement
+
+
+class RequestContextMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+        self.served_by = f"{settings.SERVICE_NAME}/{settings.INSTANCE_NAME}"
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        request_id = request_id_for(request)
+        request.request_id = request_id
+        token = request_id_var.set(request_id)
+        try:
+            response = self.get_response(request)
+            if response.status_code >= 400 and not is_json(response):
+                response = as_json_error(response)
+            response["X-Request-ID"] = request_id
+            response["X-Served-By"] = self.served_by
+            access_log.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+            return response
+        finally:
+            request_id_var.reset(token)

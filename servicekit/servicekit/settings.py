@@ -1,0 +1,90 @@
+"""Settings every service starts from; a service's config/settings.py imports them and adds its own.
+
+All configuration is read from the environment here, once, with typed parsing (see .env.example).
+"""
+
+import socket
+import sys
+from pathlib import Path
+
+import environ
+
+from servicekit.keys import read_or_create_secret_key
+
+env = environ.Env()
+
+
+def service_dir() -> Path:
+    """The service's project folder (serviceN/, /srv/serviceN in its image): the one holding its config package."""
+    config_package = sys.modules.get("config")
+    if config_package is None or config_package.__file__ is None:
+        return Path.cwd()
+    return Path(config_package.__file__).resolve().parent.parent
+
+
+BASE_DIR = service_dir()
+# The folder names the service, so the name is written once: in the tree.
+SERVICE_NAME = env.str("SERVICE_NAME", default=BASE_DIR.name)
+# The container's hostname tells replicas of one service apart.
+INSTANCE_NAME = env.str("INSTANCE_NAME", default=socket.gethostname())
+DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "var")))
+
+
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or read_or_create_secret_key(DATA_DIR / "secret_key")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# Requests arrive through the gateway; the Host header is checked there.
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["*"])
+
+INSTALLED_APPS = [
+    "servicekit",
+]
+
+# Only what an API behind a gateway needs: no sessions, CSRF or messages unless a service adds them.
+MIDDLEWARE = [
+    "servicekit.middleware.RequestContextMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}"),
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_MAX_BODY_BYTES", default=1024 * 1024)
+APPEND_SLASH = False
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {
+        "request_context": {"()": "servicekit.logs.RequestContextFilter"},
+    },
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "json",
+            "filters": ["request_context"],
+        },
+    },
+    "root": {"handlers": ["stdout"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        # Our access log replaces Django's request warnings, which would log every 4xx twice.
+        "django.request": {"level": "ERROR"},
+    },
+}

@@ -1,0 +1,52 @@
+"""The contract every service keeps, as tests each service runs against itself (see serviceN/tests/).
+
+A service opts in with `class TestServiceContract(ServiceContract): pass`.
+"""
+
+import pytest
+from django.conf import settings
+
+
+@pytest.mark.django_db
+class ServiceContract:
+    @property
+    def prefix(self) -> str:
+        return f"/api/{settings.SERVICE_NAME}"
+
+    def test_health_names_the_service_and_instance(self, client):
+        response = client.get(f"{self.prefix}/health/")
+        body = response.json()
+        assert response.status_code == 200
+        assert body["service"] == settings.SERVICE_NAME
+        assert body["status"] == "ok"
+        assert body["instance"] == settings.INSTANCE_NAME
+        assert body["checks"] == {"database": "ok"}
+
+    def test_every_response_says_who_served_it(self, client):
+        response = client.get(f"{self.prefix}/health/")
+        assert response["X-Served-By"] == f"{settings.SERVICE_NAME}/{settings.INSTANCE_NAME}"
+
+    def test_a_valid_request_id_is_returned_unchanged(self, client):
+        response = client.get(f"{self.prefix}/health/", headers={"X-Request-ID": "abc-123"})
+        assert response["X-Request-ID"] == "abc-123"
+
+    def test_a_missing_or_malformed_request_id_is_replaced(self, client):
+        missing = client.get(f"{self.prefix}/health/")
+        malformed = client.get(f"{self.prefix}/health/", headers={"X-Request-ID": "bad id\twith spaces"})
+        assert len(missing["X-Request-ID"]) == 32
+        assert len(malformed["X-Request-ID"]) == 32
+        assert missing["X-Request-ID"] != malformed["X-Request-ID"]
+
+    def test_unknown_route_is_a_json_404(self, client):
+        response = client.get(f"{self.prefix}/no-such-route/")
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "not_found"
+
+    def test_wrong_method_is_a_json_405(self, client):
+        response = client.post(f"{self.prefix}/health/")
+        assert response.status_code == 405
+        assert response.json()["error"]["code"] == "method_not_allowed"
+        assert response["Allow"] == "GET"
+
+    def test_debug_is_off_by_default(self):
+        assert settings.DEBUG is False

@@ -1,0 +1,17 @@
+"""URL helpers: every service lives under /api/<service>/ and serves health/ there; errors are JSON."""
+
+from django.conf import settings
+from django.urls import URLPattern, URLResolver, include, path
+
+from servicekit import views
+
+handler400 = "servicekit.errors.bad_request"
+handler403 = "servicekit.errors.permission_denied"
+handler404 = "servicekit.errors.not_found"
+handler500 = "servicekit.errors.server_error"
+
+
+def service_urlpatterns(own: list[URLPattern | URLResolver]) -> list[URLResolver]:
+    """The service's own routes and the shared ones, under the service's prefix at the gateway."""
+    shared = [path("health/", views.health, name="health")]
+    return [path(f"api/{settings.SERVICE_NAME}/", include(shared + own))]

@@ -1,0 +1,27 @@
+"""Views every service serves: its health."""
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET
+
+from servicekit import server
+
+
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    """200 when the service can serve, 503 when its database cannot be reached."""
+    try:
+        connection.ensure_connection()
+        database = "ok"
+    except DatabaseError:
+        database = "unavailable"
+    healthy = database == "ok"
+    body = {
+        "service": settings.SERVICE_NAME,
+        "status": "ok" if healthy else "unavailable",
+        "instance": settings.INSTANCE_NAME,
+        "checks": {"database": database},
+        "server": server.worker_facts(),
+    }
+    return JsonResponse(body, status=200 if healthy else 503)

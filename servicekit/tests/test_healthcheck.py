@@ -1,0 +1,64 @@
+"""The healthcheck speaks the uwsgi protocol to a socket and passes only on a 200 answer."""
+
+import socket
+import struct
+import threading
+
+import pytest
+
+from servicekit import healthcheck
+
+
+def decode_uwsgi_variables(packet: bytes) -> dict[str, str]:
+    modifier1, size, modifier2 = struct.unpack("<BHB", packet[:4])
+    assert (modifier1, modifier2, size) == (0, 0, len(packet) - 4)
+    variables, offset = {}, 4
+    while offset < len(packet):
+        items = []
+        for _ in range(2):
+            (length,) = struct.unpack("<H", packet[offset : offset + 2])
+            items.append(packet[offset + 2 : offset + 2 + length].decode())
+            offset += 2 + length
+        variables[items[0]] = items[1]
+    return variables
+
+
+@pytest.fixture
+def fake_uwsgi(tmp_path):
+    """A one-shot uwsgi server on a unix socket; answers with the status line it is given."""
+    path = str(tmp_path / "uwsgi.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+    received = {}
+
+    def serve(status_line: bytes) -> None:
+        connection, _ = server.accept()
+        with connection:
+            received["variables"] = decode_uwsgi_variables(connection.recv(65536))
+            connection.sendall(status_line + b"\r\nContent-Type: application/json\r\n\r\n{}")
+
+    def start(status_line: bytes) -> tuple[str, dict]:
+        threading.Thread(target=serve, args=(status_line,), daemon=True).start()
+        return path, received
+
+    yield start
+    server.close()
+
+
+def test_a_200_answer_is_healthy(fake_uwsgi):
+    path, received = fake_uwsgi(b"HTTP/1.1 200 OK")
+    assert healthcheck.request_status(path, "/api/service1/health/", timeout=2) == 200
+    assert received["variables"]["PATH_INFO"] == "/api/service1/health/"
+    assert received["variables"]["REQUEST_METHOD"] == "GET"
+
+
+def test_a_503_answer_is_reported(fake_uwsgi):
+    path, _ = fake_uwsgi(b"HTTP/1.1 503 Service Unavailable")
+    assert healthcheck.request_status(path, "/api/service1/health/", timeout=2) == 503
+
+
+def test_a_missing_socket_makes_main_fail(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["servicekit-healthcheck", "--socket", str(tmp_path / "absent.sock")])
+    assert healthcheck.main() == 1
+    assert "unhealthy" in capsys.readouterr().err

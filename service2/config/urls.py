@@ -1,0 +1,5 @@
+"""Routes of service2, served under /api/service2/ at the gateway."""
+
+from servicekit.urls import handler400, handler403, handler404, handler500, service_urlpatterns  # noqa: F401
+
+urlpatterns = service_urlpatterns([])

@@ -1,0 +1,7 @@
+#!/usr/bin/env python
+"""Django's command line for service3."""
+
+from servicekit.manage import main
+
+if __name__ == "__main__":
+    main()

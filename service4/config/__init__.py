@@ -1,0 +1,1 @@
+"""Django project of service4 (notifications)."""

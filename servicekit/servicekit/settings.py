@@ -43,6 +43,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "servicekit.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "servicekit.body.JsonBodyMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -51,7 +52,26 @@ WSGI_APPLICATION = "config.wsgi.application"
 DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}"),
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several workers and replicas share one file: WAL lets reads go on during a write, the timeout makes a
+    # writer wait for the lock instead of failing, and IMMEDIATE takes the write lock at the transaction's start
+    # so two writers never deadlock upgrading from a read.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Calls to other services (servicekit.http): through the gateway's internal listener, with bounded waits.
+GATEWAY_INTERNAL_URL = env.str("GATEWAY_INTERNAL_URL", default="http://nginx:8081")
+HTTP_CONNECT_TIMEOUT = env.float("HTTP_CONNECT_TIMEOUT", default=1.0)
+HTTP_READ_TIMEOUT = env.float("HTTP_READ_TIMEOUT", default=3.0)
+HTTP_RETRIES = env.int("HTTP_RETRIES", default=2)
+CIRCUIT_FAIL_MAX = env.int("CIRCUIT_FAIL_MAX", default=5)
+CIRCUIT_RESET_SECONDS = env.float("CIRCUIT_RESET_SECONDS", default=5.0)
+# The service that issues and checks bearer tokens.
+ACCOUNTS_SERVICE = env.str("ACCOUNTS_SERVICE", default="service1")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

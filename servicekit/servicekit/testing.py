@@ -1,10 +1,23 @@
-"""The contract every service keeps, as tests each service runs against itself (see serviceN/tests/).
+"""Test helpers every service shares; loaded as a pytest plugin by each service's pytest.ini.
 
-A service opts in with `class TestServiceContract(ServiceContract): pass`.
+ServiceContract is the contract every service keeps, as tests each service runs against itself: a service opts
+in with `class TestServiceContract(ServiceContract): pass`.
 """
+
+import json
 
 import pytest
 from django.conf import settings
+
+
+@pytest.fixture(autouse=True)
+def fresh_service_clients():
+    """Each test starts with closed circuit breakers: one test's failures must not open another's."""
+    from servicekit import http
+
+    http.forget_clients()
+    yield
+    http.forget_clients()
 
 
 @pytest.mark.django_db
@@ -43,10 +56,26 @@ class ServiceContract:
         assert response.json()["error"]["code"] == "not_found"
 
     def test_wrong_method_is_a_json_405(self, client):
-        response = client.post(f"{self.prefix}/health/")
+        response = client.post(f"{self.prefix}/health/", content_type="application/json")
         assert response.status_code == 405
         assert response.json()["error"]["code"] == "method_not_allowed"
         assert response["Allow"] == "GET"
 
     def test_debug_is_off_by_default(self):
         assert settings.DEBUG is False
+
+
+def stub_accounts(mocked, *, users: dict[str, dict]) -> None:
+    """Makes the accounts service's introspection (mocked with `responses`) know these tokens and no others.
+
+    users maps a token to {"id", "username", "is_staff"}.
+    """
+    import responses
+
+    def introspect(request):
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        user = users.get(token)
+        return 200, {}, json.dumps({"active": user is not None, "user": user})
+
+    url = f"{settings.GATEWAY_INTERNAL_URL}/api/{settings.ACCOUNTS_SERVICE}/internal/introspect"
+    mocked.add_callback(responses.GET, url, callback=introspect)

@@ -1,0 +1,52 @@
+"""Refuses a request body that is not JSON, not parseable or too large, before any view sees it.
+
+It runs once the URL is resolved, so an unknown path is still a 404 whatever its body.
+"""
+
+import json
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse
+
+from servicekit.errors import error_response
+
+METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+
+def declared_length(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+class JsonBodyMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view, view_args, view_kwargs) -> HttpResponse | None:
+        if request.method not in METHODS_WITH_BODY:
+            return None
+        return self.refusal(request)
+
+    def refusal(self, request: HttpRequest) -> HttpResponse | None:
+        if declared_length(request) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            return error_response(413, f"The body may be at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes")
+        try:
+            body = request.body
+        except RequestDataTooBig:
+            return error_response(413, f"The body may be at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes")
+        if not body:
+            return None
+        if request.content_type != "application/json":
+            return error_response(415, "The body must be JSON (Content-Type: application/json)")
+        try:
+            json.loads(body)
+        except (ValueError, UnicodeDecodeError) as error:
+            return error_response(400, f"The body is not valid JSON: {error}", code="malformed_json")
+        return None

@@ -1,0 +1,82 @@
+"""Calls to another service, always through the gateway's internal listener, never to its database.
+
+Every call has a connect and a read timeout, carries the current X-Request-ID, is retried only when its method
+is idempotent, and goes through a circuit breaker: a dependency that keeps failing is not called again until
+its reset timeout passes. Whatever goes wrong surfaces as DependencyUnavailable, which the API answers as 503.
+"""
+
+import pybreaker
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from servicekit.context import request_id_var
+from servicekit.exceptions import DependencyUnavailable
+
+# The gateway answers these when the dependency itself is down or stuck.
+UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
+
+
+class UpstreamFailure(Exception):
+    """A response that counts as a failure of the dependency (for the breaker)."""
+
+
+def retrying_session() -> requests.Session:
+    retry = Retry(
+        total=settings.HTTP_RETRIES,
+        backoff_factor=0.1,
+        status_forcelist=sorted(UNAVAILABLE_STATUSES),
+        allowed_methods=Retry.DEFAULT_ALLOWED_METHODS,  # idempotent methods only: never a POST
+        raise_on_status=False,
+    )
+    session = requests.Session()
+    session.mount("http://", HTTPAdapter(max_retries=retry, pool_maxsize=16))
+    return session
+
+
+class ServiceClient:
+    """HTTP calls from this service to one other service (by its name in the stack)."""
+
+    def __init__(self, service: str):
+        self.service = service
+        self.base_url = f"{settings.GATEWAY_INTERNAL_URL}/api/{service}"
+        self.session = retrying_session()
+        self.breaker = pybreaker.CircuitBreaker(
+            fail_max=settings.CIRCUIT_FAIL_MAX,
+            reset_timeout=settings.CIRCUIT_RESET_SECONDS,
+            exclude=[lambda error: not isinstance(error, (requests.RequestException, UpstreamFailure))],
+            name=service,
+        )
+
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        """The dependency's response for any status but 502/503/504; raises DependencyUnavailable otherwise."""
+        try:
+            return self.breaker.call(self._send, method, path, **kwargs)
+        except pybreaker.CircuitBreakerError:
+            raise DependencyUnavailable(self.service, "circuit open after repeated failures") from None
+        except (requests.RequestException, UpstreamFailure) as error:
+            raise DependencyUnavailable(self.service, type(error).__name__) from error
+
+    def _send(self, method: str, path: str, **kwargs) -> requests.Response:
+        headers = {"X-Request-ID": request_id_var.get(), **kwargs.pop("headers", {})}
+        timeout = (settings.HTTP_CONNECT_TIMEOUT, settings.HTTP_READ_TIMEOUT)
+        response = self.session.request(method, self.base_url + path, headers=headers, timeout=timeout, **kwargs)
+        if response.status_code in UNAVAILABLE_STATUSES:
+            raise UpstreamFailure(f"{self.service} answered {response.status_code}")
+        return response
+
+
+_clients: dict[str, ServiceClient] = {}
+
+
+def client_for(service: str) -> ServiceClient:
+    """One client per dependency per process, so its connection pool and breaker are shared."""
+    if service not in _clients:
+        _clients[service] = ServiceClient(service)
+    return _clients[service]
+
+
+def forget_clients() -> None:
+    """Drops every client, and so every breaker's state (for tests)."""
+    _clients.clear()

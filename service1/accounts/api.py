@@ -1,0 +1,74 @@
+"""The accounts API: register, log in, log out, who am I; and token introspection for the other services."""
+
+from datetime import datetime
+
+from django.http import HttpRequest
+from ninja import Field, Schema, Status
+from ninja.security import HttpBearer
+
+from accounts import selectors, services
+from servicekit.api import create_api
+
+api = create_api(title="accounts (service1)", description="Users and the bearer tokens every service accepts.")
+
+USERNAME = Field(..., min_length=1, max_length=150, pattern=r"^[\w.@+-]+$")
+
+
+class Credentials(Schema):
+    username: str = USERNAME
+    password: str = Field(..., min_length=8, max_length=128)
+
+
+class UserOut(Schema):
+    id: int
+    username: str
+    is_staff: bool
+
+
+class TokenOut(Schema):
+    token: str
+    token_type: str = "Bearer"
+    expires_at: datetime
+
+
+class Introspection(Schema):
+    active: bool
+    user: UserOut | None = None
+
+
+class LocalBearer(HttpBearer):
+    """Accounts checks tokens itself; the other services ask it (servicekit.auth)."""
+
+    def authenticate(self, request: HttpRequest, token: str):
+        request.raw_token = token
+        return selectors.user_for_token(raw_token=token)
+
+
+@api.post("/register", response={201: UserOut})
+def register(request: HttpRequest, credentials: Credentials):
+    return Status(201, services.user_register(username=credentials.username, password=credentials.password))
+
+
+@api.post("/login", response=TokenOut)
+def login(request: HttpRequest, credentials: Credentials):
+    raw_token, token = services.token_create(username=credentials.username, password=credentials.password)
+    return TokenOut(token=raw_token, expires_at=token.expires_at)
+
+
+@api.post("/logout", auth=LocalBearer(), response={204: None})
+def logout(request: HttpRequest):
+    services.token_revoke(raw_token=request.raw_token)
+    return Status(204, None)
+
+
+@api.get("/me", auth=LocalBearer(), response=UserOut)
+def me(request: HttpRequest):
+    return request.auth
+
+
+@api.get("/internal/introspect", response=Introspection, tags=["internal"])
+def introspect(request: HttpRequest):
+    """RFC 7662 in spirit: 200 with active=false for any token that is not live, so callers need one check."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    user = selectors.user_for_token(raw_token=token) if scheme.lower() == "bearer" and token else None
+    return {"active": user is not None, "user": user}

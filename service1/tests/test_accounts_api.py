@@ -1,0 +1,124 @@
+"""The accounts API: register, log in, log out, introspect; every bad input a clean 4xx that writes nothing."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+
+PREFIX = "/api/service1"
+User = get_user_model()
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def fast_hasher(settings):
+    # The real hasher is slow on purpose; unit tests check behaviour, not cost.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def post_json(client, path, body, **kwargs):
+    return client.post(PREFIX + path, body, content_type="application/json", **kwargs)
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def token(client):
+    User.objects.create(username="ada", password=make_password("correct horse"))
+    return post_json(client, "/login", {"username": "ada", "password": "correct horse"}).json()["token"]
+
+
+def test_register_creates_a_user(client):
+    response = post_json(client, "/register", {"username": "ada", "password": "correct horse"})
+    assert response.status_code == 201
+    assert response.json()["username"] == "ada"
+    assert User.objects.get(username="ada").check_password("correct horse")
+
+
+def test_register_twice_is_a_conflict(client):
+    post_json(client, "/register", {"username": "ada", "password": "correct horse"})
+    response = post_json(client, "/register", {"username": "ada", "password": "another one"})
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "username_taken"
+
+
+def test_login_with_a_wrong_password_is_401(client, token):
+    response = post_json(client, "/login", {"username": "ada", "password": "wrong password"})
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_credentials"
+
+
+def test_a_token_identifies_its_user(client, token):
+    response = client.get(PREFIX + "/me", headers=bearer(token))
+    assert response.status_code == 200
+    assert response.json()["username"] == "ada"
+
+
+def test_introspection_of_a_live_token(client, token):
+    body = client.get(PREFIX + "/internal/introspect", headers=bearer(token)).json()
+    assert body["active"] is True
+    assert body["user"]["username"] == "ada"
+
+
+@pytest.mark.parametrize("authorization", ["", "Bearer nope", "Basic abc", "Bearer"])
+def test_introspection_of_anything_else_is_inactive(client, authorization):
+    response = client.get(PREFIX + "/internal/introspect", headers={"Authorization": authorization})
+    assert response.status_code == 200
+    assert response.json() == {"active": False, "user": None}
+
+
+def test_logout_revokes_the_token(client, token):
+    assert client.post(PREFIX + "/logout", headers=bearer(token), content_type="application/json").status_code == 204
+    assert client.get(PREFIX + "/me", headers=bearer(token)).status_code == 401
+
+
+def test_me_without_a_token_is_401_with_a_challenge(client):
+    response = client.get(PREFIX + "/me")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Bearer"
+    assert response.json()["error"]["code"] == "unauthorized"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"password": "correct horse"}, "body.credentials.username"),
+        ({"username": "ada"}, "body.credentials.password"),
+        ({"username": "ada", "password": "short"}, "body.credentials.password"),
+        ({"username": "has space", "password": "correct horse"}, "body.credentials.username"),
+        ({"username": 42, "password": "correct horse"}, "body.credentials.username"),
+    ],
+)
+def test_invalid_registration_is_400_with_the_field_and_writes_nothing(client, body, field):
+    response = post_json(client, "/register", body)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert field in [detail["field"] for detail in error["details"]]
+    assert not User.objects.exists()
+
+
+def test_malformed_json_is_400(client):
+    response = client.post(PREFIX + "/register", "{not json", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_json"
+    assert not User.objects.exists()
+
+
+def test_a_body_that_is_not_json_is_415(client):
+    response = client.post(PREFIX + "/register", "username=ada", content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 415
+    assert not User.objects.exists()
+
+
+def test_an_oversized_body_is_413(client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    response = post_json(client, "/register", {"username": "ada", "password": "x" * 200})
+    assert response.status_code == 413
+    assert not User.objects.exists()
+
+
+def test_openapi_schema_is_served(client):
+    schema = client.get(PREFIX + "/openapi.json").json()
+    assert "/api/service1/register" in schema["paths"]

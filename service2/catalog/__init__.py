@@ -1,0 +1,1 @@
+"""Catalog: products with price and stock, and the stock reservations orders hold."""

@@ -1,0 +1,86 @@
+"""The catalog API: products for everyone to read and staff to write; reservations for the orders service."""
+
+import uuid
+from decimal import Decimal
+
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from ninja import Field, Schema, Status
+
+from catalog import services
+from catalog.models import Product
+from servicekit.api import create_api
+from servicekit.auth import BearerAuth, require_staff
+
+api = create_api(title="catalog (service2)", description="Products, their prices and stock, and stock reservations.")
+
+NAME = Field(..., min_length=1, max_length=200)
+PRICE = Field(..., ge=0, max_digits=10, decimal_places=2)
+STOCK = Field(..., ge=0, le=1_000_000)
+
+
+class ProductIn(Schema):
+    name: str = NAME
+    price: Decimal = PRICE
+    stock: int = STOCK
+
+
+class ProductChanges(Schema):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    price: Decimal | None = Field(None, ge=0, max_digits=10, decimal_places=2)
+    stock: int | None = Field(None, ge=0, le=1_000_000)
+
+
+class ProductOut(Schema):
+    id: int
+    name: str
+    price: Decimal
+    stock: int
+
+
+class ReservationIn(Schema):
+    product_id: int = Field(..., ge=1)
+    quantity: int = Field(..., ge=1, le=1000)
+
+
+class ReservationOut(Schema):
+    id: uuid.UUID
+    product_id: int
+    quantity: int
+    status: str
+
+
+@api.get("/products", response=list[ProductOut])
+def product_list(request: HttpRequest):
+    return Product.objects.all()
+
+
+@api.get("/products/{product_id}", response=ProductOut)
+def product_get(request: HttpRequest, product_id: int):
+    return get_object_or_404(Product, id=product_id)
+
+
+@api.post("/products", auth=BearerAuth(), response={201: ProductOut})
+def product_create(request: HttpRequest, product: ProductIn):
+    require_staff(request.auth)
+    return Status(201, services.product_create(**product.dict()))
+
+
+@api.patch("/products/{product_id}", auth=BearerAuth(), response=ProductOut)
+def product_update(request: HttpRequest, product_id: int, changes: ProductChanges):
+    require_staff(request.auth)
+    product = get_object_or_404(Product, id=product_id)
+    return services.product_update(product=product, changes=changes.dict(exclude_none=True))
+
+
+@api.put("/internal/reservations/{reservation_id}", response={200: ReservationOut, 201: ReservationOut}, tags=["internal"])
+def reservation_make(request: HttpRequest, reservation_id: uuid.UUID, reservation: ReservationIn):
+    """Idempotent by id: the orders service may retry it safely."""
+    made, created = services.reservation_make(reservation_id=reservation_id, **reservation.dict())
+    return Status(201 if created else 200, made)
+
+
+@api.delete("/internal/reservations/{reservation_id}", response={204: None}, tags=["internal"])
+def reservation_release(request: HttpRequest, reservation_id: uuid.UUID):
+    services.reservation_release(reservation_id=reservation_id)
+    return Status(204, None)

@@ -1,0 +1,62 @@
+"""Writes of the catalog: products (staff), and reserving and releasing stock (the orders service)."""
+
+import uuid
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import F
+
+from catalog.models import Product, Reservation
+from servicekit.exceptions import ApiError
+
+
+def product_create(*, name: str, price: Decimal, stock: int) -> Product:
+    if Product.objects.filter(name=name).exists():
+        raise ApiError(409, "product_exists", f"A product named {name!r} exists")
+    return Product.objects.create(name=name, price=price, stock=stock)
+
+
+def product_update(*, product: Product, changes: dict) -> Product:
+    if "name" in changes and Product.objects.filter(name=changes["name"]).exclude(id=product.id).exists():
+        raise ApiError(409, "product_exists", f"A product named {changes['name']!r} exists")
+    for field, value in changes.items():
+        setattr(product, field, value)
+    product.save()
+    return product
+
+
+@transaction.atomic
+def reservation_make(*, reservation_id: uuid.UUID, product_id: int, quantity: int) -> tuple[Reservation, bool]:
+    """Takes quantity off the product's stock, once per reservation id; returns (reservation, created)."""
+    existing = Reservation.objects.filter(id=reservation_id).first()
+    if existing is not None:
+        if existing.status == Reservation.Status.RELEASED:
+            raise ApiError(409, "reservation_released", "This reservation was released and cannot be made again")
+        if (existing.product_id, existing.quantity) != (product_id, quantity):
+            raise ApiError(409, "reservation_conflict", "This reservation id holds another product or quantity")
+        return existing, False
+    # One conditional UPDATE: the database checks and takes the stock in one step, so concurrent
+    # reservations can never take it below zero.
+    taken = Product.objects.filter(id=product_id, stock__gte=quantity).update(stock=F("stock") - quantity)
+    if not taken:
+        if not Product.objects.filter(id=product_id).exists():
+            raise ApiError(404, "product_not_found", f"No product {product_id}")
+        raise ApiError(409, "insufficient_stock", f"Not enough stock of product {product_id}")
+    reservation = Reservation.objects.create(
+        id=reservation_id, product_id=product_id, quantity=quantity, status=Reservation.Status.RESERVED
+    )
+    return reservation, True
+
+
+@transaction.atomic
+def reservation_release(*, reservation_id: uuid.UUID) -> None:
+    """Gives a reservation's stock back, once; releasing an unknown id blocks that reservation for good."""
+    reservation = Reservation.objects.select_for_update().filter(id=reservation_id).first()
+    if reservation is None:
+        Reservation.objects.create(id=reservation_id, quantity=0, status=Reservation.Status.RELEASED)
+        return
+    if reservation.status == Reservation.Status.RELEASED:
+        return
+    Product.objects.filter(id=reservation.product_id).update(stock=F("stock") + reservation.quantity)
+    reservation.status = Reservation.Status.RELEASED
+    reservation.save(update_fields=["status"])

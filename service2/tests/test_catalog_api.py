@@ -1,0 +1,153 @@
+"""The catalog API: public reads, staff-only writes, and reservations that never take stock below zero."""
+
+import uuid
+
+import pytest
+import responses
+
+from catalog.models import Product, Reservation
+from servicekit.testing import stub_accounts
+
+PREFIX = "/api/service2"
+STAFF = {"Authorization": "Bearer staff-token"}
+CUSTOMER = {"Authorization": "Bearer customer-token"}
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def accounts():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
+        stub_accounts(
+            mocked,
+            users={
+                "staff-token": {"id": 1, "username": "staff", "is_staff": True},
+                "customer-token": {"id": 2, "username": "ada", "is_staff": False},
+            },
+        )
+        yield mocked
+
+
+@pytest.fixture(autouse=True)
+def empty_catalog():
+    """Each test starts from no products: the demo products of the data migration are not its business."""
+    Product.objects.all().delete()
+
+
+@pytest.fixture
+def product():
+    return Product.objects.create(name="Mug", price="9.50", stock=10)
+
+
+def send_json(client, method, path, body, headers=None):
+    return getattr(client, method)(PREFIX + path, body, content_type="application/json", headers=headers or {})
+
+
+def reserve(client, reservation_id, product_id, quantity):
+    body = {"product_id": product_id, "quantity": quantity}
+    return send_json(client, "put", f"/internal/reservations/{reservation_id}", body)
+
+
+def test_products_are_listed_for_anyone(client, product):
+    response = client.get(PREFIX + "/products")
+    assert response.status_code == 200
+    assert response.json() == [{"id": product.id, "name": "Mug", "price": "9.50", "stock": 10}]
+
+
+def test_a_missing_product_is_a_json_404(client):
+    response = client.get(PREFIX + "/products/999")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_staff_creates_a_product(client):
+    response = send_json(client, "post", "/products", {"name": "Mug", "price": "9.50", "stock": 3}, STAFF)
+    assert response.status_code == 201
+    assert Product.objects.get(name="Mug").stock == 3
+
+
+def test_creating_without_a_token_is_401(client):
+    response = send_json(client, "post", "/products", {"name": "Mug", "price": "9.50", "stock": 3})
+    assert response.status_code == 401
+    assert not Product.objects.exists()
+
+
+def test_creating_as_a_customer_is_403(client):
+    response = send_json(client, "post", "/products", {"name": "Mug", "price": "9.50", "stock": 3}, CUSTOMER)
+    assert response.status_code == 403
+    assert not Product.objects.exists()
+
+
+def test_a_duplicate_name_is_409(client, product):
+    response = send_json(client, "post", "/products", {"name": "Mug", "price": "1", "stock": 1}, STAFF)
+    assert response.status_code == 409
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"price": "9.50", "stock": 3},
+        {"name": "Mug", "price": "-1", "stock": 3},
+        {"name": "Mug", "price": "abc", "stock": 3},
+        {"name": "Mug", "price": "9.50", "stock": -1},
+        {"name": "Mug", "price": "9.50", "stock": "many"},
+        {"name": "", "price": "9.50", "stock": 3},
+    ],
+)
+def test_invalid_products_are_400_and_write_nothing(client, body):
+    response = send_json(client, "post", "/products", body, STAFF)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error"
+    assert not Product.objects.exists()
+
+
+def test_staff_updates_a_product(client, product):
+    response = send_json(client, "patch", f"/products/{product.id}", {"stock": 42}, STAFF)
+    assert response.status_code == 200
+    product.refresh_from_db()
+    assert (product.stock, product.name) == (42, "Mug")
+
+
+def test_a_reservation_takes_stock_once_per_id(client, product):
+    reservation_id = uuid.uuid4()
+    assert reserve(client, reservation_id, product.id, 3).status_code == 201
+    assert reserve(client, reservation_id, product.id, 3).status_code == 200
+    product.refresh_from_db()
+    assert product.stock == 7
+
+
+def test_a_reservation_beyond_stock_is_409_and_takes_nothing(client, product):
+    response = reserve(client, uuid.uuid4(), product.id, 11)
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "insufficient_stock"
+    product.refresh_from_db()
+    assert product.stock == 10
+    assert not Reservation.objects.exists()
+
+
+def test_reusing_a_reservation_id_for_another_quantity_is_409(client, product):
+    reservation_id = uuid.uuid4()
+    reserve(client, reservation_id, product.id, 3)
+    assert reserve(client, reservation_id, product.id, 4).status_code == 409
+
+
+def test_a_release_gives_the_stock_back_once(client, product):
+    reservation_id = uuid.uuid4()
+    reserve(client, reservation_id, product.id, 3)
+    assert client.delete(f"{PREFIX}/internal/reservations/{reservation_id}").status_code == 204
+    assert client.delete(f"{PREFIX}/internal/reservations/{reservation_id}").status_code == 204
+    product.refresh_from_db()
+    assert product.stock == 10
+
+
+def test_a_release_before_its_reservation_blocks_it(client, product):
+    reservation_id = uuid.uuid4()
+    client.delete(f"{PREFIX}/internal/reservations/{reservation_id}")
+    response = reserve(client, reservation_id, product.id, 3)
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "reservation_released"
+    product.refresh_from_db()
+    assert product.stock == 10
+
+
+def test_reserving_an_unknown_product_is_404(client):
+    assert reserve(client, uuid.uuid4(), 999, 1).status_code == 404

@@ -1,3 +1,15 @@
 """Settings of service3 (orders): the shared base from servicekit plus what is this service's own."""
 
 from servicekit.settings import *  # noqa: F403
+from servicekit.settings import INSTALLED_APPS, env
+
+INSTALLED_APPS = [*INSTALLED_APPS, "orders"]
+
+# The services orders depends on, by their names in the stack.
+CATALOG_SERVICE = env.str("CATALOG_SERVICE", default="service2")
+NOTIFICATIONS_SERVICE = env.str("NOTIFICATIONS_SERVICE", default="service4")
+
+# Outbox delivery: how often the mule looks for due messages, and how retries back off.
+OUTBOX_POLL_SECONDS = env.float("OUTBOX_POLL_SECONDS", default=0.5)
+OUTBOX_BASE_BACKOFF_SECONDS = env.float("OUTBOX_BASE_BACKOFF_SECONDS", default=0.5)
+OUTBOX_MAX_BACKOFF_SECONDS = env.float("OUTBOX_MAX_BACKOFF_SECONDS", default=5.0)

@@ -1,0 +1,1 @@
+"""Orders: placing and cancelling orders, which reserve stock at the catalog and tell notifications."""

@@ -1,0 +1,47 @@
+"""Orders, and the outbox: HTTP calls to other services stored in the same transaction as the order."""
+
+import uuid
+
+from django.db import models
+
+
+class Order(models.Model):
+    class Status(models.TextChoices):
+        PLACED = "placed"
+        CANCELLED = "cancelled"
+
+    # Also the id of the order's stock reservation at the catalog.
+    id = models.UUIDField(primary_key=True)
+    user_id = models.BigIntegerField(db_index=True)
+    product_id = models.BigIntegerField()
+    quantity = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PLACED)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["user_id", "idempotency_key"], name="one_order_per_idempotency_key"),
+        ]
+
+
+class OutboxMessage(models.Model):
+    """A call another service must receive at least once; receivers are idempotent, so once is what counts."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+    service = models.CharField(max_length=50)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=300)
+    body = models.JSONField(null=True)
+    request_id = models.CharField(max_length=128)
+    created_at = models.DateTimeField(auto_now_add=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(db_index=True)
+    delivered_at = models.DateTimeField(null=True, db_index=True)
+    # Set when the receiver refused the call for good (a 4xx): retrying cannot help, a person must look.
+    failed_at = models.DateTimeField(null=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["created_at"]

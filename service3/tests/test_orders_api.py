@@ -1,0 +1,234 @@
+"""The orders API: reserve then store, idempotent by key, never a half-made order, events through the outbox."""
+
+import json
+
+import pytest
+import requests
+import responses
+from django.conf import settings
+
+from orders import outbox
+from orders.models import Order, OutboxMessage
+from servicekit.testing import stub_accounts
+
+PREFIX = "/api/service3"
+ADA = {"Authorization": "Bearer ada-token"}
+GRACE = {"Authorization": "Bearer grace-token"}
+pytestmark = pytest.mark.django_db
+
+
+def service_url(service: str, path: str) -> str:
+    return f"{settings.GATEWAY_INTERNAL_URL}/api/{service}{path}"
+
+
+class FakeCatalog:
+    """The catalog's reservation endpoints, with stock for product 1 only."""
+
+    def __init__(self, stock: int):
+        self.stock = stock
+        self.reservations: dict[str, int] = {}
+        self.down = False
+
+    def reserve(self, request):
+        if self.down:
+            return 503, {}, json.dumps({"error": {"code": "service_unavailable"}})
+        reservation_id = request.url.rstrip("/").rsplit("/", 1)[1]
+        body = json.loads(request.body)
+        if body["product_id"] != 1:
+            return 404, {}, json.dumps({"error": {"code": "product_not_found", "message": "no"}})
+        if body["quantity"] > self.stock:
+            return 409, {}, json.dumps({"error": {"code": "insufficient_stock", "message": "Not enough stock"}})
+        self.stock -= body["quantity"]
+        self.reservations[reservation_id] = body["quantity"]
+        return 201, {}, json.dumps({})
+
+    def release(self, request):
+        if self.down:
+            return 503, {}, ""
+        reservation_id = request.url.rstrip("/").rsplit("/", 1)[1]
+        self.stock += self.reservations.pop(reservation_id, 0)
+        return 204, {}, ""
+
+
+@pytest.fixture
+def catalog():
+    return FakeCatalog(stock=10)
+
+
+@pytest.fixture(autouse=True)
+def dependencies(catalog):
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
+        stub_accounts(
+            mocked,
+            users={
+                "ada-token": {"id": 1, "username": "ada", "is_staff": False},
+                "grace-token": {"id": 2, "username": "grace", "is_staff": False},
+            },
+        )
+        reservations = service_url("service2", "/internal/reservations/")
+        mocked.add_callback(responses.PUT, responses.matchers.re.compile(reservations + ".*"), catalog.reserve)
+        mocked.add_callback(responses.DELETE, responses.matchers.re.compile(reservations + ".*"), catalog.release)
+        yield mocked
+
+
+def place(client, body, headers=ADA, key=None):
+    extra = {"Idempotency-Key": key} if key else {}
+    return client.post(PREFIX + "/orders", body, content_type="application/json", headers={**headers, **extra})
+
+
+def test_an_order_reserves_stock_and_queues_its_event(client, catalog):
+    response = place(client, {"product_id": 1, "quantity": 3})
+    assert response.status_code == 201
+    assert catalog.stock == 7
+    order = Order.objects.get()
+    assert str(order.id) == response.json()["id"]
+    (message,) = OutboxMessage.objects.all()
+    assert message.body["type"] == "order.placed"
+    assert message.body["data"]["order_id"] == str(order.id)
+
+
+def test_the_same_idempotency_key_makes_one_order(client, catalog):
+    first = place(client, {"product_id": 1, "quantity": 2}, key="k-1")
+    second = place(client, {"product_id": 1, "quantity": 2}, key="k-1")
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert first.json()["id"] == second.json()["id"]
+    assert Order.objects.count() == 1
+    assert catalog.stock == 8
+
+
+def test_a_key_reused_for_another_order_is_409(client):
+    place(client, {"product_id": 1, "quantity": 2}, key="k-1")
+    response = place(client, {"product_id": 1, "quantity": 5}, key="k-1")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "idempotency_key_reused"
+
+
+def test_keys_belong_to_their_user(client):
+    place(client, {"product_id": 1, "quantity": 1}, ADA, key="same")
+    response = place(client, {"product_id": 1, "quantity": 1}, GRACE, key="same")
+    assert response.status_code == 201
+    assert Order.objects.count() == 2
+
+
+def test_not_enough_stock_is_409_and_stores_nothing(client):
+    response = place(client, {"product_id": 1, "quantity": 11})
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "insufficient_stock"
+    assert not Order.objects.exists() and not OutboxMessage.objects.exists()
+
+
+def test_an_unknown_product_is_400_naming_the_field(client):
+    response = place(client, {"product_id": 99, "quantity": 1})
+    assert response.status_code == 400
+    assert response.json()["error"]["details"][0]["field"] == "body.order.product_id"
+
+
+def test_catalog_down_is_503_naming_it_and_stores_nothing(client, catalog):
+    catalog.down = True
+    response = place(client, {"product_id": 1, "quantity": 1})
+    assert response.status_code == 503
+    assert response.json()["error"]["details"]["dependency"] == "service2"
+    assert not Order.objects.exists() and not OutboxMessage.objects.exists()
+
+
+def test_a_failure_after_reserving_releases_the_stock(client, catalog, monkeypatch):
+    def broken_store(**kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(outbox.OutboxMessage.objects, "create", broken_store)
+    with pytest.raises(RuntimeError):
+        place(client, {"product_id": 1, "quantity": 4})
+    assert catalog.stock == 10
+    assert not Order.objects.exists()
+
+
+def cancel(client, order_id, on_commit):
+    with on_commit(execute=True):  # the release runs once the cancellation is committed
+        return client.post(f"{PREFIX}/orders/{order_id}/cancel", content_type="application/json", headers=ADA)
+
+
+def test_cancelling_releases_the_stock_and_queues_an_event(client, catalog, django_capture_on_commit_callbacks):
+    order_id = place(client, {"product_id": 1, "quantity": 4}).json()["id"]
+    response = cancel(client, order_id, django_capture_on_commit_callbacks)
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled"
+    assert catalog.stock == 10
+    assert [m.body["type"] for m in OutboxMessage.objects.all()] == ["order.placed", "order.cancelled"]
+
+
+def test_a_release_the_catalog_cannot_take_now_waits_in_the_outbox(
+    client, catalog, django_capture_on_commit_callbacks
+):
+    order_id = place(client, {"product_id": 1, "quantity": 4}).json()["id"]
+    catalog.down = True
+    cancel(client, order_id, django_capture_on_commit_callbacks)
+    assert OutboxMessage.objects.filter(method="DELETE", path=f"/internal/reservations/{order_id}").exists()
+
+
+def test_users_see_only_their_own_orders(client):
+    order_id = place(client, {"product_id": 1, "quantity": 1}).json()["id"]
+    assert len(client.get(PREFIX + "/orders", headers=ADA).json()) == 1
+    assert client.get(PREFIX + "/orders", headers=GRACE).json() == []
+    assert client.get(f"{PREFIX}/orders/{order_id}", headers=GRACE).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"product_id": 1}, {"product_id": "one", "quantity": 1}, {"product_id": 1, "quantity": 0}, [1, 2]],
+)
+def test_invalid_orders_are_400_and_store_nothing(client, catalog, body):
+    response = place(client, body)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error"
+    assert not Order.objects.exists()
+    assert catalog.stock == 10
+
+
+def test_an_invalid_idempotency_key_is_400(client):
+    response = place(client, {"product_id": 1, "quantity": 1}, key="has spaces in it")
+    assert response.status_code == 400
+    assert not Order.objects.exists()
+
+
+def test_ordering_without_a_token_is_401(client):
+    assert place(client, {"product_id": 1, "quantity": 1}, headers={}).status_code == 401
+
+
+class TestOutboxDelivery:
+    @pytest.fixture
+    def message(self):
+        return outbox.event_enqueue(event_type="order.placed", user_id=1, data={"order_id": "x"})
+
+    def test_a_delivered_message_is_marked_and_not_sent_again(self, dependencies, message):
+        events = service_url("service4", message.path)
+        dependencies.add(responses.PUT, events, status=201)
+        assert outbox.deliver_due() == 1
+        assert outbox.deliver_due() == 0
+        message.refresh_from_db()
+        assert message.delivered_at is not None
+        assert len([call for call in dependencies.calls if call.request.url == events]) == 1
+
+    def test_an_unreachable_receiver_is_retried_later_with_backoff(self, dependencies, message):
+        dependencies.add(responses.PUT, service_url("service4", message.path), body=requests.ConnectionError())
+        assert outbox.deliver_due() == 0
+        message.refresh_from_db()
+        assert message.delivered_at is None
+        assert message.attempts == 1
+        assert message.next_attempt_at > message.created_at
+
+    def test_backoff_doubles_up_to_its_cap(self, settings):
+        settings.OUTBOX_BASE_BACKOFF_SECONDS, settings.OUTBOX_MAX_BACKOFF_SECONDS = 0.5, 5
+        assert [outbox.backoff_seconds(n) for n in range(1, 7)] == [0.5, 1, 2, 4, 5, 5]
+
+    def test_a_refused_message_is_set_aside(self, dependencies, message):
+        dependencies.add(responses.PUT, service_url("service4", message.path), status=400, json={"error": {}})
+        outbox.deliver_due()
+        message.refresh_from_db()
+        assert message.failed_at is not None and message.delivered_at is None
+
+    def test_the_request_id_travels_with_the_message(self, dependencies, message):
+        events = service_url("service4", message.path)
+        dependencies.add(responses.PUT, events, status=201)
+        outbox.deliver_due()
+        (call,) = [call for call in dependencies.calls if call.request.url == events]
+        assert call.request.headers["X-Request-ID"] == message.request_id

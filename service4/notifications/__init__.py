@@ -1,0 +1,1 @@
+"""Notifications: order events from the orders service, as each user's feed."""

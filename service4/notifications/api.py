@@ -1,0 +1,60 @@
+"""The notifications API: each user's feed, and the internal endpoint the orders outbox delivers events to."""
+
+import uuid
+from datetime import datetime
+
+from django.http import HttpRequest
+from ninja import Field, Schema, Status
+
+from notifications import services
+from notifications.models import Notification
+from servicekit.api import create_api
+from servicekit.auth import BearerAuth
+
+api = create_api(title="notifications (service4)", description="Each user's feed of order events.")
+
+MESSAGES = {
+    "order.placed": "Your order of {quantity} x product {product_id} is placed.",
+    "order.cancelled": "Your order of {quantity} x product {product_id} is cancelled.",
+}
+
+
+class EventIn(Schema):
+    type: str = Field(..., min_length=1, max_length=50)
+    user_id: int = Field(..., ge=1)
+    occurred_at: datetime
+    data: dict
+
+
+class NotificationOut(Schema):
+    event_id: uuid.UUID
+    type: str
+    occurred_at: datetime
+    data: dict
+    message: str
+
+    @staticmethod
+    def resolve_message(notification: Notification) -> str:
+        template = MESSAGES.get(notification.type, notification.type)
+        try:
+            return template.format(**notification.data)
+        except (KeyError, IndexError):
+            return notification.type
+
+
+@api.get("/feed", auth=BearerAuth(), response=list[NotificationOut])
+def feed(request: HttpRequest):
+    return Notification.objects.filter(user_id=request.auth.user_id)[:100]
+
+
+@api.put("/internal/events/{event_id}", response={200: None, 201: None}, tags=["internal"])
+def event_receive(request: HttpRequest, event_id: uuid.UUID, event: EventIn):
+    """Idempotent by event id: 201 the first time, 200 for a redelivery."""
+    _, created = services.event_receive(
+        event_id=event_id,
+        event_type=event.type,
+        user_id=event.user_id,
+        occurred_at=event.occurred_at,
+        data=event.data,
+    )
+    return Status(201 if created else 200, None)

@@ -1,0 +1,85 @@
+"""The notifications API: events land in their user's feed exactly once, whatever the redeliveries."""
+
+import uuid
+
+import pytest
+import responses
+
+from notifications.models import Notification
+from servicekit.testing import stub_accounts
+
+PREFIX = "/api/service4"
+ADA = {"Authorization": "Bearer ada-token"}
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def accounts():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
+        stub_accounts(
+            mocked,
+            users={
+                "ada-token": {"id": 1, "username": "ada", "is_staff": False},
+                "grace-token": {"id": 2, "username": "grace", "is_staff": False},
+            },
+        )
+        yield mocked
+
+
+def deliver(client, event_id, body):
+    return client.put(f"{PREFIX}/internal/events/{event_id}", body, content_type="application/json")
+
+
+def order_placed(user_id=1, **data):
+    return {
+        "type": "order.placed",
+        "user_id": user_id,
+        "occurred_at": "2026-01-01T12:00:00Z",
+        "data": {"order_id": "o-1", "product_id": 3, "quantity": 2, **data},
+    }
+
+
+def test_an_event_appears_in_its_user_feed(client):
+    event_id = uuid.uuid4()
+    assert deliver(client, event_id, order_placed()).status_code == 201
+    feed = client.get(PREFIX + "/feed", headers=ADA).json()
+    assert [item["event_id"] for item in feed] == [str(event_id)]
+    assert feed[0]["message"] == "Your order of 2 x product 3 is placed."
+
+
+def test_a_redelivered_event_is_stored_once(client):
+    event_id = uuid.uuid4()
+    assert deliver(client, event_id, order_placed()).status_code == 201
+    assert deliver(client, event_id, order_placed()).status_code == 200
+    assert Notification.objects.count() == 1
+
+
+def test_feeds_are_private(client):
+    deliver(client, uuid.uuid4(), order_placed(user_id=1))
+    assert client.get(PREFIX + "/feed", headers={"Authorization": "Bearer grace-token"}).json() == []
+
+
+def test_the_feed_needs_a_token(client):
+    assert client.get(PREFIX + "/feed").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {**order_placed(), "user_id": "ada"},
+        {**order_placed(), "occurred_at": "yesterday"},
+        {**order_placed(), "data": "not an object"},
+        {**order_placed(), "type": ""},
+    ],
+)
+def test_invalid_events_are_400_and_store_nothing(client, body):
+    response = deliver(client, uuid.uuid4(), body)
+    assert response.status_code == 400
+    assert not Notification.objects.exists()
+
+
+def test_an_event_id_that_is_not_a_uuid_is_rejected(client):
+    response = deliver(client, "not-a-uuid", order_placed())
+    assert response.status_code in (400, 404)
+    assert not Notification.objects.exists()

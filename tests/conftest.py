@@ -7,7 +7,7 @@ import uuid
 import docker
 import pytest
 
-from stack import SERVICES, Stack, free_port
+from stack import ACCOUNTS, CATALOG, SERVICES, Stack, free_port
 
 
 def docker_problem() -> str | None:
@@ -42,3 +42,36 @@ def stack():
 @pytest.fixture(params=SERVICES)
 def service(request) -> str:
     return request.param
+
+
+@pytest.fixture(scope="session")
+def staff_token(stack) -> str:
+    """A token of a staff user, made with Django's own createsuperuser inside the accounts container."""
+    password = uuid.uuid4().hex
+    result = stack.container(ACCOUNTS).exec_run(
+        ["python", "manage.py", "createsuperuser", "--noinput", "--username", "staff", "--email", "staff@example.com"],
+        environment={"DJANGO_SUPERUSER_PASSWORD": password},
+    )
+    assert result.exit_code == 0, result.output
+    return stack.login("staff", password)
+
+
+@pytest.fixture
+def customer(stack) -> dict[str, str]:
+    """A newly registered customer: username and Authorization header."""
+    username, password = f"user-{uuid.uuid4().hex[:12]}", uuid.uuid4().hex
+    assert stack.post(f"/api/{ACCOUNTS}/register", {"username": username, "password": password}).status_code == 201
+    return {"username": username, "Authorization": f"Bearer {stack.login(username, password)}"}
+
+
+@pytest.fixture
+def make_product(stack, staff_token):
+    """Creates a product with the given stock; returns its id."""
+
+    def make(stock: int) -> int:
+        body = {"name": f"product-{uuid.uuid4().hex[:12]}", "price": "9.90", "stock": stock}
+        response = stack.post(f"/api/{CATALOG}/products", body, headers={"Authorization": f"Bearer {staff_token}"})
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
+    return make

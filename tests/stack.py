@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # A service is a folder holding a Django project; the folder's name is the service's name.
 SERVICES = sorted(path.parent.parent.name for path in ROOT.glob("*/config/settings.py"))
 GATEWAY = "nginx"
+# The roles of the services, as the suite drives them.
+ACCOUNTS, CATALOG, ORDERS, NOTIFICATIONS = "service1", "service2", "service3", "service4"
 
 
 def free_port() -> int:
@@ -61,6 +63,17 @@ class Stack:
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
         kwargs.setdefault("timeout", 5)
         return self.http.request(method, self.base_url + path, **kwargs)
+
+    def post(self, path: str, body, **kwargs) -> requests.Response:
+        return self.request("POST", path, json=body, **kwargs)
+
+    def login(self, username: str, password: str) -> str:
+        response = self.post(f"/api/{ACCOUNTS}/login", {"username": username, "password": password})
+        assert response.status_code == 200, response.text
+        return response.json()["token"]
+
+    def stock_of(self, product_id: int) -> int:
+        return self.get(f"/api/{CATALOG}/products/{product_id}").json()["stock"]
 
     def containers(self, service: str | None = None, *, all: bool = False) -> list[Container]:
         labels = [f"com.docker.compose.project={self.project}"]

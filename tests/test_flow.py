@@ -1,0 +1,47 @@
+"""The whole flow a user drives through the gateway: register, log in, browse, order, be notified."""
+
+import uuid
+
+from stack import ACCOUNTS, CATALOG, NOTIFICATIONS, ORDERS, wait_until
+
+
+def test_register_login_order_and_the_notification_appears(stack, make_product):
+    product_id = make_product(stock=5)
+    username, password = f"flow-{uuid.uuid4().hex[:8]}", "correct horse battery"
+
+    assert stack.post(f"/api/{ACCOUNTS}/register", {"username": username, "password": password}).status_code == 201
+    auth = {"Authorization": f"Bearer {stack.login(username, password)}"}
+    assert product_id in [product["id"] for product in stack.get(f"/api/{CATALOG}/products").json()]
+
+    order = stack.post(f"/api/{ORDERS}/orders", {"product_id": product_id, "quantity": 2}, headers=auth)
+    assert order.status_code == 201
+    assert stack.stock_of(product_id) == 3
+
+    def notified() -> bool:
+        feed = stack.get(f"/api/{NOTIFICATIONS}/feed", headers=auth).json()
+        return [item["data"]["order_id"] for item in feed] == [order.json()["id"]]
+
+    assert wait_until(notified, timeout=10)
+
+
+def test_cancelling_gives_the_stock_back(stack, make_product, customer):
+    product_id = make_product(stock=5)
+    auth = {"Authorization": customer["Authorization"]}
+    order_id = stack.post(f"/api/{ORDERS}/orders", {"product_id": product_id, "quantity": 5}, headers=auth).json()["id"]
+    assert stack.stock_of(product_id) == 0
+
+    response = stack.post(f"/api/{ORDERS}/orders/{order_id}/cancel", None, headers=auth)
+    assert response.json()["status"] == "cancelled"
+    assert stack.stock_of(product_id) == 5
+
+
+def test_internal_endpoints_are_not_reachable_from_outside(stack, customer):
+    response = stack.get(f"/api/{ACCOUNTS}/internal/introspect", headers={"Authorization": customer["Authorization"]})
+    assert response.status_code == 404
+    assert "X-Served-By" not in response.headers
+
+
+def test_each_service_serves_its_openapi_schema(stack, service):
+    schema = stack.get(f"/api/{service}/openapi.json").json()
+    assert schema["openapi"].startswith("3.")
+    assert all(path.startswith(f"/api/{service}/") for path in schema["paths"])

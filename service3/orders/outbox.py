@@ -16,9 +16,14 @@ from django.utils import timezone
 from orders.models import OutboxMessage
 from servicekit.context import request_id_var
 from servicekit.exceptions import DependencyUnavailable
-from servicekit.http import client_for
+from servicekit.http import ServiceClient, client_for
 
 log = logging.getLogger(__name__)
+
+
+def outbox_client(service: str) -> ServiceClient:
+    """The outbox backs off per message already: its breakers only spare a receiver that is down, and close soon."""
+    return client_for(service, circuit_reset_seconds=settings.OUTBOX_CIRCUIT_RESET_SECONDS)
 
 
 def outbox_enqueue(*, service: str, method: str, path: str, body: dict | None = None) -> OutboxMessage:
@@ -51,7 +56,7 @@ def deliver(message: OutboxMessage) -> None:
     token = request_id_var.set(message.request_id)
     message.attempts += 1
     try:
-        response = client_for(message.service).request(message.method, message.path, json=message.body)
+        response = outbox_client(message.service).request(message.method, message.path, json=message.body)
         if response.ok:
             message.delivered_at = timezone.now()
         else:
@@ -74,8 +79,17 @@ def deliver_due(*, limit: int = 50) -> int:
     delivered = 0
     for message in due:
         deliver(message)
-        delivered += message.delivered_at is not None
+        if message.delivered_at is not None:
+            delivered += 1
+            wake_backlog(service=message.service)
     return delivered
+
+
+def wake_backlog(*, service: str) -> None:
+    """The receiver is back: its messages still backing off are due now, so a backlog drains at once."""
+    OutboxMessage.objects.filter(
+        service=service, delivered_at__isnull=True, failed_at__isnull=True, next_attempt_at__gt=timezone.now()
+    ).update(next_attempt_at=timezone.now())
 
 
 def deliver_forever() -> None:

@@ -1,6 +1,7 @@
 """The orders API: reserve then store, idempotent by key, never a half-made order, events through the outbox."""
 
 import json
+from datetime import timedelta
 
 import pytest
 import requests
@@ -216,9 +217,21 @@ class TestOutboxDelivery:
         assert message.attempts == 1
         assert message.next_attempt_at > message.created_at
 
+    def test_a_delivery_makes_the_receiver_backlog_due_at_once(self, dependencies, message):
+        waiting = outbox.event_enqueue(event_type="order.placed", user_id=1, data={})
+        OutboxMessage.objects.filter(id=waiting.id).update(next_attempt_at=waiting.created_at + timedelta(hours=1))
+        dependencies.add(responses.PUT, responses.matchers.re.compile(service_url("service4", "/.*")), status=201)
+        assert outbox.deliver_due() == 1
+        assert outbox.deliver_due() == 1
+        assert not OutboxMessage.objects.filter(delivered_at__isnull=True).exists()
+
     def test_backoff_doubles_up_to_its_cap(self, settings):
         settings.OUTBOX_BASE_BACKOFF_SECONDS, settings.OUTBOX_MAX_BACKOFF_SECONDS = 0.5, 5
         assert [outbox.backoff_seconds(n) for n in range(1, 7)] == [0.5, 1, 2, 4, 5, 5]
+
+    def test_the_outbox_breaker_closes_sooner_than_the_request_path_one(self, settings):
+        settings.CIRCUIT_RESET_SECONDS, settings.OUTBOX_CIRCUIT_RESET_SECONDS = 5, 1
+        assert outbox.outbox_client("service4").breaker.reset_timeout == 1
 
     def test_a_refused_message_is_set_aside(self, dependencies, message):
         dependencies.add(responses.PUT, service_url("service4", message.path), status=400, json={"error": {}})

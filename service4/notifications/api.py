@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 
 from django.http import HttpRequest
-from ninja import Field, Schema, Status
+from ninja import Field, Query, Schema, Status
 
 from notifications import services
 from notifications.models import Notification
@@ -43,8 +43,9 @@ class NotificationOut(Schema):
 
 
 @api.get("/feed", auth=BearerAuth(), response=list[NotificationOut])
-def feed(request: HttpRequest):
-    return Notification.objects.filter(user_id=request.auth.user_id)[:100]
+def feed(request: HttpRequest, limit: int = Query(100, ge=1, le=1000)):
+    """The caller's notifications, newest first."""
+    return Notification.objects.filter(user_id=request.auth.user_id)[:limit]
 
 
 @api.put("/internal/events/{event_id}", response={200: None, 201: None}, tags=["internal"])

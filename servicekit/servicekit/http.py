@@ -38,13 +38,13 @@ def retrying_session() -> requests.Session:
 class ServiceClient:
     """HTTP calls from this service to one other service (by its name in the stack)."""
 
-    def __init__(self, service: str):
+    def __init__(self, service: str, *, circuit_reset_seconds: float | None = None):
         self.service = service
         self.base_url = f"{settings.GATEWAY_INTERNAL_URL}/api/{service}"
         self.session = retrying_session()
         self.breaker = pybreaker.CircuitBreaker(
             fail_max=settings.CIRCUIT_FAIL_MAX,
-            reset_timeout=settings.CIRCUIT_RESET_SECONDS,
+            reset_timeout=circuit_reset_seconds or settings.CIRCUIT_RESET_SECONDS,
             exclude=[lambda error: not isinstance(error, (requests.RequestException, UpstreamFailure))],
             name=service,
         )
@@ -67,14 +67,15 @@ class ServiceClient:
         return response
 
 
-_clients: dict[str, ServiceClient] = {}
+_clients: dict[tuple[str, float | None], ServiceClient] = {}
 
 
-def client_for(service: str) -> ServiceClient:
-    """One client per dependency per process, so its connection pool and breaker are shared."""
-    if service not in _clients:
-        _clients[service] = ServiceClient(service)
-    return _clients[service]
+def client_for(service: str, *, circuit_reset_seconds: float | None = None) -> ServiceClient:
+    """One client per dependency (and breaker setting) per process, so its pool and breaker are shared."""
+    key = (service, circuit_reset_seconds)
+    if key not in _clients:
+        _clients[key] = ServiceClient(service, circuit_reset_seconds=circuit_reset_seconds)
+    return _clients[key]
 
 
 def forget_clients() -> None:

@@ -1,12 +1,40 @@
 #!/usr/bin/env bash
-# Starts one service: applies its migrations (one replica at a time), then becomes its uWSGI server.
+# Starts one service replica: applies migrations (one replica at a time), then runs its uWSGI server.
+#
+# This script stays PID 1 instead of exec-ing uWSGI for one reason: on `docker stop` it first removes the
+# replica's socket, so the gateway sends new requests to the other replicas, lets what is already queued be
+# served, and only then asks uWSGI to finish its in-flight requests and exit. Scaling down loses no request.
 set -o errexit -o nounset -o pipefail
 
 mkdir -p "$DATA_DIR"
 # Replicas share the data volume; the lock lets exactly one migrate while the others wait.
 flock "$DATA_DIR/.migrate.lock" python manage.py migrate --noinput
 
+UWSGI_SOCKET=$(python -m servicekit.sockets)
+export UWSGI_SOCKET
+
+uwsgi_options=(--ini /etc/uwsgi/uwsgi.ini)
 # A service adds options of its own (service3's outbox mule, say) in a uwsgi.ini beside its manage.py.
-own_options=()
-[[ -f uwsgi.ini ]] && own_options=(--ini uwsgi.ini)
-exec uwsgi --ini /etc/uwsgi/uwsgi.ini "${own_options[@]}"
+[[ -f uwsgi.ini ]] && uwsgi_options+=(--ini uwsgi.ini)
+# Adaptive workers: keep CHEAPER workers when idle, up to UWSGI_PROCESSES under load.
+[[ -n "${CHEAPER:-}" ]] && uwsgi_options+=(--cheaper "$CHEAPER" --cheaper-initial "$CHEAPER" --cheaper-algo spare)
+
+uwsgi "${uwsgi_options[@]}" &
+uwsgi_pid=$!
+
+drain_and_stop() {
+  if [[ "$UWSGI_SOCKET" == /* ]]; then  # a unix socket path, not a TCP address
+    rm -f "$UWSGI_SOCKET"
+    sleep "$DRAIN_SECONDS"
+  fi
+  kill -TERM "$uwsgi_pid"
+}
+trap drain_and_stop TERM INT
+
+# `wait` returns early when a trapped signal arrives; wait again for uWSGI's own exit status.
+status=0
+wait "$uwsgi_pid" || status=$?
+if kill -0 "$uwsgi_pid" 2>/dev/null; then
+  wait "$uwsgi_pid" || status=$?
+fi
+exit "$status"

@@ -10,6 +10,16 @@ import pytest
 from stack import ACCOUNTS, CATALOG, SERVICES, Stack, free_port
 
 
+# Worker settings that differ per service and from the defaults, so the suite sees each service get its own.
+TEST_STACK_ENVIRONMENT = {
+    "SERVICE1_PROCESSES": "3",
+    "SERVICE1_THREADS": "1",
+    "SERVICE4_PROCESSES": "3",
+    "SERVICE4_THREADS": "3",
+    "SERVICE4_CHEAPER": "1",
+}
+
+
 def docker_problem() -> str | None:
     """What is missing for the suite to run, or None."""
     try:
@@ -28,7 +38,7 @@ def stack():
     if problem:
         pytest.exit(f"integration suite cannot run: {problem}", returncode=3)
     project = os.environ.get("TEST_PROJECT", f"microstack-test-{uuid.uuid4().hex[:8]}")
-    running = Stack(project, free_port())
+    running = Stack(project, free_port(), environment=TEST_STACK_ENVIRONMENT)
     try:
         running.up()
     except subprocess.CalledProcessError as error:

@@ -36,15 +36,16 @@ def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 
 
 
 class Stack:
-    def __init__(self, project: str, port: int):
+    def __init__(self, project: str, port: int, environment: dict[str, str] | None = None):
         self.project = project
         self.port = port
+        self.environment = environment or {}
         self.base_url = f"http://127.0.0.1:{port}"
         self.docker = docker.from_env()
         self.http = requests.Session()
 
     def compose(self, *arguments: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        environment = {**os.environ, "GATEWAY_PORT": str(self.port)}
+        environment = {**os.environ, **self.environment, "GATEWAY_PORT": str(self.port)}
         command = ["docker", "compose", "--project-name", self.project, *arguments]
         return subprocess.run(
             command, cwd=ROOT, env=environment, check=True, timeout=timeout, capture_output=True, text=True
@@ -74,6 +75,13 @@ class Stack:
 
     def stock_of(self, product_id: int) -> int:
         return self.get(f"/api/{CATALOG}/products/{product_id}").json()["stock"]
+
+    def scale(self, service: str, replicas: int) -> None:
+        """Runs this many replicas of service, leaving every other container as it is."""
+        self.compose("up", "--detach", "--no-recreate", "--wait", "--scale", f"{service}={replicas}", timeout=300)
+
+    def served_by(self, path: str) -> str:
+        return self.get(path).headers["X-Served-By"]
 
     def containers(self, service: str | None = None, *, all: bool = False) -> list[Container]:
         labels = [f"com.docker.compose.project={self.project}"]

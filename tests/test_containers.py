@@ -38,9 +38,9 @@ def test_only_the_gateway_publishes_a_port_and_only_on_loopback(stack):
             assert bindings == [], container.name
 
 
-def test_each_socket_is_in_its_own_directory_readable_only_by_the_gateway_group(stack, service):
-    gateway = stack.container(GATEWAY)
-    result = gateway.exec_run(["stat", "-c", "%F %a %G", f"/run/uwsgi/{service}/uwsgi.sock"])
+def test_each_socket_is_in_its_service_directory_named_by_its_replica(stack, service):
+    hostname = stack.container(service).attrs["Config"]["Hostname"]
+    result = stack.container(GATEWAY).exec_run(["stat", "-c", "%F %a %G", f"/run/uwsgi/{service}/{hostname}.sock"])
     assert result.exit_code == 0, result.output
     assert result.output.decode().strip() == "socket 660 sockets"
 

@@ -26,8 +26,11 @@ def test_service_errors_keep_the_json_error_shape(stack, service):
     assert response.headers["X-Served-By"].startswith(f"{service}/")
 
 
-def test_worker_counts_come_from_the_environment(stack, service):
+def test_each_service_runs_the_worker_counts_set_for_it(stack, service):
     server = stack.get(f"/api/{service}/health/").json()["server"]
-    environment = dict(item.split("=", 1) for item in stack.container(service).attrs["Config"]["Env"])
-    assert server["processes"] == int(environment["UWSGI_PROCESSES"])
-    assert server["threads"] == int(environment["UWSGI_THREADS"])
+    number = service.removeprefix("service")
+    expected_processes = int(stack.environment.get(f"SERVICE{number}_PROCESSES", 2))
+    expected_threads = int(stack.environment.get(f"SERVICE{number}_THREADS", 2))
+    expected_cheaper = int(stack.environment.get(f"SERVICE{number}_CHEAPER", 0))
+    assert (server["processes"], server["threads"]) == (expected_processes, expected_threads)
+    assert server["cheaper"] == expected_cheaper

@@ -1,14 +1,17 @@
 """Docker healthcheck: GET the service's health/ through its uWSGI socket, the same path nginx takes.
 
-Speaks the uwsgi protocol (a 4-byte header and length-prefixed variables); exits 0 on a 200 answer.
+Speaks the uwsgi protocol (a 4-byte header and length-prefixed variables); exits 0 on a 200 answer. A healthy
+replica also removes the sockets that killed sibling replicas left behind.
 """
 
 import argparse
-import os
 import socket
 import struct
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+from servicekit import sockets
 
 
 def encode_uwsgi_request(variables: dict[str, str]) -> bytes:
@@ -20,7 +23,7 @@ def encode_uwsgi_request(variables: dict[str, str]) -> bytes:
     return struct.pack("<BHB", 0, len(body), 0) + body
 
 
-def request_status(socket_path: str, path: str, timeout: float) -> int:
+def request_status(connect: Callable[[], socket.socket], path: str) -> int:
     variables = {
         "REQUEST_METHOD": "GET",
         "REQUEST_URI": path,
@@ -32,9 +35,7 @@ def request_status(socket_path: str, path: str, timeout: float) -> int:
         "HTTP_HOST": "localhost",
         "HTTP_USER_AGENT": "servicekit-healthcheck",
     }
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
-        connection.settimeout(timeout)
-        connection.connect(socket_path)
+    with connect() as connection:
         connection.sendall(encode_uwsgi_request(variables))
         status_line = connection.makefile("rb").readline().decode("latin-1")
     # "HTTP/1.1 200 OK"
@@ -43,18 +44,20 @@ def request_status(socket_path: str, path: str, timeout: float) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--socket", default=os.environ.get("UWSGI_SOCKET", "/run/uwsgi/uwsgi.sock"))
     parser.add_argument("--path", default=f"/api/{Path.cwd().name}/health/")
     parser.add_argument("--timeout", type=float, default=2.0)
     arguments = parser.parse_args()
     try:
-        status = request_status(arguments.socket, arguments.path, arguments.timeout)
+        status = request_status(lambda: sockets.connect(arguments.timeout), arguments.path)
     except (OSError, ValueError, IndexError) as error:
-        print(f"unhealthy: {arguments.socket}: {error}", file=sys.stderr)
+        print(f"unhealthy: {sockets.listen_address()}: {error}", file=sys.stderr)
         return 1
     if status != 200:
         print(f"unhealthy: {arguments.path} answered {status}", file=sys.stderr)
         return 1
+    if sockets.TRANSPORT == "unix":
+        for path in sockets.remove_dead_sockets():
+            print(f"removed the dead socket {path}")
     return 0
 
 

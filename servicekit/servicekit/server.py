@@ -6,11 +6,18 @@ except ImportError:
     uwsgi = None
 
 
+def int_option(name: str, default: int) -> int:
+    value = uwsgi.opt.get(name)
+    return int(value) if value else default
+
+
 def worker_facts() -> dict[str, int] | None:
+    """processes is the most workers uWSGI runs; cheaper, when not 0, the fewest it keeps when idle."""
     if uwsgi is None:
         return None
     return {
         "processes": uwsgi.numproc,
-        "threads": int(uwsgi.opt.get("threads", b"1") or 1),
+        "threads": int_option("threads", 1),
+        "cheaper": int_option("cheaper", 0),
         "worker_id": uwsgi.worker_id(),
     }

@@ -46,19 +46,29 @@ def fake_uwsgi(tmp_path):
     server.close()
 
 
+def connector(path: str):
+    def connect() -> socket.socket:
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        connection.connect(path)
+        return connection
+
+    return connect
+
+
 def test_a_200_answer_is_healthy(fake_uwsgi):
     path, received = fake_uwsgi(b"HTTP/1.1 200 OK")
-    assert healthcheck.request_status(path, "/api/service1/health/", timeout=2) == 200
+    assert healthcheck.request_status(connector(path), "/api/service1/health/") == 200
     assert received["variables"]["PATH_INFO"] == "/api/service1/health/"
     assert received["variables"]["REQUEST_METHOD"] == "GET"
 
 
 def test_a_503_answer_is_reported(fake_uwsgi):
     path, _ = fake_uwsgi(b"HTTP/1.1 503 Service Unavailable")
-    assert healthcheck.request_status(path, "/api/service1/health/", timeout=2) == 503
+    assert healthcheck.request_status(connector(path), "/api/service1/health/") == 503
 
 
 def test_a_missing_socket_makes_main_fail(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("sys.argv", ["servicekit-healthcheck", "--socket", str(tmp_path / "absent.sock")])
+    monkeypatch.setattr("servicekit.sockets.SOCKET_DIR", tmp_path)
+    monkeypatch.setattr("sys.argv", ["servicekit-healthcheck"])
     assert healthcheck.main() == 1
     assert "unhealthy" in capsys.readouterr().err

@@ -1,0 +1,30 @@
+"""With SERVICE_TRANSPORT=tcp the services listen on TCP and the gateway follows: the multi-host layout."""
+
+import uuid
+
+import pytest
+
+from stack import GATEWAY, SERVICES, Stack, free_port
+
+
+@pytest.fixture(scope="module")
+def tcp_stack(stack):  # after the main stack is up, so the images are built
+    running = Stack(f"microstack-test-tcp-{uuid.uuid4().hex[:8]}", free_port(), {"SERVICE_TRANSPORT": "tcp"})
+    try:
+        running.up()
+        yield running
+    finally:
+        running.down()
+
+
+def test_every_route_answers_over_tcp(tcp_stack):
+    for service in SERVICES:
+        response = tcp_stack.get(f"/api/{service}/health/")
+        assert response.status_code == 200
+        assert response.json()["service"] == service
+
+
+def test_the_gateway_routes_to_addresses_not_sockets(tcp_stack):
+    upstreams = tcp_stack.container(GATEWAY).exec_run(["cat", "/tmp/nginx/upstreams.conf"]).output.decode()
+    assert ":3031 " in upstreams
+    assert ".sock max_fails" not in upstreams

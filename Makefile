@@ -4,7 +4,7 @@ SERVICES := $(patsubst %/config/settings.py,%,$(wildcard */config/settings.py))
 VENV := .venv
 PYTHON ?= python3
 
-.PHONY: up down logs test unit integration base-images venv clean
+.PHONY: up down logs test unit integration bench bench-smoke base-images venv clean
 
 ## up: build and start the stack, returning once every container is healthy
 up:
@@ -29,6 +29,14 @@ unit: $(VENV)/.installed
 ## integration: builds and starts its own stack (own project name, free port), tests it, tears it down
 integration: $(VENV)/.installed
 	cd tests && ../$(VENV)/bin/pytest -q
+
+## bench: the scaling benchmark on its own copy of the stack (needs wrk); writes docs/bench.md and docs/bench.png
+bench: $(VENV)/.installed
+	cd tests && ../$(VENV)/bin/python bench.py
+
+## bench-smoke: the benchmark in a short mode, only to prove it runs (CI); its figures mean little
+bench-smoke: $(VENV)/.installed
+	cd tests && ../$(VENV)/bin/python bench.py --seconds 2 --out "$$(mktemp -d)"
 
 ## base-images: build the python and nginx base images from Debian packages (no registry needed)
 base-images:

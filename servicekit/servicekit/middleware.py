@@ -42,6 +42,7 @@ class RequestContextMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
         self.served_by = f"{settings.SERVICE_NAME}/{settings.INSTANCE_NAME}"
+        self.access_log = settings.ACCESS_LOG
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
@@ -54,15 +55,19 @@ class RequestContextMiddleware:
                 response = as_json_error(response)
             response["X-Request-ID"] = request_id
             response["X-Served-By"] = self.served_by
-            access_log.info(
-                "request",
-                extra={
-                    "method": request.method,
-                    "path": request.path,
-                    "status": response.status_code,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
+            if self.access_log:
+                self.log_access(request, response, started)
             return response
         finally:
             request_id_var.reset(token)
+
+    def log_access(self, request: HttpRequest, response: HttpResponse, started: float) -> None:
+        access_log.info(
+            "request",
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )

@@ -52,6 +52,9 @@ WSGI_APPLICATION = "config.wsgi.application"
 # Empty or unset: SQLite in the service's own data volume.
 DATABASE_URL = env.str("DATABASE_URL", default="") or f"sqlite:///{DATA_DIR / 'db.sqlite3'}"
 DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+# Keep each worker thread's connection open between requests instead of reconnecting for every one.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=300)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several workers and replicas share one file: WAL lets reads go on during a write, the timeout makes a
     # writer wait for the lock instead of failing, and IMMEDIATE takes the write lock at the transaction's start
@@ -80,6 +83,10 @@ USE_TZ = True
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_MAX_BODY_BYTES", default=1024 * 1024)
 APPEND_SLASH = False
+
+# One JSON line per request (service, instance, request id, method, path, status, duration). The gateway logs
+# every request too; a service under heavy load may turn its own line off (measured in README "Scaling").
+ACCESS_LOG = env.bool("ACCESS_LOG", default=True)
 
 LOGGING = {
     "version": 1,

@@ -61,6 +61,24 @@ class ServiceContract:
         assert response.json()["error"]["code"] == "method_not_allowed"
         assert response["Allow"] == "GET"
 
+    def access_log_records(self, caplog) -> list:
+        return [record for record in caplog.records if record.name == "servicekit.access"]
+
+    def test_each_request_is_logged_once_with_its_context(self, client, caplog):
+        caplog.set_level("INFO", logger="servicekit.access")
+        client.get(f"{self.prefix}/health/", headers={"X-Request-ID": "log-me"})
+        (record,) = self.access_log_records(caplog)
+        assert (record.method, record.path, record.status) == ("GET", f"{self.prefix}/health/", 200)
+        assert (record.service, record.instance) == (settings.SERVICE_NAME, settings.INSTANCE_NAME)
+        assert record.request_id == "log-me"
+        assert record.duration_ms >= 0
+
+    def test_the_access_log_can_be_turned_off(self, client, caplog, settings):
+        settings.ACCESS_LOG = False
+        caplog.set_level("INFO", logger="servicekit.access")
+        client.get(f"{self.prefix}/health/")
+        assert self.access_log_records(caplog) == []
+
     def test_debug_is_off_by_default(self):
         assert settings.DEBUG is False
 

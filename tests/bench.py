@@ -1,0 +1,230 @@
+"""The scaling benchmark (`make bench`): load through the gateway with wrk, one row per configuration.
+
+It starts its own copy of the stack (own project name, free port on 127.0.0.1), reconfigures one service at a
+time (workers, replicas, transport), drives it with wrk for a bounded time per row, and prints a table of
+requests per second, p50 and p99 latency and errors, with the ratios the README quotes. It writes the table
+(bench.md) and a chart (bench.png) into --out. A benchmark, not a test: nothing here asserts a figure.
+"""
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from stack import ACCOUNTS, CATALOG, ROOT, Stack, free_port
+
+MINIMAL = f"/api/{CATALOG}/health/"
+LOGIN = f"/api/{ACCOUNTS}/login"
+USERNAME, PASSWORD = "bench", "bench-password"
+
+
+@dataclass
+class Row:
+    name: str
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+
+
+def parse_duration_ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def parse_wrk(name: str, output: str) -> Row:
+    errors = 0
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    if socket_errors:
+        errors += sum(int(count) for count in socket_errors.groups())
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if non_2xx:
+        errors += int(non_2xx.group(1))
+    return Row(
+        name=name,
+        requests_per_second=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        p50_ms=parse_duration_ms(re.search(r"\s50%\s+(\S+)", output).group(1)),
+        p99_ms=parse_duration_ms(re.search(r"\s99%\s+(\S+)", output).group(1)),
+        requests=int(re.search(r"(\d+) requests in", output).group(1)),
+        errors=errors,
+    )
+
+
+def wrk_script(*, body: dict | None = None, delay_ms: float | None = None) -> str:
+    """A wrk Lua script: a JSON POST body, and/or a pause before each request (to hold a lower rate)."""
+    lines = []
+    if body is not None:
+        lines += [
+            'wrk.method = "POST"',
+            f"wrk.body = '{json.dumps(body)}'",
+            'wrk.headers["Content-Type"] = "application/json"',
+        ]
+    if delay_ms is not None:
+        lines += [f"function delay() return {delay_ms:.3f} end"]
+    return "\n".join(lines) + "\n"
+
+
+class Bench:
+    def __init__(self, seconds: int, connections: int):
+        self.seconds = seconds
+        self.connections = connections
+        self.stack = Stack(f"microstack-bench-{uuid.uuid4().hex[:8]}", free_port())
+        self.rows: list[Row] = []
+
+    def wrk_once(self, path: str, *, connections: int, script: str, seconds: int, name: str = "") -> Row:
+        command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+        with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
+            lua.write(script)
+            lua.flush()
+            command += ["-s", lua.name, self.stack.base_url + path]
+            output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60)
+        return parse_wrk(name, output.stdout)
+
+    def wrk(self, name: str, path: str, *, connections: int | None = None, script: str = "") -> Row:
+        """One recorded row."""
+        row = self.wrk_once(
+            path, connections=connections or self.connections, script=script, seconds=self.seconds, name=name
+        )
+        self.rows.append(row)
+        print(format_row(row), flush=True)
+        return row
+
+    def rated(self, path: str, target_rate: float, connections: int = 16) -> Row:
+        """A row at about target_rate: each connection pauses between requests, the pause calibrated in a
+        first short pass (which is not recorded) so that pause plus latency gives the rate."""
+        pause_ms = 1000 * connections / target_rate
+        calibration = self.wrk_once(path, connections=connections, script=wrk_script(delay_ms=pause_ms), seconds=2)
+        latency_ms = 1000 * connections / calibration.requests_per_second - pause_ms
+        pause_ms = max(0.0, 1000 * connections / target_rate - latency_ms)
+        return self.wrk(
+            "minimal endpoint at 70% of its peak", path, connections=connections, script=wrk_script(delay_ms=pause_ms)
+        )
+
+    def configure(self, **environment: str) -> None:
+        """Recreates what the change touches (compose compares the configuration) and waits for health."""
+        self.stack.environment = environment
+        self.stack.compose("up", "--detach", "--wait", timeout=600)
+
+    def replicas(self, service: str, count: int) -> None:
+        self.stack.scale(service, count)
+
+    def run(self) -> None:
+        print(f"Starting the bench stack ({self.stack.project}) ...", flush=True)
+        self.stack.up()
+        try:
+            self.stack.post("/api/service1/register", {"username": USERNAME, "password": PASSWORD})
+            self.measure()
+        finally:
+            self.stack.down()
+
+    def measure(self) -> None:
+        login = wrk_script(body={"username": USERNAME, "password": PASSWORD})
+        print(header(), flush=True)
+        self.wrk("gateway /healthz (ceiling)", "/healthz")
+
+        for workers in (1, 2):
+            self.configure(SERVICE2_PROCESSES=str(workers))
+            self.wrk(f"minimal endpoint, {workers} worker{'s' * (workers > 1)}", MINIMAL)
+        self.rated(MINIMAL, 0.7 * self.rows[-1].requests_per_second)
+        self.configure(ACCESS_LOG="false")
+        self.wrk("minimal endpoint, 2 workers, no service access log", MINIMAL)
+
+        for workers in (1, 2, 4):
+            self.configure(SERVICE1_PROCESSES=str(workers), SERVICE1_THREADS="1")
+            self.wrk(f"login, {workers} worker{'s' * (workers > 1)}", LOGIN, connections=8, script=login)
+        for replicas in (2, 3):
+            self.configure(SERVICE1_PROCESSES="1", SERVICE1_THREADS="1")
+            self.replicas(ACCOUNTS, replicas)
+            self.wrk(f"login, {replicas} replicas of 1 worker", LOGIN, connections=8, script=login)
+        self.replicas(ACCOUNTS, 1)
+
+        self.configure(SERVICE2_PROCESSES="2", SERVICE_TRANSPORT="tcp")
+        self.wrk("minimal endpoint, 2 workers, TCP", MINIMAL)
+
+
+def header() -> str:
+    return "| row | req/s | p50 ms | p99 ms | requests | errors |\n| --- | ---: | ---: | ---: | ---: | ---: |"
+
+
+def format_row(row: Row) -> str:
+    return (
+        f"| {row.name} | {row.requests_per_second:.0f} | {row.p50_ms:.2f} | {row.p99_ms:.2f} "
+        f"| {row.requests} | {row.errors} |"
+    )
+
+
+def ratios(rows: dict[str, Row]) -> list[tuple[str, float, str]]:
+    """The README's goals, as ratios within this one run: (what, measured, goal)."""
+
+    def rate(name: str) -> float:
+        return rows[name].requests_per_second
+
+    return [
+        ("minimal endpoint (2 workers) / gateway ceiling", rate("minimal endpoint, 2 workers") / rate("gateway /healthz (ceiling)"), ">= 0.25"),
+        ("login 2 workers / 1 worker", rate("login, 2 workers") / rate("login, 1 worker"), ">= 1.8"),
+        ("login 2 replicas / 1 worker", rate("login, 2 replicas of 1 worker") / rate("login, 1 worker"), ">= 1.8"),
+        ("unix socket / TCP (minimal, 2 workers)", rate("minimal endpoint, 2 workers") / rate("minimal endpoint, 2 workers, TCP"), ">= 1.2"),
+        ("p99 ms of the minimal endpoint at 70% of its peak", rows["minimal endpoint at 70% of its peak"].p99_ms, "< 10"),
+        ("errors in all rows", sum(row.errors for row in rows.values()), "0"),
+    ]
+
+
+def report(rows: list[Row]) -> str:
+    by_name = {row.name: row for row in rows}
+    lines = [header(), *(format_row(row) for row in rows), "", "| ratio | measured | goal |", "| --- | ---: | --- |"]
+    lines += [f"| {what} | {value:.2f} | {goal} |" for what, value, goal in ratios(by_name)]
+    return "\n".join(lines) + "\n"
+
+
+def chart(rows: list[Row], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, (rates, latencies) = pyplot.subplots(1, 2, figsize=(13, 5), sharey=True)
+    names = [row.name for row in rows]
+    rates.barh(names, [row.requests_per_second for row in rows], color="#4c72b0")
+    rates.set_xscale("log")
+    rates.set_xlabel("requests per second (log scale)")
+    rates.invert_yaxis()
+    latencies.barh(names, [row.p99_ms for row in rows], color="#dd8452", label="p99")
+    latencies.barh(names, [row.p50_ms for row in rows], color="#55a868", label="p50")
+    latencies.set_xscale("log")
+    latencies.set_xlabel("latency, ms (log scale)")
+    latencies.legend()
+    figure.suptitle("microstack through its gateway (2 cores, wrk on the same machine)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="load time per row")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections for the HTTP rows")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where bench.md and bench.png go")
+    arguments = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("bench: wrk is missing (Debian: apt-get install wrk)", file=sys.stderr)
+        return 2
+
+    bench = Bench(arguments.seconds, arguments.connections)
+    bench.run()
+    table = report(bench.rows)
+    print("\n" + table)
+    arguments.out.mkdir(parents=True, exist_ok=True)
+    (arguments.out / "bench.md").write_text(table)
+    chart(bench.rows, arguments.out / "bench.png")
+    print(f"wrote {arguments.out / 'bench.md'} and {arguments.out / 'bench.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

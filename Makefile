@@ -4,7 +4,7 @@ SERVICES := $(patsubst %/config/settings.py,%,$(wildcard */config/settings.py))
 VENV := .venv
 PYTHON ?= python3
 
-.PHONY: up down logs test unit integration bench bench-smoke base-images venv clean
+.PHONY: up down logs deploy test unit integration bench bench-smoke drill base-images venv clean
 
 ## up: build and start the stack, returning once every container is healthy
 up:
@@ -17,6 +17,11 @@ down:
 ## logs: follow every container's logs
 logs:
 	docker compose logs --follow
+
+## deploy: roll one service to its new image without touching the others (SERVICE=service2), or reload nginx
+deploy: $(VENV)/.installed
+	@test -n "$(SERVICE)" || { echo "usage: make deploy SERVICE=<service1..service4|nginx>"; exit 2; }
+	$(VENV)/bin/python scripts/deploy.py $(SERVICE)
 
 ## test: every unit test, then the integration suite against a fresh copy of the stack
 test: unit integration
@@ -37,6 +42,10 @@ bench: $(VENV)/.installed
 ## bench-smoke: the benchmark in a short mode, only to prove it runs (CI); its figures mean little
 bench-smoke: $(VENV)/.installed
 	cd tests && ../$(VENV)/bin/python bench.py --seconds 2 --out "$$(mktemp -d)"
+
+## drill: a rolling deploy under load and a fault drill on its own copy of the stack; prints the figures
+drill: $(VENV)/.installed
+	cd tests && ../$(VENV)/bin/python drill.py
 
 ## base-images: build the python and nginx base images from Debian packages (no registry needed)
 base-images:

@@ -9,6 +9,8 @@ set -o errexit -o nounset -o pipefail
 
 SOCKET_ROOT=/run/uwsgi
 UPSTREAMS=/tmp/nginx/upstreams.conf
+# nginx runs from a copy of its configuration, so `make deploy SERVICE=nginx` can swap in a new one and reload.
+CONFIG=/tmp/nginx/conf
 TRANSPORT=${SERVICE_TRANSPORT:-unix}
 TCP_PORT=${SERVICE_TCP_PORT:-3031}
 POLL_SECONDS=${DISCOVERY_POLL_SECONDS:-1}
@@ -48,13 +50,14 @@ watch_upstreams() {
       printf '%s\n' "$next" >"$UPSTREAMS.next"
       mv "$UPSTREAMS.next" "$UPSTREAMS"
       echo "gateway: replicas changed, reloading nginx" >&2
-      nginx -e stderr -s reload
+      nginx -e stderr -c "$CONFIG/nginx.conf" -s reload
     fi
   done
 }
 
 mkdir -p "$(dirname "$UPSTREAMS")"
+rm -rf "$CONFIG" && cp -r /etc/nginx "$CONFIG"
 render_upstreams >"$UPSTREAMS"
 watch_upstreams &
 # -e: nginx opens its error log before reading the config, and the default path is not ours to write.
-exec nginx -e stderr -g 'daemon off;'
+exec nginx -e stderr -c "$CONFIG/nginx.conf" -g 'daemon off;'

@@ -12,6 +12,8 @@ flock "$DATA_DIR/.migrate.lock" python manage.py migrate --noinput
 
 UWSGI_SOCKET=$(python -m servicekit.sockets)
 export UWSGI_SOCKET
+# After a crash this replica's socket file is still there, dead; it is ours (named by our hostname) to replace.
+[[ "$UWSGI_SOCKET" == /* ]] && rm -f "$UWSGI_SOCKET"
 
 uwsgi_options=(--ini /etc/uwsgi/uwsgi.ini)
 # A service adds options of its own (service3's outbox mule, say) in a uwsgi.ini beside its manage.py.
@@ -22,7 +24,9 @@ uwsgi_options=(--ini /etc/uwsgi/uwsgi.ini)
 uwsgi "${uwsgi_options[@]}" &
 uwsgi_pid=$!
 
+stopping=0
 drain_and_stop() {
+  stopping=1
   if [[ "$UWSGI_SOCKET" == /* ]]; then  # a unix socket path, not a TCP address
     rm -f "$UWSGI_SOCKET"
     sleep "$DRAIN_SECONDS"
@@ -31,10 +35,11 @@ drain_and_stop() {
 }
 trap drain_and_stop TERM INT
 
-# `wait` returns early when a trapped signal arrives; wait again for uWSGI's own exit status.
 status=0
 wait "$uwsgi_pid" || status=$?
-if kill -0 "$uwsgi_pid" 2>/dev/null; then
+# A trapped signal ends the first `wait` early; wait again for uWSGI's own exit status.
+if [[ "$stopping" == 1 ]]; then
+  status=0
   wait "$uwsgi_pid" || status=$?
 fi
 exit "$status"

@@ -3,13 +3,17 @@
 import os
 import socket
 import subprocess
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import docker
 import requests
 from docker.models.containers import Container
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 ROOT = Path(__file__).resolve().parent.parent
 # A service is a folder holding a Django project; the folder's name is the service's name.
@@ -44,11 +48,14 @@ class Stack:
         self.docker = docker.from_env()
         self.http = requests.Session()
 
+    def compose_environment(self) -> dict[str, str]:
+        return {**os.environ, **self.environment, "GATEWAY_PORT": str(self.port)}
+
     def compose(self, *arguments: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        environment = {**os.environ, **self.environment, "GATEWAY_PORT": str(self.port)}
         command = ["docker", "compose", "--project-name", self.project, *arguments]
         return subprocess.run(
-            command, cwd=ROOT, env=environment, check=True, timeout=timeout, capture_output=True, text=True
+            command, cwd=ROOT, env=self.compose_environment(), check=True, timeout=timeout, capture_output=True,
+            text=True,
         )
 
     def up(self) -> None:
@@ -98,3 +105,47 @@ class Stack:
             return self.get(path, timeout=2).status_code == status
         except requests.RequestException:
             return False
+
+
+class SteadyLoad:
+    """Sequential requests to one path from one thread until stopped: at most max_requests and max_seconds,
+    with a short pause between requests. outcomes counts each status code, or the exception's name."""
+
+    def __init__(self, stack: "Stack", path: str, max_requests: int = 5000, max_seconds: float = 60):
+        self.stack, self.path = stack, path
+        self.max_requests, self.deadline = max_requests, time.monotonic() + max_seconds
+        self.outcomes: Counter = Counter()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.run)
+
+    def run(self) -> None:
+        session = requests.Session()  # one per thread: a Session is not meant to be shared across threads
+        # As browsers do, and HTTP allows for idempotent requests: a keep-alive connection that the server
+        # closed just as the request went out (nginx's old workers do so on every graceful reload) is retried
+        # once on a new connection. A refused connection or any error status still counts as a failure.
+        session.mount("http://", HTTPAdapter(max_retries=Retry(total=1, connect=0, read=1, status=0, other=0)))
+        url = self.stack.base_url + self.path
+        while not self.stopped.is_set() and time.monotonic() < self.deadline:
+            if sum(self.outcomes.values()) >= self.max_requests:
+                break
+            try:
+                self.outcomes[session.get(url, timeout=15).status_code] += 1
+            except Exception as error:  # a refused or reset connection is a lost request too
+                self.outcomes[type(error).__name__] += 1
+            time.sleep(0.005)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stopped.set()
+        self.thread.join()
+
+    @property
+    def failed(self) -> int:
+        return sum(count for outcome, count in self.outcomes.items() if outcome != 200)
+
+    @property
+    def sent(self) -> int:
+        return sum(self.outcomes.values())

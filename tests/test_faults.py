@@ -1,24 +1,143 @@
-"""A stopped service fails fast at the gateway while the others keep serving, and serves again when started."""
+"""Faults the stack survives: each says how fast it is seen, what the other routes see, and how it recovers."""
 
+import os
+import signal
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
-from stack import SERVICES, wait_until
+import pytest
+import requests
+
+from stack import ACCOUNTS, CATALOG, GATEWAY, ORDERS, SERVICES, SteadyLoad, wait_until
 
 
-def test_stopped_service_fails_fast_while_others_serve(stack):
-    stopped, others = SERVICES[1], [s for s in SERVICES if s != SERVICES[1]]
-    stack.compose("stop", stopped)
+def timed(call):
+    started = time.monotonic()
+    result = call()
+    return result, time.monotonic() - started
+
+
+@pytest.fixture
+def loads_on_the_other_routes(stack):
+    """Steady load on every service but the catalog, the one the faults below hit."""
+    loads = [SteadyLoad(stack, f"/api/{service}/health/") for service in SERVICES if service != CATALOG]
+    for load in loads:
+        load.thread.start()
+    yield loads
+    for load in loads:
+        load.__exit__()
+
+
+def assert_untouched(loads) -> None:
+    for load in loads:
+        load.__exit__()
+        assert load.failed == 0, (load.path, load.outcomes)
+        assert load.sent > 0
+
+
+def test_stopped_service_fails_fast_while_others_serve(stack, loads_on_the_other_routes):
+    stack.compose("stop", CATALOG)
     try:
-        started = time.monotonic()
-        response = stack.get(f"/api/{stopped}/health/")
-        elapsed = time.monotonic() - started
-
+        response, elapsed = timed(lambda: stack.get(f"/api/{CATALOG}/health/"))
         assert response.status_code in (502, 503)
-        assert response.json()["error"]["details"]["service"] == stopped
+        assert response.json()["error"]["details"]["service"] == CATALOG
         assert elapsed < 1.0
-        for other in others:
-            assert stack.get(f"/api/{other}/health/").status_code == 200
     finally:
-        stack.compose("start", stopped)
+        stack.compose("start", CATALOG)
+    assert wait_until(lambda: stack.answers(f"/api/{CATALOG}/health/"), timeout=15)
+    assert_untouched(loads_on_the_other_routes)
 
-    assert wait_until(lambda: stack.answers(f"/api/{stopped}/health/"), timeout=15)
+
+def test_a_crashed_service_fails_fast_and_its_restart_policy_brings_it_back(stack, loads_on_the_other_routes):
+    container = stack.container(CATALOG)
+    os.kill(container.attrs["State"]["Pid"], signal.SIGKILL)  # a crash: not a `docker kill`, so it restarts
+    assert wait_until(lambda: not stack.answers(f"/api/{CATALOG}/health/"), timeout=2, interval=0.05)
+
+    response, elapsed = timed(lambda: stack.get(f"/api/{CATALOG}/health/"))
+    assert response.status_code in (502, 503) and elapsed < 1.0
+    assert response.json()["error"]["code"] == "service_unavailable"
+
+    assert wait_until(lambda: stack.answers(f"/api/{CATALOG}/health/"), timeout=15)
+    container.reload()
+    assert container.attrs["RestartCount"] >= 1
+    assert_untouched(loads_on_the_other_routes)
+
+
+def test_docker_stop_is_quick_and_clean_and_finishes_what_is_in_flight(stack):
+    container = stack.container(ACCOUNTS)
+    username, password = "in-flight", "correct horse battery"
+    stack.post(f"/api/{ACCOUNTS}/register", {"username": username, "password": password})
+    login = {}
+    credentials = {"username": username, "password": password}
+    in_flight = threading.Thread(
+        target=lambda: login.update(response=requests.post(f"{stack.base_url}/api/{ACCOUNTS}/login", json=credentials))
+    )
+    in_flight.start()
+    time.sleep(0.05)  # the login (a deliberately slow password check) is being served
+    try:
+        _, elapsed = timed(lambda: container.stop(timeout=10))
+        in_flight.join()
+        container.reload()
+        assert elapsed < 5, "stopped by the 10 s kill, not by itself"
+        assert container.attrs["State"]["ExitCode"] == 0
+        assert login["response"].status_code == 200
+    finally:
+        stack.compose("start", ACCOUNTS)
+    assert wait_until(lambda: stack.answers(f"/api/{ACCOUNTS}/health/"), timeout=15)
+
+
+def test_a_paused_service_times_out_as_504_in_seconds_while_others_serve(stack, loads_on_the_other_routes):
+    container = stack.container(CATALOG)
+    container.pause()
+    try:
+        response, elapsed = timed(lambda: stack.get(f"/api/{CATALOG}/health/", timeout=30))
+        assert response.status_code == 504
+        assert response.json()["error"]["code"] == "service_timeout"
+        assert elapsed < 15
+    finally:
+        container.unpause()
+    assert wait_until(lambda: stack.answers(f"/api/{CATALOG}/health/"), timeout=15)
+    assert_untouched(loads_on_the_other_routes)
+
+
+def test_after_a_gateway_restart_every_route_serves_within_five_seconds(stack):
+    stack.container(GATEWAY).restart(timeout=10)
+    started = time.monotonic()
+    assert wait_until(lambda: all(stack.answers(f"/api/{service}/health/") for service in SERVICES), timeout=5)
+    assert time.monotonic() - started < 5
+
+
+def test_a_service_cut_off_the_network_answers_503_in_time_and_recovers(stack, make_product, customer):
+    product_id = make_product(stock=10)
+    auth = {"Authorization": customer["Authorization"]}
+    orders = stack.container(ORDERS)
+    backend = stack.docker.networks.get(f"{stack.project}_backend")
+    backend.disconnect(orders)
+    try:
+        response, elapsed = timed(
+            lambda: stack.post(f"/api/{ORDERS}/orders", {"product_id": product_id, "quantity": 1}, headers=auth)
+        )
+        assert response.status_code == 503
+        assert response.json()["error"]["details"]["dependency"] == ACCOUNTS
+        assert elapsed < 5
+    finally:
+        backend.connect(orders, aliases=[ORDERS])
+
+    def orders_again() -> bool:
+        body = {"product_id": product_id, "quantity": 1}
+        return stack.post(f"/api/{ORDERS}/orders", body, headers=auth).status_code == 201
+
+    assert wait_until(orders_again, timeout=15, interval=0.5)
+
+
+def test_a_burst_of_2000_requests_at_200_connections_gets_no_502(stack):
+    def get(_):
+        try:  # a connection per request: 200 threads must not share one Session
+            return requests.get(f"{stack.base_url}/api/{CATALOG}/health/", timeout=30).status_code
+        except Exception as error:
+            return type(error).__name__
+
+    with ThreadPoolExecutor(max_workers=200) as pool:
+        statuses = list(pool.map(get, range(2000)))
+    assert statuses.count(200) == 2000, {status: statuses.count(status) for status in set(statuses)}

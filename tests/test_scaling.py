@@ -1,12 +1,11 @@
 """Scaling one service out and back in: replicas get their own sockets, share the load, and lose no request."""
 
-import threading
 import time
 from collections import Counter
 
 import pytest
 
-from stack import ACCOUNTS, GATEWAY, wait_until
+from stack import ACCOUNTS, GATEWAY, SteadyLoad, wait_until
 
 HEALTH = f"/api/{ACCOUNTS}/health/"
 
@@ -16,35 +15,6 @@ def three_replicas(stack):
     stack.scale(ACCOUNTS, 3)
     yield [container.attrs["Config"]["Hostname"] for container in stack.containers(ACCOUNTS)]
     stack.scale(ACCOUNTS, 1)
-
-
-class SteadyLoad:
-    """Sequential requests from one thread until stopped, at most max_requests and max_seconds."""
-
-    def __init__(self, stack, path: str, max_requests: int = 5000, max_seconds: float = 60):
-        self.stack, self.path = stack, path
-        self.max_requests, self.deadline = max_requests, time.monotonic() + max_seconds
-        self.outcomes: Counter = Counter()
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self.run)
-
-    def run(self) -> None:
-        while not self.stopped.is_set() and time.monotonic() < self.deadline:
-            if sum(self.outcomes.values()) >= self.max_requests:
-                break
-            try:
-                self.outcomes[self.stack.get(self.path).status_code] += 1
-            except Exception as error:  # a refused or reset connection is a lost request too
-                self.outcomes[type(error).__name__] += 1
-            time.sleep(0.005)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self.stopped.set()
-        self.thread.join()
 
 
 def test_new_replicas_receive_traffic_within_five_seconds(stack, three_replicas):

@@ -1,0 +1,214 @@
+"""Deploys one part of a running stack without touching the others (`make deploy SERVICE=service2`).
+
+A service rolls: its new image is built, new replicas start beside the old ones, and only once every new replica
+is healthy and in the gateway's upstream are the old ones drained and stopped, one at a time. A new replica that
+does not become healthy aborts the rollout: the new replicas are removed, the old ones never stopped serving.
+
+The gateway (SERVICE=nginx) reloads: its new configuration is checked with `nginx -t` inside the running
+gateway and applied with a graceful reload; an invalid one is refused and the running one stays.
+"""
+
+import argparse
+import io
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import docker
+from docker.models.containers import Container
+
+ROOT = Path(__file__).resolve().parent.parent
+GATEWAY = "nginx"
+# Where the gateway runs its configuration from (see nginx/entrypoint.sh).
+LIVE_CONFIG = "/tmp/nginx/conf"
+STAGING = "/tmp/nginx/staging"
+UPSTREAMS = "/tmp/nginx/upstreams.conf"
+
+
+class DeployError(Exception):
+    """The deploy stopped; the stack is as it was before it."""
+
+
+def say(message: str) -> None:
+    print(f"deploy: {message}", flush=True)
+
+
+class Deployment:
+    def __init__(self, project: str, timeout: float):
+        self.project = project
+        self.timeout = timeout
+        self.docker = docker.from_env()
+
+    def compose(self, *arguments: str) -> str:
+        command = ["docker", "compose", "--project-name", self.project, *arguments]
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise DeployError(f"`{' '.join(command)}` failed:\n{result.stderr.strip()}")
+        return result.stdout
+
+    def containers(self, service: str) -> list[Container]:
+        labels = [f"com.docker.compose.project={self.project}", f"com.docker.compose.service={service}"]
+        return self.docker.containers.list(filters={"label": labels})
+
+    def image_of(self, service: str) -> str:
+        """The image Compose builds for a service of this project (the file names none of its own)."""
+        return f"{self.project}-{service}"
+
+    def gateway(self) -> Container:
+        gateways = self.containers(GATEWAY)
+        if len(gateways) != 1:
+            raise DeployError(f"expected one running gateway in project {self.project}, found {len(gateways)}")
+        return gateways[0]
+
+    def exec_in_gateway(self, *command: str, user: str = "") -> str:
+        result = self.gateway().exec_run(list(command), user=user)
+        if result.exit_code != 0:
+            raise DeployError(result.output.decode().strip())
+        return result.output.decode()
+
+    # --- services -------------------------------------------------------------------------------------------
+
+    def roll(self, service: str, build: bool) -> None:
+        started = time.monotonic()
+        old = self.containers(service)
+        if not old:
+            raise DeployError(f"{service} has no running replica in project {self.project}: start the stack first")
+        if build:
+            say(f"building {service}")
+            self.compose("build", service)
+        say(f"starting {len(old)} new replica(s) of {service} beside the {len(old)} running")
+        self.compose("up", "--detach", "--no-deps", "--no-recreate", "--scale", f"{service}={2 * len(old)}", service)
+        old_ids = {container.id for container in old}
+        new = [container for container in self.containers(service) if container.id not in old_ids]
+        try:
+            self.wait_healthy(new)
+            self.wait_routed(new)
+        except DeployError:
+            say(f"aborting: removing the new replicas; the {len(old)} old one(s) keep serving")
+            for container in new:
+                container.remove(force=True)
+            raise
+        for container in old:
+            say(f"draining and stopping {hostname(container)}")
+            container.stop(timeout=10)
+            container.remove()
+        say(f"{service} now runs {len(new)} new replica(s); took {time.monotonic() - started:.1f} s")
+
+    def wait_healthy(self, containers: list[Container]) -> None:
+        deadline = time.monotonic() + self.timeout
+        waiting = list(containers)
+        while waiting:
+            for container in list(waiting):
+                container.reload()
+                status = container.attrs["State"].get("Health", {}).get("Status")
+                if status == "healthy":
+                    say(f"{hostname(container)} is healthy")
+                    waiting.remove(container)
+                elif status == "unhealthy" or container.status in ("exited", "dead"):
+                    raise DeployError(f"new replica {hostname(container)} is {status or container.status}:\n"
+                                      f"{last_health_output(container)}")
+            if waiting and time.monotonic() > deadline:
+                names = ", ".join(hostname(container) for container in waiting)
+                raise DeployError(f"new replica(s) {names} not healthy within {self.timeout:.0f} s")
+            time.sleep(0.5)
+
+    def wait_routed(self, containers: list[Container]) -> None:
+        """Until the gateway's upstreams name every new replica (unix transport: by its socket)."""
+        deadline = time.monotonic() + 15
+        while True:
+            upstreams = self.exec_in_gateway("cat", UPSTREAMS)
+            missing = [c for c in containers if not routes_to(upstreams, c)]
+            if not missing:
+                say("the gateway routes to every new replica")
+                return
+            if time.monotonic() > deadline:
+                raise DeployError(f"the gateway did not pick up {', '.join(hostname(c) for c in missing)}")
+            time.sleep(0.2)
+
+    # --- the gateway ----------------------------------------------------------------------------------------
+
+    def reload_gateway(self, build: bool, config_dir: Path | None) -> None:
+        if config_dir is None:
+            if build:
+                say("building the gateway image")
+                self.compose("build", GATEWAY)
+            archive = self.config_from_image()
+        else:
+            archive = config_from_directory(config_dir)
+        gateway = self.gateway()
+        # The archive lands owned by root: the file moves run as root, nginx itself as the gateway's user.
+        self.exec_in_gateway("rm", "-rf", STAGING, user="root")
+        self.exec_in_gateway("mkdir", "-p", STAGING, user="root")
+        gateway.put_archive(STAGING, archive)
+        try:
+            self.exec_in_gateway("nginx", "-t", "-q", "-c", f"{STAGING}/nginx/nginx.conf")
+        except DeployError as error:
+            self.exec_in_gateway("rm", "-rf", STAGING, user="root")
+            raise DeployError(f"the new gateway configuration is invalid; the running one stays:\n{error}") from None
+        swap = f"rm -rf /tmp/nginx/previous && mv {LIVE_CONFIG} /tmp/nginx/previous && mv {STAGING}/nginx {LIVE_CONFIG}"
+        self.exec_in_gateway("bash", "-c", swap, user="root")
+        self.exec_in_gateway("nginx", "-q", "-c", f"{LIVE_CONFIG}/nginx.conf", "-s", "reload")
+        say(f"the gateway reloaded its new configuration gracefully (container {gateway.short_id} kept)")
+
+    def config_from_image(self) -> bytes:
+        """/etc/nginx of the gateway's newly built image, as a tar archive with a top folder `nginx`."""
+        image = self.image_of(GATEWAY)
+        container = self.docker.containers.create(image, command=["true"], entrypoint=[])
+        try:
+            stream, _ = container.get_archive("/etc/nginx")
+            return b"".join(stream)
+        finally:
+            container.remove()
+
+
+def config_from_directory(directory: Path) -> bytes:
+    """A gateway configuration folder laid out like nginx/ (nginx.conf, conf.d/, snippets/), as a tar archive."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        archive.add(directory / "nginx.conf", arcname="nginx/nginx.conf")
+        archive.add(directory / "conf.d", arcname="nginx/conf.d")
+        archive.add(directory / "snippets", arcname="nginx/snippets")
+    return buffer.getvalue()
+
+
+def hostname(container: Container) -> str:
+    return container.attrs["Config"]["Hostname"]
+
+
+def routes_to(upstreams: str, container: Container) -> bool:
+    if f"/{hostname(container)}.sock " in upstreams:
+        return True
+    addresses = [network["IPAddress"] for network in container.attrs["NetworkSettings"]["Networks"].values()]
+    return any(f" {address}:" in upstreams for address in addresses if address)
+
+
+def last_health_output(container: Container) -> str:
+    log = container.attrs["State"].get("Health", {}).get("Log") or []
+    return log[-1]["Output"].strip() if log else "(no healthcheck output)"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("service", help="a service of the stack (service1 ... service4), or nginx for the gateway")
+    parser.add_argument("--project", default="microstack", help="the Compose project name (default: microstack)")
+    parser.add_argument("--no-build", action="store_true", help="deploy the image already built")
+    parser.add_argument("--timeout", type=float, default=90, help="seconds new replicas have to become healthy")
+    parser.add_argument("--config-dir", type=Path, help="nginx only: apply this folder's configuration, not the image's")
+    arguments = parser.parse_args()
+
+    deployment = Deployment(arguments.project, arguments.timeout)
+    try:
+        if arguments.service == GATEWAY:
+            deployment.reload_gateway(build=not arguments.no_build, config_dir=arguments.config_dir)
+        else:
+            deployment.roll(arguments.service, build=not arguments.no_build)
+    except DeployError as error:
+        print(f"deploy: FAILED: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

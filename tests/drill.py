@@ -1,0 +1,139 @@
+"""The fault drill (`make drill`): a rolling deploy under load, then one fault at a time, with the figures.
+
+It starts its own copy of the stack, keeps a steady load on every route while it rolls the catalog to a new
+image, and prints how many requests each route sent and lost. Then it injects the faults the stack promises to
+survive and prints, for each, how long the fault took to show at the gateway and how long recovery took. A
+drill, not a test: it prints figures and asserts nothing.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+
+from stack import ACCOUNTS, CATALOG, GATEWAY, ORDERS, ROOT, SERVICES, Stack, SteadyLoad, free_port
+
+POLL_SECONDS = 0.05
+
+
+def first_time(condition: Callable[[], bool], timeout: float) -> float | None:
+    """Seconds until condition first holds, or None if it did not within timeout."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if condition():
+            return time.monotonic() - started
+        time.sleep(POLL_SECONDS)
+    return None
+
+
+def seconds(value: float | None) -> str:
+    return "not within the limit" if value is None else f"{value:.2f} s"
+
+
+class Drill:
+    def __init__(self):
+        self.stack = Stack(f"microstack-drill-{uuid.uuid4().hex[:8]}", free_port())
+
+    def status(self, path: str, method: str = "GET", **kwargs) -> int:
+        try:
+            return self.stack.request(method, path, timeout=20, **kwargs).status_code
+        except Exception:
+            return 0
+
+    def route_fails(self, service: str) -> Callable[[], bool]:
+        return lambda: self.status(f"/api/{service}/health/") != 200
+
+    def route_serves(self, service: str) -> Callable[[], bool]:
+        return lambda: self.status(f"/api/{service}/health/") == 200
+
+    def rollout(self) -> None:
+        print("\nRolling deploy of the catalog under a steady load on every route")
+        loads = [SteadyLoad(self.stack, f"/api/{service}/health/", max_seconds=300) for service in SERVICES]
+        for load in loads:
+            load.thread.start()
+        command = [sys.executable, str(ROOT / "scripts" / "deploy.py"), CATALOG, "--no-build"]
+        started = time.monotonic()
+        result = subprocess.run([*command, "--project", self.stack.project], env=self.stack.compose_environment(),
+                                capture_output=True, text=True)
+        took = time.monotonic() - started
+        for load in loads:
+            load.__exit__()
+        print(f"deploy exited {result.returncode} after {took:.1f} s")
+        print("| route | requests | failed |\n| --- | ---: | ---: |")
+        for load in loads:
+            print(f"| {load.path} | {load.sent} | {load.failed} |")
+
+    def faults(self) -> None:
+        print("\nFaults, one at a time: time until the gateway shows it, time until the route serves again")
+        print("| fault | seen after | answer while down | recovered after |\n| --- | ---: | --- | ---: |")
+        self.crash()
+        self.stop_and_start()
+        self.pause()
+        self.gateway_restart()
+        self.network_cut()
+
+    def report(self, fault: str, seen: float | None, answer: str, recovered: float | None) -> None:
+        print(f"| {fault} | {seconds(seen)} | {answer} | {seconds(recovered)} |", flush=True)
+
+    def crash(self) -> None:
+        container = self.stack.container(CATALOG)
+        os.kill(container.attrs["State"]["Pid"], signal.SIGKILL)
+        seen = first_time(self.route_fails(CATALOG), 5)
+        answer = self.status(f"/api/{CATALOG}/health/")
+        recovered = first_time(self.route_serves(CATALOG), 30)
+        self.report("catalog crashed (SIGKILL), restart policy", seen, str(answer), recovered)
+
+    def stop_and_start(self) -> None:
+        _, stop_seconds = timed(lambda: self.stack.container(CATALOG).stop(timeout=10))
+        answer = self.status(f"/api/{CATALOG}/health/")
+        self.stack.compose("start", CATALOG)
+        recovered = first_time(self.route_serves(CATALOG), 30)
+        self.report(f"catalog `docker stop` ({stop_seconds:.1f} s to stop), then start", 0.0, str(answer), recovered)
+
+    def pause(self) -> None:
+        container = self.stack.container(CATALOG)
+        container.pause()
+        answer, seen = timed(lambda: self.status(f"/api/{CATALOG}/health/"))
+        container.unpause()
+        recovered = first_time(self.route_serves(CATALOG), 30)
+        self.report("catalog paused, then unpaused", seen, str(answer), recovered)
+
+    def gateway_restart(self) -> None:
+        self.stack.container(GATEWAY).restart(timeout=10)
+        recovered = first_time(lambda: all(self.route_serves(service)() for service in SERVICES), 30)
+        self.report("gateway restarted", 0.0, "connection refused", recovered)
+
+    def network_cut(self) -> None:
+        self.stack.post(f"/api/{ACCOUNTS}/register", {"username": "drill", "password": "drill-password"})
+        token = self.stack.login("drill", "drill-password")
+        headers = {"Authorization": f"Bearer {token}"}
+        body = {"product_id": 1, "quantity": 1}
+        container = self.stack.container(ORDERS)
+        backend = self.stack.docker.networks.get(f"{self.stack.project}_backend")
+        backend.disconnect(container)
+        answer, seen = timed(lambda: self.status(f"/api/{ORDERS}/orders", "POST", json=body, headers=headers))
+        backend.connect(container, aliases=[ORDERS])
+        recovered = first_time(lambda: self.status(f"/api/{ORDERS}/orders", "POST", json=body, headers=headers) == 201, 30)
+        self.report("orders cut off the network, then reconnected (an order)", seen, str(answer), recovered)
+
+    def run(self) -> None:
+        print(f"Starting the drill stack ({self.stack.project}) ...", flush=True)
+        self.stack.up()
+        try:
+            self.rollout()
+            self.faults()
+        finally:
+            self.stack.down()
+
+
+def timed(call):
+    started = time.monotonic()
+    result = call()
+    return result, time.monotonic() - started
+
+
+if __name__ == "__main__":
+    Drill().run()

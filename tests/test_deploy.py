@@ -1,0 +1,112 @@
+"""Deploying one part of the stack under load: zero failed requests, and nothing else touched."""
+
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from stack import CATALOG, GATEWAY, ROOT, SERVICES, SteadyLoad, wait_until
+
+DEPLOY = [sys.executable, str(ROOT / "scripts" / "deploy.py")]
+
+
+def deploy(stack, *arguments: str) -> subprocess.CompletedProcess:
+    environment = {**stack.compose_environment()}
+    command = [*DEPLOY, *arguments, "--project", stack.project]
+    return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600)
+
+
+def container_ids(stack, services) -> dict[str, set[str]]:
+    return {service: {container.id for container in stack.containers(service)} for service in services}
+
+
+def restart_counts(stack) -> dict[str, int]:
+    return {container.id: container.attrs["RestartCount"] for container in stack.containers()}
+
+
+@pytest.fixture
+def load_on_every_route(stack):
+    loads = [SteadyLoad(stack, f"/api/{service}/health/", max_seconds=120) for service in SERVICES]
+    for load in loads:
+        load.thread.start()
+    yield loads
+    for load in loads:
+        load.__exit__()
+
+
+def test_rolling_a_service_under_load_fails_no_request_and_touches_no_other_service(stack, load_on_every_route):
+    others = [service for service in SERVICES if service != CATALOG] + [GATEWAY]
+    before_ids, before_restarts = container_ids(stack, others), restart_counts(stack)
+    before_catalog = container_ids(stack, [CATALOG])[CATALOG]
+
+    result = deploy(stack, CATALOG, "--no-build")
+
+    for load in load_on_every_route:
+        load.__exit__()
+    assert result.returncode == 0, result.stdout + result.stderr
+    for load in load_on_every_route:
+        assert load.failed == 0, (load.path, load.outcomes)
+        assert load.sent > 20, (load.path, load.outcomes)
+    assert container_ids(stack, others) == before_ids
+    assert all(restart_counts(stack)[cid] == count for cid, count in before_restarts.items() if cid in restart_counts(stack))
+    after_catalog = container_ids(stack, [CATALOG])[CATALOG]
+    assert len(after_catalog) == 1 and after_catalog.isdisjoint(before_catalog)
+
+
+@pytest.fixture
+def never_healthy_image(stack):
+    """The catalog's image replaced by one whose healthcheck always fails; the real one is put back after."""
+    image = f"{stack.project}-{CATALOG}"  # the image Compose builds for the catalog
+    keep = f"{image}-kept-{uuid.uuid4().hex[:6]}"
+    stack.docker.images.get(image).tag(keep)
+    dockerfile = f"FROM {image}\nHEALTHCHECK --interval=1s --timeout=1s --retries=2 CMD [\"false\"]\n"
+    subprocess.run(["docker", "build", "-q", "-t", image, "-"], input=dockerfile, text=True, check=True,
+                   capture_output=True, env={**os.environ, "DOCKER_BUILDKIT": "0"})
+    yield image
+    stack.docker.images.get(keep).tag(image)
+    stack.docker.images.remove(keep)
+
+
+def test_a_new_image_that_never_becomes_healthy_aborts_and_the_old_keeps_serving(stack, never_healthy_image):
+    before = container_ids(stack, [CATALOG])[CATALOG]
+    with SteadyLoad(stack, f"/api/{CATALOG}/health/", max_seconds=120) as load:
+        result = deploy(stack, CATALOG, "--no-build", "--timeout", "30")
+    assert result.returncode != 0
+    assert "not healthy" in result.stderr or "unhealthy" in result.stderr
+    assert container_ids(stack, [CATALOG])[CATALOG] == before
+    assert load.failed == 0, load.outcomes
+
+
+@pytest.fixture
+def changed_gateway_config(tmp_path):
+    """A copy of nginx/ whose /healthz says which configuration answers."""
+    config = tmp_path / "nginx"
+    subprocess.run(["cp", "-r", str(ROOT / "nginx"), str(config)], check=True)
+    routes = config / "snippets" / "routes.inc"
+    routes.write_text(routes.read_text().replace('"status": "ok"}', '"status": "ok", "config": "changed"}'))
+    return config
+
+
+def test_a_gateway_configuration_change_reloads_gracefully_under_load(stack, changed_gateway_config):
+    gateway_id = stack.container(GATEWAY).id
+    with SteadyLoad(stack, f"/api/{SERVICES[0]}/health/") as load:
+        result = deploy(stack, GATEWAY, "--config-dir", str(changed_gateway_config))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert wait_until(lambda: stack.get("/healthz").json().get("config") == "changed", timeout=5)
+    assert load.failed == 0, load.outcomes
+    assert stack.container(GATEWAY).id == gateway_id
+
+    original = deploy(stack, GATEWAY, "--config-dir", str(ROOT / "nginx"))
+    assert original.returncode == 0, original.stderr
+    assert wait_until(lambda: "config" not in stack.get("/healthz").json(), timeout=5)
+
+
+def test_an_invalid_gateway_configuration_is_refused_and_the_running_one_stays(stack, changed_gateway_config):
+    (changed_gateway_config / "conf.d" / "gateway.conf").write_text("this is not nginx configuration;\n")
+    result = deploy(stack, GATEWAY, "--config-dir", str(changed_gateway_config))
+    assert result.returncode != 0
+    assert "invalid" in result.stderr
+    assert stack.get("/healthz").status_code == 200
+    assert stack.get(f"/api/{SERVICES[0]}/health/").status_code == 200

@@ -4,7 +4,7 @@ SERVICES := $(patsubst %/config/settings.py,%,$(wildcard */config/settings.py))
 VENV := .venv
 PYTHON ?= python3
 
-.PHONY: up down logs deploy test unit integration bench bench-smoke drill base-images venv clean
+.PHONY: up down logs deploy lint test unit integration bench bench-smoke drill base-images venv clean
 
 ## up: build and start the stack, returning once every container is healthy
 up:
@@ -22,6 +22,11 @@ logs:
 deploy: $(VENV)/.installed
 	@test -n "$(SERVICE)" || { echo "usage: make deploy SERVICE=<service1..service4|nginx>"; exit 2; }
 	$(VENV)/bin/python scripts/deploy.py $(SERVICE)
+
+## lint: ruff's checks and formatting, over every Python file (ruff.toml)
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 ## test: every unit test, then the integration suite against a fresh copy of the stack
 test: unit integration

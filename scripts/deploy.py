@@ -107,8 +107,10 @@ class Deployment:
                     say(f"{hostname(container)} is healthy")
                     waiting.remove(container)
                 elif status == "unhealthy" or container.status in ("exited", "dead"):
-                    raise DeployError(f"new replica {hostname(container)} is {status or container.status}:\n"
-                                      f"{last_health_output(container)}")
+                    raise DeployError(
+                        f"new replica {hostname(container)} is {status or container.status}:\n"
+                        f"{last_health_output(container)}"
+                    )
             if waiting and time.monotonic() > deadline:
                 names = ", ".join(hostname(container) for container in waiting)
                 raise DeployError(f"new replica(s) {names} not healthy within {self.timeout:.0f} s")
@@ -195,7 +197,7 @@ def main() -> int:
     parser.add_argument("--project", default="microstack", help="the Compose project name (default: microstack)")
     parser.add_argument("--no-build", action="store_true", help="deploy the image already built")
     parser.add_argument("--timeout", type=float, default=90, help="seconds new replicas have to become healthy")
-    parser.add_argument("--config-dir", type=Path, help="nginx only: apply this folder's configuration, not the image's")
+    parser.add_argument("--config-dir", type=Path, help="nginx only: apply this folder's configuration instead")
     arguments = parser.parse_args()
 
     deployment = Deployment(arguments.project, arguments.timeout)

@@ -9,7 +9,6 @@ import pytest
 
 from stack import ACCOUNTS, CATALOG, SERVICES, Stack, free_port
 
-
 # Worker settings that differ per service and from the defaults, so the suite sees each service get its own.
 TEST_STACK_ENVIRONMENT = {
     "SERVICE1_PROCESSES": "3",

@@ -56,8 +56,12 @@ class Drill:
             load.thread.start()
         command = [sys.executable, str(ROOT / "scripts" / "deploy.py"), CATALOG, "--no-build"]
         started = time.monotonic()
-        result = subprocess.run([*command, "--project", self.stack.project], env=self.stack.compose_environment(),
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [*command, "--project", self.stack.project],
+            env=self.stack.compose_environment(),
+            capture_output=True,
+            text=True,
+        )
         took = time.monotonic() - started
         for load in loads:
             load.__exit__()
@@ -116,7 +120,8 @@ class Drill:
         backend.disconnect(container)
         answer, seen = timed(lambda: self.status(f"/api/{ORDERS}/orders", "POST", json=body, headers=headers))
         backend.connect(container, aliases=[ORDERS])
-        recovered = first_time(lambda: self.status(f"/api/{ORDERS}/orders", "POST", json=body, headers=headers) == 201, 30)
+        places = lambda: self.status(f"/api/{ORDERS}/orders", "POST", json=body, headers=headers) == 201  # noqa: E731
+        recovered = first_time(places, 30)
         self.report("orders cut off the network, then reconnected (an order)", seen, str(answer), recovered)
 
     def run(self) -> None:

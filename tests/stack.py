@@ -54,7 +54,12 @@ class Stack:
     def compose(self, *arguments: str, timeout: float = 300) -> subprocess.CompletedProcess:
         command = ["docker", "compose", "--project-name", self.project, *arguments]
         return subprocess.run(
-            command, cwd=ROOT, env=self.compose_environment(), check=True, timeout=timeout, capture_output=True,
+            command,
+            cwd=ROOT,
+            env=self.compose_environment(),
+            check=True,
+            timeout=timeout,
+            capture_output=True,
             text=True,
         )
 

@@ -102,7 +102,8 @@ def test_nothing_is_written_by_a_rejected_order(stack, make_product, customer):
 def test_writes_without_a_token_are_401_and_with_the_wrong_role_403(stack, customer):
     body = {"name": "n", "price": "1.00", "stock": 1}
     assert_error(stack.post(f"/api/{CATALOG}/products", body), 401)
-    assert_error(stack.post(f"/api/{CATALOG}/products", body, headers={"Authorization": customer["Authorization"]}), 403)
+    as_customer = {"Authorization": customer["Authorization"]}
+    assert_error(stack.post(f"/api/{CATALOG}/products", body, headers=as_customer), 403)
     assert_error(stack.post(f"/api/{ORDERS}/orders", {"product_id": 1, "quantity": 1}), 401)
 
 

@@ -73,7 +73,9 @@ def product_update(request: HttpRequest, product_id: int, changes: ProductChange
     return services.product_update(product=product, changes=changes.dict(exclude_none=True))
 
 
-@api.put("/internal/reservations/{reservation_id}", response={200: ReservationOut, 201: ReservationOut}, tags=["internal"])
+@api.put(
+    "/internal/reservations/{reservation_id}", response={200: ReservationOut, 201: ReservationOut}, tags=["internal"]
+)
 def reservation_make(request: HttpRequest, reservation_id: uuid.UUID, reservation: ReservationIn):
     """Idempotent by id: the orders service may retry it safely."""
     made, created = services.reservation_make(reservation_id=reservation_id, **reservation.dict())

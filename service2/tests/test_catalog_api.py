@@ -3,28 +3,13 @@
 import uuid
 
 import pytest
-import responses
 
 from catalog.models import Product, Reservation
-from servicekit.testing import stub_accounts
+from servicekit.testing import ADA as CUSTOMER
+from servicekit.testing import STAFF
 
 PREFIX = "/api/service2"
-STAFF = {"Authorization": "Bearer staff-token"}
-CUSTOMER = {"Authorization": "Bearer customer-token"}
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def accounts():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
-        stub_accounts(
-            mocked,
-            users={
-                "staff-token": {"id": 1, "username": "staff", "is_staff": True},
-                "customer-token": {"id": 2, "username": "ada", "is_staff": False},
-            },
-        )
-        yield mocked
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("accounts")]
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,9 @@ from orders.models import Order
 from servicekit.api import create_api
 from servicekit.auth import BearerAuth
 
-api = create_api(title="orders (service3)", description="Orders: stock reserved at the catalog, events to notifications.")
+api = create_api(
+    title="orders (service3)", description="Orders: stock reserved at the catalog, events to notifications."
+)
 
 
 class OrderIn(Schema):

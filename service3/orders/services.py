@@ -58,9 +58,7 @@ def order_for_key(*, caller: Caller, idempotency_key: str, product_id: int, quan
     return order
 
 
-def order_place(
-    *, caller: Caller, product_id: int, quantity: int, idempotency_key: str | None
-) -> tuple[Order, bool]:
+def order_place(*, caller: Caller, product_id: int, quantity: int, idempotency_key: str | None) -> tuple[Order, bool]:
     """Returns (order, created); the same Idempotency-Key returns the order it made the first time."""
     if idempotency_key:
         existing = order_for_key(

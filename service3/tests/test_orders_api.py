@@ -10,11 +10,9 @@ from django.conf import settings
 
 from orders import outbox
 from orders.models import Order, OutboxMessage
-from servicekit.testing import stub_accounts
+from servicekit.testing import ADA, GRACE
 
 PREFIX = "/api/service3"
-ADA = {"Authorization": "Bearer ada-token"}
-GRACE = {"Authorization": "Bearer grace-token"}
 pytestmark = pytest.mark.django_db
 
 
@@ -57,19 +55,12 @@ def catalog():
 
 
 @pytest.fixture(autouse=True)
-def dependencies(catalog):
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
-        stub_accounts(
-            mocked,
-            users={
-                "ada-token": {"id": 1, "username": "ada", "is_staff": False},
-                "grace-token": {"id": 2, "username": "grace", "is_staff": False},
-            },
-        )
-        reservations = service_url("service2", "/internal/reservations/")
-        mocked.add_callback(responses.PUT, responses.matchers.re.compile(reservations + ".*"), catalog.reserve)
-        mocked.add_callback(responses.DELETE, responses.matchers.re.compile(reservations + ".*"), catalog.release)
-        yield mocked
+def dependencies(accounts, catalog):
+    """Accounts (servicekit's stub) and the fake catalog, on one RequestsMock."""
+    reservations = service_url("service2", "/internal/reservations/")
+    accounts.add_callback(responses.PUT, responses.matchers.re.compile(reservations + ".*"), catalog.reserve)
+    accounts.add_callback(responses.DELETE, responses.matchers.re.compile(reservations + ".*"), catalog.release)
+    return accounts
 
 
 def place(client, body, headers=ADA, key=None):
@@ -157,9 +148,7 @@ def test_cancelling_releases_the_stock_and_queues_an_event(client, catalog, djan
     assert [m.body["type"] for m in OutboxMessage.objects.all()] == ["order.placed", "order.cancelled"]
 
 
-def test_a_release_the_catalog_cannot_take_now_waits_in_the_outbox(
-    client, catalog, django_capture_on_commit_callbacks
-):
+def test_a_release_the_catalog_cannot_take_now_waits_in_the_outbox(client, catalog, django_capture_on_commit_callbacks):
     order_id = place(client, {"product_id": 1, "quantity": 4}).json()["id"]
     catalog.down = True
     cancel(client, order_id, django_capture_on_commit_callbacks)

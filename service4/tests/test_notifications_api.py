@@ -3,34 +3,20 @@
 import uuid
 
 import pytest
-import responses
 
 from notifications.models import Notification
-from servicekit.testing import stub_accounts
+from servicekit.testing import ADA, GRACE, TEST_USERS
 
 PREFIX = "/api/service4"
-ADA = {"Authorization": "Bearer ada-token"}
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def accounts():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
-        stub_accounts(
-            mocked,
-            users={
-                "ada-token": {"id": 1, "username": "ada", "is_staff": False},
-                "grace-token": {"id": 2, "username": "grace", "is_staff": False},
-            },
-        )
-        yield mocked
+ADA_ID = TEST_USERS["ada-token"]["id"]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("accounts")]
 
 
 def deliver(client, event_id, body):
     return client.put(f"{PREFIX}/internal/events/{event_id}", body, content_type="application/json")
 
 
-def order_placed(user_id=1, **data):
+def order_placed(user_id=ADA_ID, **data):
     return {
         "type": "order.placed",
         "user_id": user_id,
@@ -55,8 +41,8 @@ def test_a_redelivered_event_is_stored_once(client):
 
 
 def test_feeds_are_private(client):
-    deliver(client, uuid.uuid4(), order_placed(user_id=1))
-    assert client.get(PREFIX + "/feed", headers={"Authorization": "Bearer grace-token"}).json() == []
+    deliver(client, uuid.uuid4(), order_placed(user_id=ADA_ID))
+    assert client.get(PREFIX + "/feed", headers=GRACE).json() == []
 
 
 def test_the_feed_needs_a_token(client):

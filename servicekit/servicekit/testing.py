@@ -83,17 +83,31 @@ class ServiceContract:
         assert settings.DEBUG is False
 
 
-def stub_accounts(mocked, *, users: dict[str, dict]) -> None:
-    """Makes the accounts service's introspection (mocked with `responses`) know these tokens and no others.
+# Bearer tokens the stubbed accounts service knows, with the users they stand for.
+TEST_USERS = {
+    "staff-token": {"id": 1, "username": "staff", "is_staff": True},
+    "ada-token": {"id": 2, "username": "ada", "is_staff": False},
+    "grace-token": {"id": 3, "username": "grace", "is_staff": False},
+}
+STAFF = {"Authorization": "Bearer staff-token"}
+ADA = {"Authorization": "Bearer ada-token"}
+GRACE = {"Authorization": "Bearer grace-token"}
 
-    users maps a token to {"id", "username", "is_staff"}.
+
+@pytest.fixture
+def accounts():
+    """The accounts service's introspection, stubbed with `responses`: it knows TEST_USERS' tokens and no others.
+
+    Yields the RequestsMock, so a test can stub its service's other dependencies on it too.
     """
     import responses
 
     def introspect(request):
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        user = users.get(token)
+        user = TEST_USERS.get(token)
         return 200, {}, json.dumps({"active": user is not None, "user": user})
 
     url = f"{settings.GATEWAY_INTERNAL_URL}/api/{settings.ACCOUNTS_SERVICE}/internal/introspect"
-    mocked.add_callback(responses.GET, url, callback=introspect)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
+        mocked.add_callback(responses.GET, url, callback=introspect)
+        yield mocked

@@ -7,7 +7,7 @@ import uuid
 import docker
 import pytest
 
-from stack import ACCOUNTS, CATALOG, SERVICES, Stack, free_port
+from stack import ACCOUNTS, SERVICES, Stack, free_port
 
 # Worker settings that differ per service and from the defaults, so the suite sees each service get its own.
 TEST_STACK_ENVIRONMENT = {
@@ -55,14 +55,7 @@ def service(request) -> str:
 
 @pytest.fixture(scope="session")
 def staff_token(stack) -> str:
-    """A token of a staff user, made with Django's own createsuperuser inside the accounts container."""
-    password = uuid.uuid4().hex
-    result = stack.container(ACCOUNTS).exec_run(
-        ["python", "manage.py", "createsuperuser", "--noinput", "--username", "staff", "--email", "staff@example.com"],
-        environment={"DJANGO_SUPERUSER_PASSWORD": password},
-    )
-    assert result.exit_code == 0, result.output
-    return stack.login("staff", password)
+    return stack.staff_login()
 
 
 @pytest.fixture
@@ -77,10 +70,4 @@ def customer(stack) -> dict[str, str]:
 def make_product(stack, staff_token):
     """Creates a product with the given stock; returns its id."""
 
-    def make(stock: int) -> int:
-        body = {"name": f"product-{uuid.uuid4().hex[:12]}", "price": "9.90", "stock": stock}
-        response = stack.post(f"/api/{CATALOG}/products", body, headers={"Authorization": f"Bearer {staff_token}"})
-        assert response.status_code == 201, response.text
-        return response.json()["id"]
-
-    return make
+    return lambda stock: stack.product(stock, staff_token)

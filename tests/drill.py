@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from stack import ACCOUNTS, CATALOG, GATEWAY, ORDERS, ROOT, SERVICES, Stack, SteadyLoad, free_port
+from stack import ACCOUNTS, CATALOG, GATEWAY, NOTIFICATIONS, ORDERS, ROOT, SERVICES, Stack, SteadyLoad, free_port
 
 POLL_SECONDS = 0.05
 
@@ -78,6 +78,7 @@ class Drill:
         self.pause()
         self.gateway_restart()
         self.network_cut()
+        self.outbox_backlog(orders=200)
 
     def report(self, fault: str, seen: float | None, answer: str, recovered: float | None) -> None:
         print(f"| {fault} | {seconds(seen)} | {answer} | {seconds(recovered)} |", flush=True)
@@ -123,6 +124,32 @@ class Drill:
         places = lambda: self.status(f"/api/{ORDERS}/orders", "POST", json=body, headers=headers) == 201  # noqa: E731
         recovered = first_time(places, 30)
         self.report("orders cut off the network, then reconnected (an order)", seen, str(answer), recovered)
+
+    def outbox_backlog(self, orders: int) -> None:
+        """Notifications down while orders are placed: how long the outbox takes to deliver them all after."""
+        self.stack.post(f"/api/{ACCOUNTS}/register", {"username": "backlog", "password": "drill-password"})
+        headers = {"Authorization": f"Bearer {self.stack.login('backlog', 'drill-password')}"}
+        product_id = self.stack.product(stock=orders, staff_token=self.stack.staff_login())
+        self.stack.compose("stop", NOTIFICATIONS)
+        order = {"product_id": product_id, "quantity": 1}
+        placed = [self.status(f"/api/{ORDERS}/orders", "POST", json=order, headers=headers) for _ in range(orders)]
+        self.stack.compose("start", NOTIFICATIONS)
+        started = time.monotonic()
+        serving = first_time(self.route_serves(NOTIFICATIONS), 30)
+
+        def feed_size() -> int:
+            response = self.stack.get(f"/api/{NOTIFICATIONS}/feed?limit=1000", headers=headers)
+            return len(response.json()) if response.ok else 0
+
+        delivered = first_time(lambda: feed_size() >= placed.count(201), 120)
+        total = None if delivered is None else time.monotonic() - started
+        self.report(
+            f"notifications stopped while {placed.count(201)} of {orders} orders were placed; all in the feed",
+            serving,
+            "orders 201, events held in the outbox",
+            total,
+        )
+        print(f"(the feed then holds {feed_size()} notifications: each event once)")
 
     def run(self) -> None:
         print(f"Starting the drill stack ({self.stack.project}) ...", flush=True)

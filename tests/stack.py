@@ -85,6 +85,23 @@ class Stack:
         assert response.status_code == 200, response.text
         return response.json()["token"]
 
+    def staff_login(self, username: str = "staff") -> str:
+        """A token of a new staff user, made with Django's own createsuperuser inside the accounts container."""
+        password = os.urandom(16).hex()
+        command = ["python", "manage.py", "createsuperuser", "--noinput", "--username", username]
+        result = self.container(ACCOUNTS).exec_run(
+            [*command, "--email", "staff@example.com"], environment={"DJANGO_SUPERUSER_PASSWORD": password}
+        )
+        assert result.exit_code == 0, result.output
+        return self.login(username, password)
+
+    def product(self, stock: int, staff_token: str) -> int:
+        """A new product with this much stock; returns its id."""
+        body = {"name": f"product-{os.urandom(6).hex()}", "price": "9.90", "stock": stock}
+        response = self.post(f"/api/{CATALOG}/products", body, headers={"Authorization": f"Bearer {staff_token}"})
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
     def stock_of(self, product_id: int) -> int:
         return self.get(f"/api/{CATALOG}/products/{product_id}").json()["stock"]
 

@@ -29,7 +29,6 @@ SERVICE_NAME = env.str("SERVICE_NAME", default=BASE_DIR.name)
 INSTANCE_NAME = env.str("INSTANCE_NAME", default=socket.gethostname())
 DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "var")))
 
-
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or read_or_create_secret_key(DATA_DIR / "secret_key")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # Requests arrive through the gateway; the Host header is checked there.

@@ -14,7 +14,19 @@ import time
 import uuid
 from collections.abc import Callable
 
-from stack import ACCOUNTS, CATALOG, GATEWAY, NOTIFICATIONS, ORDERS, ROOT, SERVICES, Stack, SteadyLoad, free_port
+from stack import (
+    ACCOUNTS,
+    CATALOG,
+    GATEWAY,
+    NOTIFICATIONS,
+    ORDERS,
+    ROOT,
+    SERVICES,
+    Stack,
+    SteadyLoad,
+    free_port,
+    timed,
+)
 
 POLL_SECONDS = 0.05
 
@@ -159,12 +171,6 @@ class Drill:
             self.faults()
         finally:
             self.stack.down()
-
-
-def timed(call):
-    started = time.monotonic()
-    result = call()
-    return result, time.monotonic() - started
 
 
 if __name__ == "__main__":

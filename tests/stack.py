@@ -39,6 +39,13 @@ def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 
     return condition()
 
 
+def timed(call: Callable):
+    """(what call returned, the seconds it took)."""
+    started = time.monotonic()
+    result = call()
+    return result, time.monotonic() - started
+
+
 class Stack:
     def __init__(self, project: str, port: int, environment: dict[str, str] | None = None):
         self.project = project

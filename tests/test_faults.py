@@ -9,13 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from stack import ACCOUNTS, CATALOG, GATEWAY, ORDERS, SERVICES, SteadyLoad, wait_until
-
-
-def timed(call):
-    started = time.monotonic()
-    result = call()
-    return result, time.monotonic() - started
+from stack import ACCOUNTS, CATALOG, GATEWAY, ORDERS, SERVICES, SteadyLoad, timed, wait_until
 
 
 @pytest.fixture

@@ -22,8 +22,10 @@ def introspect(token: str) -> Caller | None:
     response = client_for(settings.ACCOUNTS_SERVICE).request(
         "GET", "/internal/introspect", headers={"Authorization": f"Bearer {token}"}
     )
+    if response.status_code != 200:
+        return None
     body = response.json()
-    if response.status_code != 200 or not body.get("active"):
+    if not body.get("active"):
         return None
     user = body["user"]
     return Caller(user_id=user["id"], username=user["username"], is_staff=user["is_staff"])

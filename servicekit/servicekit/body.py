@@ -35,12 +35,13 @@ class JsonBodyMiddleware:
         return self.refusal(request)
 
     def refusal(self, request: HttpRequest) -> HttpResponse | None:
+        too_large = f"The body may be at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes"
         if declared_length(request) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
-            return error_response(413, f"The body may be at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes")
+            return error_response(413, too_large)
         try:
             body = request.body
-        except RequestDataTooBig:
-            return error_response(413, f"The body may be at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes")
+        except RequestDataTooBig:  # no Content-Length (chunked): Django stops reading at the limit
+            return error_response(413, too_large)
         if not body:
             return None
         if request.content_type != "application/json":

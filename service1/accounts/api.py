@@ -2,12 +2,15 @@
 
 from datetime import datetime
 
-from django.http import HttpRequest
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
 from ninja import Field, Schema, Status
 from ninja.security import HttpBearer
 
 from accounts import selectors, services
 from servicekit.api import create_api
+from servicekit.errors import error_response
+from servicekit.internal import ServiceAuth
 
 api = create_api(title="accounts (service1)", description="Users and the bearer tokens every service accepts.")
 
@@ -51,8 +54,19 @@ def register(request: HttpRequest, credentials: Credentials):
 
 @api.post("/login", response=TokenOut)
 def login(request: HttpRequest, credentials: Credentials):
-    raw_token, token = services.token_create(username=credentials.username, password=credentials.password)
+    raw_token, token = services.token_create(
+        request=request, username=credentials.username, password=credentials.password
+    )
     return TokenOut(token=raw_token, expires_at=token.expires_at)
+
+
+def locked_out(request: HttpRequest, response: HttpResponse | None, credentials: dict | None) -> HttpResponse:
+    """django-axes' answer for an account past its failure limit (settings.AXES_LOCKOUT_CALLABLE)."""
+    lockout_seconds = int(settings.AXES_COOLOFF_TIME.total_seconds())
+    message = f"Too many failed logins for this account; try again in {lockout_seconds} s"
+    locked = error_response(429, message, code="too_many_failed_logins", details={"retry_after": lockout_seconds})
+    locked["Retry-After"] = str(lockout_seconds)
+    return locked
 
 
 @api.post("/logout", auth=LocalBearer(), response={204: None})
@@ -66,7 +80,7 @@ def me(request: HttpRequest):
     return request.auth
 
 
-@api.get("/internal/introspect", response=Introspection, tags=["internal"])
+@api.get("/internal/introspect", response=Introspection, auth=ServiceAuth("introspect"), include_in_schema=False)
 def introspect(request: HttpRequest):
     """RFC 7662 in spirit: 200 with active=false for any token that is not live, so callers need one check."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")

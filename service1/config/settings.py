@@ -1,8 +1,32 @@
 """Settings of service1 (accounts): the shared base from servicekit plus what is this service's own."""
 
+from datetime import timedelta
+
 from servicekit.settings import *  # noqa: F403
-from servicekit.settings import INSTALLED_APPS, env
+from servicekit.settings import INSTALLED_APPS, MIDDLEWARE, env
 
-INSTALLED_APPS = [*INSTALLED_APPS, "django.contrib.contenttypes", "django.contrib.auth", "accounts"]
+INSTALLED_APPS = [*INSTALLED_APPS, "django.contrib.contenttypes", "django.contrib.auth", "axes", "accounts"]
+MIDDLEWARE = [*MIDDLEWARE, "axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 
+# A token lives this long; expired ones are purged every ten minutes (uwsgi.ini: purge_expired_tokens).
 TOKEN_LIFETIME_SECONDS = env.int("TOKEN_LIFETIME_SECONDS", default=24 * 3600)
+
+# Password checks a replica runs at once, across its worker processes. Each is CPU-bound on purpose (Django's
+# hasher), and one more login than this answers 503 at once: with two threads per process (the default), a login
+# flood always leaves threads free for introspection, which every other service waits on.
+LOGINS_AT_ONCE = env.int("LOGINS_AT_ONCE", default=env.int("UWSGI_PROCESSES", default=2))
+
+# Failed logins, counted per account by django-axes: after LOGIN_FAILURE_LIMIT within LOGIN_LOCKOUT_SECONDS the
+# account answers 429 until that much time passes without a failure; a successful login clears the count.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(seconds=env.int("LOGIN_LOCKOUT_SECONDS", default=15 * 60))
+AXES_LOCKOUT_PARAMETERS = ["username"]
+# axes would also lock per client address (W006); the gateway limits each address already (limit_req), and behind
+# a proxy many clients share one address, which a lockout would shut out together.
+SILENCED_SYSTEM_CHECKS = [*SILENCED_SYSTEM_CHECKS, "axes.W006"]  # noqa: F405
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.api.locked_out"
+# Tokens are this service's record of logins; axes keeps only the failures.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False

@@ -1,8 +1,14 @@
 """The accounts API: register, log in, log out, introspect; every bad input a clean 4xx that writes nothing."""
 
+import io
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
+from django.utils import timezone
+
+from accounts import services
+from servicekit.testing import signed_by
 
 PREFIX = "/api/service1"
 User = get_user_model()
@@ -56,14 +62,15 @@ def test_a_token_identifies_its_user(client, token):
 
 
 def test_introspection_of_a_live_token(client, token):
-    body = client.get(PREFIX + "/internal/introspect", headers=bearer(token)).json()
+    body = client.get(PREFIX + "/internal/introspect", headers={**bearer(token), **signed_by("service3")}).json()
     assert body["active"] is True
     assert body["user"]["username"] == "ada"
 
 
 @pytest.mark.parametrize("authorization", ["", "Bearer nope", "Basic abc", "Bearer"])
 def test_introspection_of_anything_else_is_inactive(client, authorization):
-    response = client.get(PREFIX + "/internal/introspect", headers={"Authorization": authorization})
+    headers = {"Authorization": authorization, **signed_by("service3")}
+    response = client.get(PREFIX + "/internal/introspect", headers=headers)
     assert response.status_code == 200
     assert response.json() == {"active": False, "user": None}
 
@@ -122,3 +129,68 @@ def test_an_oversized_body_is_413(client, settings):
 def test_openapi_schema_is_served(client):
     schema = client.get(PREFIX + "/openapi.json").json()
     assert "/api/service1/register" in schema["paths"]
+
+
+def log_in(client, username, password):
+    return post_json(client, "/login", {"username": username, "password": password})
+
+
+def test_an_account_is_locked_after_ten_failures_while_others_still_log_in(client, token):
+    User.objects.create(username="grace", password=make_password("grace's password"))
+    statuses = [log_in(client, "ada", "wrong password").status_code for _ in range(11)]
+    assert statuses == [401] * 9 + [429, 429]
+    locked = log_in(client, "ada", "correct horse")  # now even the right password is refused
+    assert locked.status_code == 429
+    assert locked.json()["error"]["code"] == "too_many_failed_logins"
+    assert locked["Retry-After"] == "900"
+    assert log_in(client, "grace", "grace's password").status_code == 200
+
+
+def test_a_successful_login_clears_the_failure_count(client, token):
+    for _ in range(9):
+        log_in(client, "ada", "wrong password")
+    assert log_in(client, "ada", "correct horse").status_code == 200
+    statuses = [log_in(client, "ada", "wrong password").status_code for _ in range(9)]
+    assert statuses == [401] * 9
+
+
+def test_a_login_beyond_the_password_checks_at_once_is_a_fast_503(client, token, settings):
+    from accounts.capacity import password_checks
+
+    for _ in range(settings.LOGINS_AT_ONCE):
+        assert password_checks.acquire(block=False)
+    try:
+        response = log_in(client, "ada", "correct horse")
+    finally:
+        for _ in range(settings.LOGINS_AT_ONCE):
+            password_checks.release()
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "busy"
+    assert response["Retry-After"] == "1"
+    assert log_in(client, "ada", "correct horse").status_code == 200
+
+
+def test_expired_tokens_are_purged_and_live_ones_kept(client, token):
+    from django.core.management import call_command
+
+    from accounts.models import Token
+
+    Token.objects.create(key_hash="0" * 64, user=User.objects.get(username="ada"), expires_at=timezone.now())
+    call_command("purge_expired_tokens", stdout=io.StringIO())
+    assert list(Token.objects.values_list("key_hash", flat=True)) == [services.token_hash(token)]
+    assert client.get(PREFIX + "/me", headers=bearer(token)).status_code == 200
+
+
+def test_an_expired_token_is_refused(client, token):
+    from accounts.models import Token
+
+    Token.objects.update(expires_at=timezone.now())
+    assert client.get(PREFIX + "/me", headers=bearer(token)).status_code == 401
+
+
+def test_introspection_needs_a_calling_service_the_policy_names(client, token):
+    without = client.get(PREFIX + "/internal/introspect", headers=bearer(token))
+    assert without.status_code == 401
+    assert without.json()["error"]["code"] == "service_token_required"
+    from_itself = client.get(PREFIX + "/internal/introspect", headers={**bearer(token), **signed_by("service1")})
+    assert from_itself.status_code == 403

@@ -11,6 +11,7 @@ from catalog import services
 from catalog.models import Product
 from servicekit.api import create_api
 from servicekit.auth import BearerAuth, require_staff
+from servicekit.internal import ServiceAuth
 
 api = create_api(title="catalog (service2)", description="Products, their prices and stock, and stock reservations.")
 
@@ -74,7 +75,10 @@ def product_update(request: HttpRequest, product_id: int, changes: ProductChange
 
 
 @api.put(
-    "/internal/reservations/{reservation_id}", response={200: ReservationOut, 201: ReservationOut}, tags=["internal"]
+    "/internal/reservations/{reservation_id}",
+    response={200: ReservationOut, 201: ReservationOut},
+    auth=ServiceAuth("reservations"),
+    include_in_schema=False,
 )
 def reservation_make(request: HttpRequest, reservation_id: uuid.UUID, reservation: ReservationIn):
     """Idempotent by id: the orders service may retry it safely."""
@@ -82,7 +86,12 @@ def reservation_make(request: HttpRequest, reservation_id: uuid.UUID, reservatio
     return Status(201 if created else 200, made)
 
 
-@api.delete("/internal/reservations/{reservation_id}", response={204: None}, tags=["internal"])
+@api.delete(
+    "/internal/reservations/{reservation_id}",
+    response={204: None},
+    auth=ServiceAuth("reservations"),
+    include_in_schema=False,
+)
 def reservation_release(request: HttpRequest, reservation_id: uuid.UUID):
     services.reservation_release(reservation_id=reservation_id)
     return Status(204, None)

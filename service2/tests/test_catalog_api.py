@@ -3,10 +3,11 @@
 import uuid
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from catalog.models import Product, Reservation
 from servicekit.testing import ADA as CUSTOMER
-from servicekit.testing import STAFF
+from servicekit.testing import STAFF, signed_by
 
 PREFIX = "/api/service2"
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("accounts")]
@@ -29,7 +30,11 @@ def send_json(client, method, path, body, headers=None):
 
 def reserve(client, reservation_id, product_id, quantity):
     body = {"product_id": product_id, "quantity": quantity}
-    return send_json(client, "put", f"/internal/reservations/{reservation_id}", body)
+    return send_json(client, "put", f"/internal/reservations/{reservation_id}", body, signed_by("service3"))
+
+
+def release(client, reservation_id):
+    return client.delete(f"{PREFIX}/internal/reservations/{reservation_id}", headers=signed_by("service3"))
 
 
 def test_products_are_listed_for_anyone(client, product):
@@ -118,15 +123,15 @@ def test_reusing_a_reservation_id_for_another_quantity_is_409(client, product):
 def test_a_release_gives_the_stock_back_once(client, product):
     reservation_id = uuid.uuid4()
     reserve(client, reservation_id, product.id, 3)
-    assert client.delete(f"{PREFIX}/internal/reservations/{reservation_id}").status_code == 204
-    assert client.delete(f"{PREFIX}/internal/reservations/{reservation_id}").status_code == 204
+    assert release(client, reservation_id).status_code == 204
+    assert release(client, reservation_id).status_code == 204
     product.refresh_from_db()
     assert product.stock == 10
 
 
 def test_a_release_before_its_reservation_blocks_it(client, product):
     reservation_id = uuid.uuid4()
-    client.delete(f"{PREFIX}/internal/reservations/{reservation_id}")
+    release(client, reservation_id)
     response = reserve(client, reservation_id, product.id, 3)
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "reservation_released"
@@ -136,3 +141,41 @@ def test_a_release_before_its_reservation_blocks_it(client, product):
 
 def test_reserving_an_unknown_product_is_404(client):
     assert reserve(client, uuid.uuid4(), 999, 1).status_code == 404
+
+
+def reserve_as(client, headers):
+    body = {"product_id": 1, "quantity": 1}
+    return send_json(client, "put", f"/internal/reservations/{uuid.uuid4()}", body, headers)
+
+
+def test_an_internal_route_without_a_service_token_is_401(client):
+    response = reserve_as(client, {})
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "service_token_required"
+
+
+@pytest.mark.parametrize(
+    "token_options",
+    [
+        {"signing_key": Ed25519PrivateKey.generate()},  # forged: not signed with service3's published key
+        {"audience": "service4"},  # made for another service, replayed here
+        {"lifetime": -60},  # expired
+    ],
+    ids=["forged", "for-another-service", "expired"],
+)
+def test_an_internal_route_refuses_a_token_that_is_not_valid_here(client, token_options):
+    response = reserve_as(client, signed_by("service3", **token_options))
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_service_token"
+
+
+def test_an_internal_route_refuses_a_service_the_policy_does_not_name(client):
+    response = reserve_as(client, signed_by("service4"))
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "caller_not_allowed"
+    assert Reservation.objects.count() == 0
+
+
+def test_a_malformed_service_token_is_401(client):
+    response = reserve_as(client, {"X-Service-Token": "not-a-token"})
+    assert response.status_code == 401

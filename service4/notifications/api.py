@@ -10,6 +10,7 @@ from notifications import services
 from notifications.models import Notification
 from servicekit.api import create_api
 from servicekit.auth import BearerAuth
+from servicekit.internal import ServiceAuth
 
 api = create_api(title="notifications (service4)", description="Each user's feed of order events.")
 
@@ -48,7 +49,12 @@ def feed(request: HttpRequest, limit: int = Query(100, ge=1, le=1000)):
     return Notification.objects.filter(user_id=request.auth.user_id)[:limit]
 
 
-@api.put("/internal/events/{event_id}", response={200: None, 201: None}, tags=["internal"])
+@api.put(
+    "/internal/events/{event_id}",
+    response={200: None, 201: None},
+    auth=ServiceAuth("events"),
+    include_in_schema=False,
+)
 def event_receive(request: HttpRequest, event_id: uuid.UUID, event: EventIn):
     """Idempotent by event id: 201 the first time, 200 for a redelivery."""
     _, created = services.event_receive(

@@ -35,7 +35,10 @@ def create_api(*, title: str, description: str) -> NinjaAPI:
 
     @api.exception_handler(ApiError)
     def api_error(request: HttpRequest, error: ApiError) -> HttpResponse:
-        return error_response(error.status, error.message, code=error.code, details=error.details)
+        response = error_response(error.status, error.message, code=error.code, details=error.details)
+        for header, value in error.headers.items():
+            response[header] = value
+        return response
 
     @api.exception_handler(ValidationError)
     def invalid(request: HttpRequest, error: ValidationError) -> HttpResponse:

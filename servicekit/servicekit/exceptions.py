@@ -6,12 +6,13 @@ from typing import Any
 class ApiError(Exception):
     """Answered as {"error": {"code", "message", "details"}} with the given status."""
 
-    def __init__(self, status: int, code: str, message: str, details: Any = None):
+    def __init__(self, status: int, code: str, message: str, details: Any = None, headers: dict | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        self.headers = headers or {}
 
 
 class DependencyUnavailable(ApiError):

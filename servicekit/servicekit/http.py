@@ -1,6 +1,8 @@
 """Calls to another service, always through the gateway's internal listener, never to its database.
 
-Every call has a connect and a read timeout, carries the current X-Request-ID, is retried only when its method
+The internal listener is a unix socket that only the services mount (http+unix:// URLs), or an address on a
+private network where the stack spans hosts. Every call carries this service's signed token (servicekit.identity),
+has a connect and a read timeout, carries the current X-Request-ID, is retried only when its method
 is idempotent, and goes through a circuit breaker: a dependency that keeps failing is not called again until
 its reset timeout passes. Whatever goes wrong surfaces as DependencyUnavailable, which the API answers as 503.
 """
@@ -9,8 +11,10 @@ import pybreaker
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
+from requests_unixsocket import UnixAdapter
 from urllib3.util.retry import Retry
 
+from servicekit import identity
 from servicekit.context import request_id_var
 from servicekit.exceptions import DependencyUnavailable
 
@@ -32,7 +36,28 @@ def retrying_session() -> requests.Session:
     )
     session = requests.Session()
     session.mount("http://", HTTPAdapter(max_retries=retry, pool_maxsize=16))
+    session.mount("http+unix://", UnixAdapter(max_retries=retry))
+    # The Host the services' ALLOWED_HOSTS expect of a call through the gateway (a socket path is no host name).
+    session.headers["Host"] = settings.GATEWAY_INTERNAL_HOST
     return session
+
+
+def timeouts() -> tuple[float, float]:
+    return (settings.HTTP_CONNECT_TIMEOUT, settings.HTTP_READ_TIMEOUT)
+
+
+_gateway_session: requests.Session | None = None
+
+
+def gateway_get(path: str) -> requests.Response:
+    """A GET of the gateway's own internal resources (the services' public keys); raises DependencyUnavailable."""
+    global _gateway_session
+    if _gateway_session is None:
+        _gateway_session = retrying_session()
+    try:
+        return _gateway_session.get(settings.GATEWAY_INTERNAL_URL + path, timeout=timeouts())
+    except requests.RequestException as error:
+        raise DependencyUnavailable("gateway", type(error).__name__) from error
 
 
 class ServiceClient:
@@ -59,9 +84,12 @@ class ServiceClient:
             raise DependencyUnavailable(self.service, type(error).__name__) from error
 
     def _send(self, method: str, path: str, **kwargs) -> requests.Response:
-        headers = {"X-Request-ID": request_id_var.get(), **kwargs.pop("headers", {})}
-        timeout = (settings.HTTP_CONNECT_TIMEOUT, settings.HTTP_READ_TIMEOUT)
-        response = self.session.request(method, self.base_url + path, headers=headers, timeout=timeout, **kwargs)
+        headers = {
+            "X-Request-ID": request_id_var.get(),
+            identity.TOKEN_HEADER: identity.service_token(self.service),
+            **kwargs.pop("headers", {}),
+        }
+        response = self.session.request(method, self.base_url + path, headers=headers, timeout=timeouts(), **kwargs)
         if response.status_code in UNAVAILABLE_STATUSES:
             raise UpstreamFailure(f"{self.service} answered {response.status_code}")
         return response

@@ -1,12 +1,13 @@
-"""The service's SECRET_KEY: given in the environment, or made on first start and kept in its data volume."""
+"""Secrets a service makes on first start and keeps in its data volume: its SECRET_KEY and its identity key."""
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 
-def read_or_create_secret_key(path: Path) -> str:
-    """Returns the key stored at path, creating it first if missing; safe when several processes race."""
+def read_or_create(path: Path, make: Callable[[], str]) -> str:
+    """Returns the text stored at path, writing make() there first if missing; safe when several processes race."""
     try:
         return path.read_text().strip()
     except FileNotFoundError:
@@ -15,7 +16,7 @@ def read_or_create_secret_key(path: Path) -> str:
     candidate = path.with_name(f".{path.name}.{os.getpid()}")
     descriptor = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as key_file:
-        key_file.write(secrets.token_urlsafe(50))
+        key_file.write(make())
     try:
         os.link(candidate, path)  # atomic: the first process to link wins, the others read its key
     except FileExistsError:
@@ -23,3 +24,7 @@ def read_or_create_secret_key(path: Path) -> str:
     finally:
         candidate.unlink()
     return path.read_text().strip()
+
+
+def read_or_create_secret_key(path: Path) -> str:
+    return read_or_create(path, lambda: secrets.token_urlsafe(50))

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse
 
 from servicekit.context import request_id_var
@@ -49,7 +50,7 @@ class RequestContextMiddleware:
         request_id = request_id_for(request)
         token = request_id_var.set(request_id)
         try:
-            response = self.get_response(request)
+            response = self.refuse_unknown_host(request) or self.get_response(request)
             if response.status_code >= 400 and not is_json(response):
                 response = as_json_error(response)
             response["X-Request-ID"] = request_id
@@ -59,6 +60,13 @@ class RequestContextMiddleware:
             return response
         finally:
             request_id_var.reset(token)
+
+    def refuse_unknown_host(self, request: HttpRequest) -> HttpResponse | None:
+        try:
+            request.get_host()
+        except DisallowedHost:
+            return error_response(400, "This Host is not served here", code="invalid_host")
+        return None
 
     def log_access(self, request: HttpRequest, response: HttpResponse, started: float) -> None:
         access_log.info(

@@ -31,8 +31,11 @@ DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "var")))
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or read_or_create_secret_key(DATA_DIR / "secret_key")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-# Requests arrive through the gateway; the Host header is checked there.
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["*"])
+# The gateway refuses any other Host on its public port; a service checks again, since it may be reached another
+# way. It also accepts the names the stack uses itself: its healthcheck's, and that of calls through the gateway.
+GATEWAY_INTERNAL_HOST = "gateway"
+PUBLIC_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+ALLOWED_HOSTS = [*PUBLIC_HOSTS, "localhost", GATEWAY_INTERNAL_HOST]
 
 INSTALLED_APPS = [
     "servicekit",
@@ -65,8 +68,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Calls to other services (servicekit.http): through the gateway's internal listener, with bounded waits.
-GATEWAY_INTERNAL_URL = env.str("GATEWAY_INTERNAL_URL", default="http://nginx:8081")
+# Calls to other services (servicekit.http): through the gateway's internal listener, a unix socket in a volume
+# that only the gateway and the services mount, with bounded waits.
+GATEWAY_INTERNAL_URL = env.str("GATEWAY_INTERNAL_URL", default="http+unix://%2Frun%2Fgateway%2Finternal.sock")
+# This service's identity (servicekit.identity): its private key, from a file (a Docker secret) or made on first
+# start in DATA_DIR; published in SOCKET_DIR for the gateway to serve; each call's token lives this many seconds.
+SERVICE_KEY_FILE = env.str("SERVICE_KEY_FILE", default="")
+SOCKET_DIR = env.str("SOCKET_DIR", default=str(DATA_DIR / "socket"))
+SERVICE_TOKEN_SECONDS = env.int("SERVICE_TOKEN_SECONDS", default=60)
 HTTP_CONNECT_TIMEOUT = env.float("HTTP_CONNECT_TIMEOUT", default=1.0)
 HTTP_READ_TIMEOUT = env.float("HTTP_READ_TIMEOUT", default=3.0)
 HTTP_RETRIES = env.int("HTTP_RETRIES", default=2)
@@ -79,6 +88,12 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
+
+# `manage.py check --deploy` passes; what it asks for that does not apply is silenced here. HSTS (W004) and the
+# redirect to HTTPS (W008) are the gateway's when it serves TLS (README "Security"), and so is frame protection
+# (W002): it sets X-Frame-Options on every response. CSRF protection (W003) guards cookie sessions; these APIs
+# take bearer tokens in a header, which a cross-site form cannot send.
+SILENCED_SYSTEM_CHECKS = ["security.W002", "security.W003", "security.W004", "security.W008"]
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_MAX_BODY_BYTES", default=1024 * 1024)
 APPEND_SLASH = False

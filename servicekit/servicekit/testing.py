@@ -4,10 +4,15 @@ ServiceContract is the contract every service keeps, as tests each service runs 
 in with `class TestServiceContract(ServiceContract): pass`.
 """
 
+import io
 import json
+import time
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
+from django.core.management import call_command
 
 
 @pytest.fixture(autouse=True)
@@ -18,6 +23,34 @@ def fresh_service_clients():
     http.forget_clients()
     yield
     http.forget_clients()
+
+
+@pytest.fixture(autouse=True)
+def fresh_service_keys():
+    """Each test starts knowing no other service's key: those it signs with are published by signed_by()."""
+    from servicekit import identity
+
+    identity.public_keys.forget()
+    yield
+    identity.public_keys.forget()
+
+
+def service_token(caller: str, *, audience: str = "", signing_key: Ed25519PrivateKey | None = None, lifetime=60):
+    """A token as caller would sign it for this service; its key is published unless signing_key forges one."""
+    from servicekit import identity
+
+    key = Ed25519PrivateKey.generate()
+    identity.public_keys.remember(caller, identity.public_key_pem(key))
+    now = int(time.time())
+    claims = {"iss": caller, "aud": audience or settings.SERVICE_NAME, "iat": now, "exp": now + lifetime}
+    return jwt.encode(claims, signing_key or key, algorithm=identity.ALGORITHM)
+
+
+def signed_by(caller: str, **token_options) -> dict[str, str]:
+    """Headers of an internal call from caller to this service."""
+    from servicekit import identity
+
+    return {identity.TOKEN_HEADER: service_token(caller, **token_options)}
 
 
 @pytest.mark.django_db
@@ -81,6 +114,19 @@ class ServiceContract:
 
     def test_debug_is_off_by_default(self):
         assert settings.DEBUG is False
+
+    def test_the_deployment_checks_pass(self):
+        call_command("check", deploy=True, fail_level="WARNING", stdout=io.StringIO())
+
+    def test_the_public_api_document_shows_no_internal_route(self, client):
+        paths = client.get(f"{self.prefix}/openapi.json").json()["paths"]
+        assert paths
+        assert [path for path in paths if "/internal/" in path] == []
+
+    def test_a_host_not_allowed_is_a_json_400(self, client):
+        response = client.get(f"{self.prefix}/health/", headers={"Host": "evil.example"})
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "invalid_host"
 
 
 # Bearer tokens the stubbed accounts service knows, with the users they stand for.

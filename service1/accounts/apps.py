@@ -1,0 +1,10 @@
+"""The accounts app: loads its login capacity in the uWSGI master, so that every worker forked from it shares it."""
+
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    name = "accounts"
+
+    def ready(self) -> None:
+        from accounts import capacity  # noqa: F401  (made here, before uWSGI forks its workers)

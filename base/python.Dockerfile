@@ -1,6 +1,8 @@
 # A stand-in for the official python:3.13-slim image, built from Debian packages (see scripts/base-images.sh).
 ARG DEBIAN_IMAGE
 FROM ${DEBIAN_IMAGE}
+# The Debian suite pins the versions: a point release removes the old ones, so `pkg=version` would break builds.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv \
     && rm -rf /var/lib/apt/lists/*

@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
-# Starts the gateway: writes one upstream per service from the replicas it finds, keeps it current while
-# replicas come and go (reloading nginx gracefully on every change), and runs nginx.
+# Starts the gateway: renders what the environment decides (limits, allowed hosts, TLS or not) and one upstream
+# per service from the replicas it finds, keeps the upstreams current while replicas come and go (reloading nginx
+# gracefully on every change), and runs nginx.
 #
 # The services are the directories under /run/uwsgi, one socket volume mounted per service. With the unix
 # transport a replica is a socket file in its service's directory; with the tcp transport it is an address
 # that Docker's DNS gives for the service's name. The gateway needs no Docker socket for either.
+#
+# `entrypoint.sh render DIR [tls]` only renders the configuration into DIR/generated, as if a certificate were
+# mounted when tls is given (for the linters: `make lint`).
 set -o errexit -o nounset -o pipefail
 
-SOCKET_ROOT=/run/uwsgi
-UPSTREAMS=/tmp/nginx/upstreams.conf
+SOCKET_ROOT=${SOCKET_ROOT:-/run/uwsgi}
+GENERATED=${GENERATED:-/tmp/nginx/generated}
+UPSTREAMS=$GENERATED/upstreams.conf
 # nginx runs from a copy of its configuration, so `make deploy SERVICE=nginx` can swap in a new one and reload.
 CONFIG=/tmp/nginx/conf
+INTERNAL_SOCKET=/run/gateway/internal.sock
+TLS_CERT=/run/secrets/gateway_tls_cert
+TLS_KEY=/run/secrets/gateway_tls_key
 TRANSPORT=${SERVICE_TRANSPORT:-unix}
 TCP_PORT=${SERVICE_TCP_PORT:-3031}
 POLL_SECONDS=${DISCOVERY_POLL_SECONDS:-1}
@@ -32,14 +40,67 @@ render_upstreams() {
     found=0
     while read -r replica; do
       [[ -n "$replica" ]] || continue
-      # A replica that refuses a connection is skipped for 5 s while nginx tries the others.
-      echo "    server $replica max_fails=1 fail_timeout=5s;"
+      # max_fails=0: no error ever marks a replica failed. A client can provoke errors (a reset), and marking
+      # would let it take every replica out; a replica that is really gone refuses at once and nginx tries the
+      # next (uwsgi_next_upstream).
+      echo "    server $replica max_fails=0;"
       found=1
     done < <(replicas_of "$service")
     # No replica at all: nginx answers at once, and the gateway's error page makes that a JSON 503.
     [[ "$found" == 1 ]] || echo "    server unix:$directory/no-replica.sock down;"
     echo "}"
   done
+}
+
+# Rates and sizes of the per-client limits (snippets/limits.inc), from the environment.
+render_limits() {
+  cat <<EOF
+limit_req_zone \$login_client zone=logins:10m rate=${GATEWAY_LOGIN_RATE:-5r/s};
+limit_req_zone \$writes_client zone=writes:10m rate=${GATEWAY_WRITES_RATE:-50r/s};
+limit_conn_zone \$public_client zone=connections:10m;
+limit_req zone=logins burst=${GATEWAY_LOGIN_BURST:-20} nodelay;
+limit_req zone=writes burst=${GATEWAY_WRITES_BURST:-100} nodelay;
+limit_conn connections ${GATEWAY_CONNECTIONS_PER_CLIENT:-256};
+EOF
+}
+
+# The Host names the public listener serves (ALLOWED_HOSTS, comma-separated; a leading dot takes subdomains),
+# and always localhost, the gateway's own name from inside its container.
+render_hosts() {
+  local host
+  echo 'map $host $host_allowed {'
+  echo '    hostnames;'
+  echo '    default 0;'
+  echo '    localhost 1;'
+  IFS=, read -ra hosts <<<"${ALLOWED_HOSTS:-localhost,127.0.0.1}"
+  for host in "${hosts[@]}"; do
+    host=${host//[[:space:]]/}
+    [[ -n "$host" && "$host" != localhost ]] && echo "    \"$host\" 1;"
+  done
+  echo '}'
+}
+
+# HTTPS when a certificate and key are mounted (docker-compose.tls.yml), plain HTTP otherwise.
+render_public() {
+  local tls=${1:-}
+  if [[ -e "$TLS_CERT" || -e "$TLS_KEY" ]] && ! [[ -r "$TLS_CERT" && -r "$TLS_KEY" ]]; then
+    echo "gateway: $TLS_CERT and $TLS_KEY must both be readable by uid $(id -u) or gid $(id -g)" >&2
+    return 1
+  fi
+  if [[ -n "$tls" || ( -r "$TLS_CERT" && -r "$TLS_KEY" ) ]]; then
+    echo "map \"\" \$tls_public_port { default \"${GATEWAY_TLS_PORT:-8443}\"; }"
+    echo "include snippets/public-tls.inc;"
+  else
+    echo "include snippets/public-http.inc;"
+  fi
+}
+
+render_all() {
+  mkdir -p "$GENERATED"
+  render_limits >"$GENERATED/limits.conf"
+  render_hosts >"$GENERATED/hosts.conf"
+  render_public "${1:-}" >"$GENERATED/public.conf"
+  render_upstreams >"$UPSTREAMS"
 }
 
 watch_upstreams() {
@@ -55,9 +116,16 @@ watch_upstreams() {
   done
 }
 
-mkdir -p "$(dirname "$UPSTREAMS")"
+if [[ "${1:-}" == render ]]; then
+  GENERATED=$2/generated UPSTREAMS=$2/generated/upstreams.conf render_all "${3:-}"
+  exit 0
+fi
+
+mkdir -p "$(dirname "$CONFIG")"
 rm -rf "$CONFIG" && cp -r /etc/nginx "$CONFIG"
-render_upstreams >"$UPSTREAMS"
+render_all
+# A socket left by a gateway that was killed would make nginx's bind fail.
+rm -f "$INTERNAL_SOCKET"
 watch_upstreams &
 # -e: nginx opens its error log before reading the config, and the default path is not ours to write.
 exec nginx -e stderr -c "$CONFIG/nginx.conf" -g 'daemon off;'

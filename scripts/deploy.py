@@ -23,8 +23,11 @@ ROOT = Path(__file__).resolve().parent.parent
 GATEWAY = "nginx"
 # Where the gateway runs its configuration from (see nginx/entrypoint.sh).
 LIVE_CONFIG = "/tmp/nginx/conf"
-STAGING = "/tmp/nginx/staging"
-UPSTREAMS = "/tmp/nginx/upstreams.conf"
+# A new configuration is unpacked beside the live one (as /tmp/nginx/nginx), so that its relative include of
+# ../generated (upstreams and settings rendered from the environment) resolves as it will once live.
+ARCHIVE_TARGET = "/tmp/nginx"
+STAGED_CONFIG = "/tmp/nginx/nginx"
+UPSTREAMS = "/tmp/nginx/generated/upstreams.conf"
 
 
 class DeployError(Exception):
@@ -62,8 +65,8 @@ class Deployment:
             raise DeployError(f"expected one running gateway in project {self.project}, found {len(gateways)}")
         return gateways[0]
 
-    def exec_in_gateway(self, *command: str, user: str = "") -> str:
-        result = self.gateway().exec_run(list(command), user=user)
+    def exec_in_gateway(self, *command: str) -> str:
+        result = self.gateway().exec_run(list(command))
         if result.exit_code != 0:
             raise DeployError(result.output.decode().strip())
         return result.output.decode()
@@ -140,19 +143,25 @@ class Deployment:
         else:
             archive = config_from_directory(config_dir)
         gateway = self.gateway()
-        # The archive lands owned by root: the file moves run as root, nginx itself as the gateway's user.
-        self.exec_in_gateway("rm", "-rf", STAGING, user="root")
-        self.exec_in_gateway("mkdir", "-p", STAGING, user="root")
-        gateway.put_archive(STAGING, archive)
+        self.exec_in_gateway("rm", "-rf", STAGED_CONFIG)
+        self.unpack_in_gateway(archive, ARCHIVE_TARGET)
         try:
-            self.exec_in_gateway("nginx", "-t", "-q", "-c", f"{STAGING}/nginx/nginx.conf")
+            self.exec_in_gateway("nginx", "-t", "-q", "-c", f"{STAGED_CONFIG}/nginx.conf")
         except DeployError as error:
-            self.exec_in_gateway("rm", "-rf", STAGING, user="root")
+            self.exec_in_gateway("rm", "-rf", STAGED_CONFIG)
             raise DeployError(f"the new gateway configuration is invalid; the running one stays:\n{error}") from None
-        swap = f"rm -rf /tmp/nginx/previous && mv {LIVE_CONFIG} /tmp/nginx/previous && mv {STAGING}/nginx {LIVE_CONFIG}"
-        self.exec_in_gateway("bash", "-c", swap, user="root")
+        swap = f"rm -rf /tmp/nginx/previous && mv {LIVE_CONFIG} /tmp/nginx/previous && mv {STAGED_CONFIG} {LIVE_CONFIG}"
+        self.exec_in_gateway("bash", "-c", swap)
         self.exec_in_gateway("nginx", "-q", "-c", f"{LIVE_CONFIG}/nginx.conf", "-s", "reload")
         say(f"the gateway reloaded its new configuration gracefully (container {gateway.short_id} kept)")
+
+    def unpack_in_gateway(self, archive: bytes, directory: str) -> None:
+        """Unpacks a tar archive as the gateway's own user. Not `docker cp`: it cannot write into a tmpfs, and the
+        gateway's /tmp is one (its root file system is read-only)."""
+        command = ["docker", "exec", "-i", self.gateway().id, "tar", "-x", "-f", "-", "-C", directory]
+        result = subprocess.run(command, input=archive, capture_output=True)
+        if result.returncode != 0:
+            raise DeployError(f"could not unpack the configuration in the gateway: {result.stderr.decode().strip()}")
 
     def config_from_image(self) -> bytes:
         """/etc/nginx of the gateway's newly built image, as a tar archive with a top folder `nginx`."""

@@ -22,6 +22,14 @@ from stack import ACCOUNTS, CATALOG, ROOT, Stack, free_port
 MINIMAL = f"/api/{CATALOG}/health/"
 LOGIN = f"/api/{ACCOUNTS}/login"
 USERNAME, PASSWORD = "bench", "bench-password"
+# The bench measures what workers and replicas buy, so it lifts what protects the stack from one client (all of
+# wrk's connections are one): the gateway's per-client limits and the login service's load shedding.
+UNLIMITED = {
+    "GATEWAY_LOGIN_RATE": "100000r/s",
+    "GATEWAY_WRITES_RATE": "100000r/s",
+    "GATEWAY_CONNECTIONS_PER_CLIENT": "4096",
+    "LOGINS_AT_ONCE": "64",
+}
 
 
 @dataclass
@@ -75,7 +83,7 @@ class Bench:
     def __init__(self, seconds: int, connections: int):
         self.seconds = seconds
         self.connections = connections
-        self.stack = Stack(f"microstack-bench-{uuid.uuid4().hex[:8]}", free_port())
+        self.stack = Stack(f"microstack-bench-{uuid.uuid4().hex[:8]}", free_port(), UNLIMITED)
         self.rows: list[Row] = []
 
     def wrk_once(self, path: str, *, connections: int, script: str, seconds: int, name: str = "") -> Row:
@@ -109,7 +117,7 @@ class Bench:
 
     def configure(self, **environment: str) -> None:
         """Recreates what the change touches (compose compares the configuration) and waits for health."""
-        self.stack.environment = environment
+        self.stack.environment = {**UNLIMITED, **environment}
         self.stack.compose("up", "--detach", "--wait", timeout=600)
 
     def replicas(self, service: str, count: int) -> None:

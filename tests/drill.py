@@ -8,10 +8,12 @@ drill, not a test: it prints figures and asserts nothing.
 
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 
 from stack import (
@@ -20,8 +22,10 @@ from stack import (
     GATEWAY,
     NOTIFICATIONS,
     ORDERS,
+    OVERSIZED_HEADERS,
     ROOT,
     SERVICES,
+    LoginFlood,
     Stack,
     SteadyLoad,
     free_port,
@@ -135,7 +139,8 @@ class Drill:
         backend.connect(container, aliases=[ORDERS])
         places = lambda: self.status(f"/api/{ORDERS}/orders", "POST", json=body, headers=headers) == 201  # noqa: E731
         recovered = first_time(places, 30)
-        self.report("orders cut off the network, then reconnected (an order)", seen, str(answer), recovered)
+        # Calls between services travel the gateway's socket, in a volume: the answer stays 201.
+        self.report("orders cut off every network, then reconnected (an order)", seen, str(answer), recovered)
 
     def outbox_backlog(self, orders: int) -> None:
         """Notifications down while orders are placed: how long the outbox takes to deliver them all after."""
@@ -163,12 +168,43 @@ class Drill:
         )
         print(f"(the feed then holds {feed_size()} notifications: each event once)")
 
+    def abuse(self) -> None:
+        """What one hostile client can do: oversized headers at a scaled service, and a login flood."""
+        print("\nAbuse from one client")
+        self.stack.scale(ACCOUNTS, 2)
+        refused = Counter(self.status(f"/api/{ACCOUNTS}/health/", headers=OVERSIZED_HEADERS) for _ in range(20))
+        served = Counter(self.status(f"/api/{ACCOUNTS}/health/") for _ in range(100))
+        self.stack.scale(ACCOUNTS, 1)
+        print(f"20 requests with 21 KB of headers at 2 replicas of {ACCOUNTS}: {dict(refused)}")
+        print(f"100 normal requests right after: {dict(served)}")
+
+        self.stack.post(f"/api/{ACCOUNTS}/register", {"username": "bystander", "password": "drill-password"})
+        headers = {"Authorization": f"Bearer {self.stack.login('bystander', 'drill-password')}"}
+        product_id = self.stack.product(stock=100_000, staff_token=self.stack.staff_login("flood-staff"))
+        order = {"product_id": product_id, "quantity": 1}
+        calls = [("POST", f"/api/{ORDERS}/orders", order), ("GET", f"/api/{NOTIFICATIONS}/feed", None)]
+        latencies, statuses = [], Counter()
+        with LoginFlood(self.stack) as flood:
+            while flood.running():
+                for method, path, body in calls:
+                    started = time.monotonic()
+                    statuses[self.status(path, method, json=body, headers=headers)] += 1
+                    latencies.append((time.monotonic() - started) * 1000)
+                time.sleep(0.05)
+        print(f"login flood, 60 clients from one address for {flood.seconds:.0f} s: {dict(flood.outcomes)}")
+        percentiles = statistics.quantiles(latencies, n=100)
+        print(
+            f"meanwhile another client's orders and feed: {dict(statuses)}, p50 {percentiles[49]:.0f} ms, "
+            f"p99 {percentiles[98]:.0f} ms, max {max(latencies):.0f} ms"
+        )
+
     def run(self) -> None:
         print(f"Starting the drill stack ({self.stack.project}) ...", flush=True)
         self.stack.up()
         try:
             self.rollout()
             self.faults()
+            self.abuse()
         finally:
             self.stack.down()
 

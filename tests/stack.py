@@ -1,5 +1,6 @@
 """A composed copy of the stack under its own project name and port, driven through `docker compose` and the SDK."""
 
+import json
 import os
 import socket
 import subprocess
@@ -47,10 +48,14 @@ def timed(call: Callable):
 
 
 class Stack:
-    def __init__(self, project: str, port: int, environment: dict[str, str] | None = None):
+    def __init__(
+        self, project: str, port: int, environment: dict[str, str] | None = None, overrides: tuple[str, ...] = ()
+    ):
         self.project = project
         self.port = port
         self.environment = environment or {}
+        # Compose files added to docker-compose.yml (docker-compose.tls.yml, say).
+        self.files = [arg for name in ("docker-compose.yml", *overrides) for arg in ("--file", name)]
         self.base_url = f"http://127.0.0.1:{port}"
         self.docker = docker.from_env()
         self.http = requests.Session()
@@ -59,7 +64,7 @@ class Stack:
         return {**os.environ, **self.environment, "GATEWAY_PORT": str(self.port)}
 
     def compose(self, *arguments: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        command = ["docker", "compose", "--project-name", self.project, *arguments]
+        command = ["docker", "compose", "--project-name", self.project, *self.files, *arguments]
         return subprocess.run(
             command,
             cwd=ROOT,
@@ -178,3 +183,71 @@ class SteadyLoad:
     @property
     def sent(self) -> int:
         return sum(self.outcomes.values())
+
+
+# Three 7,000-byte headers (21 KB): what used to pass nginx and reset uWSGI, marking every replica failed.
+OVERSIZED_HEADERS = {f"X-Filler-{index}": "a" * 7000 for index in range(3)}
+
+# What LoginFlood runs: threads posting logins with made-up names (a password hash apiece), each at most every
+# 0.2 s, at most 200 times, for at most argv[2] seconds; it prints the count of each outcome as JSON.
+LOGIN_FLOOD_SCRIPT = """
+import json, sys, threading, time, uuid
+from collections import Counter
+import requests
+
+threads, deadline = int(sys.argv[1]), time.monotonic() + float(sys.argv[2])
+outcomes, lock = Counter(), threading.Lock()
+
+def flood():
+    session = requests.Session()
+    for _ in range(200):
+        if time.monotonic() > deadline:
+            return
+        credentials = {"username": f"flood-{uuid.uuid4().hex[:12]}", "password": "not the password"}
+        try:
+            outcome = session.post("http://nginx:8080/api/service1/login", json=credentials,
+                                   headers={"Host": "localhost"}, timeout=10).status_code
+        except requests.RequestException as error:
+            outcome = type(error).__name__
+        with lock:
+            outcomes[str(outcome)] += 1
+        time.sleep(0.2)
+
+workers = [threading.Thread(target=flood) for _ in range(threads)]
+for worker in workers:
+    worker.start()
+for worker in workers:
+    worker.join()
+print(json.dumps(outcomes))
+"""
+
+
+class LoginFlood:
+    """A login flood from a client of its own: a container on the gateway's public network, so it has an address
+    of its own (every client on the host shares one, Docker's proxy's) and meets the per-client limits alone.
+    Bounded: threads x 200 requests at most, for at most seconds. outcomes counts each status, once it ends."""
+
+    def __init__(self, stack: "Stack", threads: int = 60, seconds: float = 15):
+        self.stack, self.threads, self.seconds = stack, threads, seconds
+        self.outcomes: Counter = Counter()
+        self.thread = threading.Thread(target=self.run)
+
+    def run(self) -> None:
+        output = self.stack.docker.containers.run(
+            f"{self.stack.project}-{ACCOUNTS}",
+            entrypoint=["python", "-c", LOGIN_FLOOD_SCRIPT, str(self.threads), str(self.seconds)],
+            network=f"{self.stack.project}_edge",
+            labels={"com.docker.compose.project": self.stack.project},
+            remove=True,
+        )
+        self.outcomes.update(json.loads(output.decode().strip().splitlines()[-1]))
+
+    def running(self) -> bool:
+        return self.thread.is_alive()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.thread.join(timeout=self.seconds + 60)

@@ -1,7 +1,11 @@
 """The gateway: its own health, JSON for what it refuses, and the request id every request carries."""
 
+import http.client
+import json
 import re
+import socket
 
+import pytest
 import requests
 
 from stack import SERVICES
@@ -56,3 +60,55 @@ def test_malformed_request_is_a_json_400(stack):
     response = stack.http.send(raw, timeout=5)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "bad_request"
+
+
+def raw_response(stack, request: bytes) -> tuple[int, dict[str, str], dict]:
+    """Sends bytes as they are (requests would refuse to send most of these) and reads status, headers, JSON body."""
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=5) as connection:
+        connection.sendall(request)
+        response = http.client.HTTPResponse(connection)
+        response.begin()
+        return response.status, dict(response.getheaders()), json.loads(response.read())
+
+
+GATEWAY_ERRORS = {
+    "an empty URI": (b"GET /%00 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400, "bad_request"),
+    "a malformed request line": (b"NOT HTTP AT ALL\r\n\r\n", 400, "bad_request"),
+    "TRACE": (b"TRACE / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 405, "method_not_allowed"),
+    "a 10 KB URI": (b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 414, "uri_too_long"),
+    "a 9 KB header": (
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n",
+        431,
+        "request_header_fields_too_large",
+    ),
+    "a Host not served": (b"GET /healthz HTTP/1.1\r\nHost: evil.example\r\n\r\n", 421, "misdirected_request"),
+}
+
+
+@pytest.mark.parametrize("case", GATEWAY_ERRORS, ids=list(GATEWAY_ERRORS))
+def test_every_error_the_gateway_makes_is_json_with_the_right_status(stack, case):
+    request, status, code = GATEWAY_ERRORS[case]
+    answered, headers, body = raw_response(stack, request)
+    assert (answered, body["error"]["code"]) == (status, code)
+    assert headers["Content-Type"].startswith("application/json")
+
+
+def test_a_405_from_the_gateway_says_what_is_allowed(stack):
+    _, headers, _ = raw_response(stack, GATEWAY_ERRORS["TRACE"][0])
+    assert "GET" in headers["Allow"].split(", ")
+
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+}
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/no/such/path", f"/api/{SERVICES[1]}/products"])
+def test_every_response_carries_the_security_headers_once_and_no_server_version(stack, path):
+    headers = stack.get(path).headers
+    assert {name: headers.get(name) for name in SECURITY_HEADERS} == SECURITY_HEADERS
+    assert headers["Server"] == "nginx"
+    assert "Strict-Transport-Security" not in headers  # HSTS only over HTTPS

@@ -25,6 +25,6 @@ def test_every_route_answers_over_tcp(tcp_stack):
 
 
 def test_the_gateway_routes_to_addresses_not_sockets(tcp_stack):
-    upstreams = tcp_stack.container(GATEWAY).exec_run(["cat", "/tmp/nginx/upstreams.conf"]).output.decode()
+    upstreams = tcp_stack.container(GATEWAY).exec_run(["cat", "/tmp/nginx/generated/upstreams.conf"]).output.decode()
     assert ":3031 " in upstreams
-    assert ".sock max_fails" not in upstreams
+    assert ".sock " not in upstreams

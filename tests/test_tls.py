@@ -1,0 +1,61 @@
+"""Given a certificate and key (docker-compose.tls.yml), the gateway serves HTTPS with HSTS and redirects HTTP."""
+
+import os
+import uuid
+
+import pytest
+import requests
+import trustme
+
+from stack import ACCOUNTS, Stack, free_port
+
+SOCKETS_GID = 10001  # the gateway's group (docker-compose.yml, SOCKET_GID): it reads the key through it
+
+
+@pytest.fixture(scope="module")
+def certificate_authority() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def tls_stack(stack, certificate_authority, tmp_path_factory):  # after the main stack: its images are built
+    directory = tmp_path_factory.mktemp("tls")
+    issued = certificate_authority.issue_cert("127.0.0.1", "localhost")
+    certificate, key = directory / "certificate.pem", directory / "key.pem"
+    issued.cert_chain_pems[0].write_to_path(certificate)
+    issued.private_key_pem.write_to_path(key)
+    os.chown(key, -1, SOCKETS_GID)
+    key.chmod(0o640)
+    certificate.chmod(0o644)
+    tls_port = free_port()
+    environment = {"GATEWAY_TLS_CERT": str(certificate), "GATEWAY_TLS_KEY": str(key), "GATEWAY_TLS_PORT": str(tls_port)}
+    running = Stack(
+        f"microstack-test-tls-{uuid.uuid4().hex[:8]}", free_port(), environment, ("docker-compose.tls.yml",)
+    )
+    running.tls_url = f"https://127.0.0.1:{tls_port}"
+    try:
+        running.up()
+        yield running
+    finally:
+        running.down()
+
+
+def test_the_gateway_serves_https_with_hsts(tls_stack, certificate_authority, tmp_path):
+    bundle = tmp_path / "ca.pem"
+    certificate_authority.cert_pem.write_to_path(bundle)
+    response = requests.get(f"{tls_stack.tls_url}/api/{ACCOUNTS}/health/", verify=str(bundle), timeout=5)
+    assert response.status_code == 200
+    assert response.json()["service"] == ACCOUNTS
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+
+
+def test_plain_http_redirects_to_https(tls_stack):
+    response = tls_stack.get(f"/api/{ACCOUNTS}/health/?a=1", allow_redirects=False)
+    assert response.status_code == 301
+    assert response.headers["Location"] == f"{tls_stack.tls_url}/api/{ACCOUNTS}/health/?a=1"
+    assert "Strict-Transport-Security" not in response.headers
+
+
+def test_a_redirect_is_never_made_for_a_host_not_served(tls_stack):
+    response = tls_stack.get("/", headers={"Host": "evil.example"}, allow_redirects=False)
+    assert response.status_code == 421

@@ -14,3 +14,10 @@ OUTBOX_POLL_SECONDS = env.float("OUTBOX_POLL_SECONDS", default=0.5)
 OUTBOX_BASE_BACKOFF_SECONDS = env.float("OUTBOX_BASE_BACKOFF_SECONDS", default=0.5)
 OUTBOX_MAX_BACKOFF_SECONDS = env.float("OUTBOX_MAX_BACKOFF_SECONDS", default=2.0)
 OUTBOX_CIRCUIT_RESET_SECONDS = env.float("OUTBOX_CIRCUIT_RESET_SECONDS", default=1.0)
+# How long a deliverer holds a message it attempts (longer than one attempt with its retries can take).
+OUTBOX_LEASE_SECONDS = env.float("OUTBOX_LEASE_SECONDS", default=30.0)
+# An order still pending after this long was left by a crash: it is given up and its stock released. Longer than
+# any request lives (uWSGI's harakiri kills one at 30 s), so a live request never loses its order.
+ORDER_PENDING_SECONDS = env.float("ORDER_PENDING_SECONDS", default=35.0)
+
+HEALTH_DETAILS = ["orders.outbox.outbox_health"]

@@ -7,6 +7,9 @@ from django.db import models
 
 class Order(models.Model):
     class Status(models.TextChoices):
+        # Stored before the catalog is asked for stock: a crash after that leaves this trace, which
+        # orders.services.order_sweep_abandoned() turns into a release.
+        PENDING = "pending"
         PLACED = "placed"
         CANCELLED = "cancelled"
 
@@ -15,7 +18,7 @@ class Order(models.Model):
     user_id = models.BigIntegerField(db_index=True)
     product_id = models.BigIntegerField()
     quantity = models.PositiveIntegerField()
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PLACED)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -39,9 +42,12 @@ class OutboxMessage(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(db_index=True)
     delivered_at = models.DateTimeField(null=True, db_index=True)
-    # Set when the receiver refused the call for good (a 4xx): retrying cannot help, a person must look.
+    # Parked: the receiver refused the call for good (a 4xx other than 408 and 429): retrying cannot help, a
+    # person must look. Every other failure is retried.
     failed_at = models.DateTimeField(null=True)
     last_error = models.TextField(blank=True)
+    # A deliverer's lease on the message: only the one that set it attempts it, until it runs out.
+    claimed_until = models.DateTimeField(null=True)
 
     class Meta:
         ordering = ["created_at"]

@@ -1,7 +1,10 @@
 """The outbox: calls to other services written in the order's transaction, delivered later with retries.
 
-A uWSGI mule (orders/outbox_mule.py) runs deliver_forever(); each message is retried with exponential backoff
-until its receiver answers 2xx. Receivers deduplicate by id, so a message delivered twice counts once.
+A uWSGI mule (orders/outbox_mule.py) runs deliver_forever() in every replica. Each message is leased to one
+deliverer at a time (a conditional UPDATE, atomic on SQLite and PostgreSQL alike), so with several replicas each
+is attempted by one; it is retried with capped exponential backoff on every transient failure (no connection,
+a timeout, a 5xx, 408, 429) until delivered, and parked only when the receiver refuses it for good (another 4xx).
+Receivers deduplicate by id, so a message delivered twice would still count once.
 """
 
 import logging
@@ -11,6 +14,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import close_old_connections
+from django.db.models import Q
 from django.utils import timezone
 
 from orders.models import OutboxMessage
@@ -51,33 +55,63 @@ def backoff_seconds(attempts: int) -> float:
     return min(settings.OUTBOX_BASE_BACKOFF_SECONDS * 2 ** (attempts - 1), settings.OUTBOX_MAX_BACKOFF_SECONDS)
 
 
+def is_transient(status: int) -> bool:
+    """A refusal that may pass if tried again: the receiver timed out, was busy, or failed."""
+    return status >= 500 or status in (408, 429)
+
+
 def deliver(message: OutboxMessage) -> None:
-    """One attempt; records the outcome on the message."""
+    """One attempt; records the outcome on the message and gives up its lease."""
     token = request_id_var.set(message.request_id)
     message.attempts += 1
     try:
         response = outbox_client(message.service).request(message.method, message.path, json=message.body)
         if response.ok:
             message.delivered_at = timezone.now()
+        elif is_transient(response.status_code):
+            retry_later(message, f"{response.status_code}: {response.text[:500]}")
         else:
             message.failed_at = timezone.now()
             message.last_error = f"{response.status_code}: {response.text[:500]}"
-            log.error("outbox message refused", extra={"message_id": str(message.id), "status": response.status_code})
+            log.warning(
+                "outbox message parked: its receiver refused it for good",
+                extra={"message_id": str(message.id), "status": response.status_code, "path": message.path},
+            )
     except DependencyUnavailable as error:
-        message.next_attempt_at = timezone.now() + timedelta(seconds=backoff_seconds(message.attempts))
-        message.last_error = str(error.details)
+        retry_later(message, str(error.details))
     finally:
         request_id_var.reset(token)
-    message.save(update_fields=["attempts", "delivered_at", "failed_at", "next_attempt_at", "last_error"])
+    message.claimed_until = None
+    fields = ["attempts", "delivered_at", "failed_at", "next_attempt_at", "last_error", "claimed_until"]
+    message.save(update_fields=fields)
+
+
+def retry_later(message: OutboxMessage, error: str) -> None:
+    message.next_attempt_at = timezone.now() + timedelta(seconds=backoff_seconds(message.attempts))
+    message.last_error = error
+
+
+def undelivered():
+    return OutboxMessage.objects.filter(delivered_at__isnull=True, failed_at__isnull=True)
+
+
+def claim(message: OutboxMessage) -> bool:
+    """Leases the message to this deliverer, unless another holds a lease on it that has not run out."""
+    now = timezone.now()
+    lease = now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
+    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    return bool(undelivered().filter(free, id=message.id).update(claimed_until=lease))
 
 
 def deliver_due(*, limit: int = 50) -> int:
-    """Attempts every message that is due, oldest first; returns how many were delivered."""
-    due = OutboxMessage.objects.filter(
-        delivered_at__isnull=True, failed_at__isnull=True, next_attempt_at__lte=timezone.now()
-    )[:limit]
+    """Attempts every message that is due and that no other deliverer holds, oldest first; returns how many
+    were delivered."""
+    now = timezone.now()
+    due = undelivered().filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now), next_attempt_at__lte=now)
     delivered = 0
-    for message in due:
+    for message in due[:limit]:
+        if not claim(message):
+            continue
         deliver(message)
         if message.delivered_at is not None:
             delivered += 1
@@ -85,18 +119,29 @@ def deliver_due(*, limit: int = 50) -> int:
     return delivered
 
 
+def outbox_health() -> dict:
+    """For the health view: messages waiting to be delivered, and parked ones (a person must look at those)."""
+    return {
+        "outbox": {
+            "waiting": undelivered().count(),
+            "parked": OutboxMessage.objects.filter(failed_at__isnull=False).count(),
+        }
+    }
+
+
 def wake_backlog(*, service: str) -> None:
     """The receiver is back: its messages still backing off are due now, so a backlog drains at once."""
-    OutboxMessage.objects.filter(
-        service=service, delivered_at__isnull=True, failed_at__isnull=True, next_attempt_at__gt=timezone.now()
-    ).update(next_attempt_at=timezone.now())
+    undelivered().filter(service=service, next_attempt_at__gt=timezone.now()).update(next_attempt_at=timezone.now())
 
 
 def deliver_forever() -> None:
+    from orders.services import order_sweep_abandoned  # services queue into this module
+
     log.info("outbox delivery started")
     while True:
         close_old_connections()
         try:
+            order_sweep_abandoned()
             delivered = deliver_due()
         except Exception:
             log.exception("outbox delivery failed; trying again")

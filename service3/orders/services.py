@@ -1,15 +1,22 @@
-"""Writes of the orders service: placing and cancelling orders.
+"""Writes of the orders service: placing and cancelling orders, and giving up orders a crash left behind.
 
-Placing reserves stock at the catalog first, under the order's id, then stores the order and its event in one
-transaction. If storing fails, the reservation is released; if even that call fails, the release goes into the
-outbox and is retried until the catalog takes it. The caller never sees a half-made order.
+Placing an order is a saga of three steps, each durable before the next, so that no crash leaks stock:
+1. the order is stored as pending (its intent), before the catalog is asked for anything;
+2. the catalog reserves stock under the order's id (idempotent; once released, an id can never take stock);
+3. the order becomes placed and its event is queued, in one transaction.
+A definite refusal from the catalog (no stock, no product) deletes the intent. An unknown outcome (a timeout, a
+5xx: the reservation may exist) deletes it and queues the release in the same transaction. A crash leaves a
+pending order; order_sweep_abandoned() gives it up the same way once it is older than any request can live.
+The outbox delivers every release, so every reservation ends held by one placed order or released.
 """
 
 import logging
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from orders.models import Order
 from orders.outbox import event_enqueue, outbox_enqueue
@@ -39,22 +46,42 @@ def stock_reserve(*, order_id: uuid.UUID, product_id: int, quantity: int) -> Non
     raise DependencyUnavailable(settings.CATALOG_SERVICE, f"answered {response.status_code}")
 
 
-def stock_release(*, order_id: uuid.UUID) -> None:
-    """Releases now if the catalog answers; otherwise leaves it to the outbox. Never raises."""
-    try:
-        response = client_for(settings.CATALOG_SERVICE).request("DELETE", reservation_path(order_id))
-        if response.status_code == 204:
-            return
-    except DependencyUnavailable:
-        pass
-    log.warning("stock release deferred to the outbox", extra={"order_id": str(order_id)})
+def release_enqueue(*, order_id: uuid.UUID) -> None:
+    """Queues the release of an order's stock; call inside the transaction that gives the order up."""
     outbox_enqueue(service=settings.CATALOG_SERVICE, method="DELETE", path=reservation_path(order_id))
 
 
+@transaction.atomic
+def order_abandon(*, order_id: uuid.UUID) -> bool:
+    """Gives up a pending order: deletes it and queues the release of whatever stock it may hold. Only one caller
+    gives up an order (the conditional delete), so its release is queued once."""
+    deleted, _ = Order.objects.filter(id=order_id, status=Order.Status.PENDING).delete()
+    if deleted:
+        release_enqueue(order_id=order_id)
+    return bool(deleted)
+
+
+def order_sweep_abandoned() -> int:
+    """Gives up the pending orders older than any request can live (a crash left them); returns how many."""
+    cutoff = timezone.now() - timedelta(seconds=settings.ORDER_PENDING_SECONDS)
+    abandoned = Order.objects.filter(status=Order.Status.PENDING, created_at__lt=cutoff).values_list("id", flat=True)
+    given_up = sum(order_abandon(order_id=order_id) for order_id in abandoned)
+    if given_up:
+        log.warning("gave up orders a crash left pending; their stock is being released", extra={"orders": given_up})
+    return given_up
+
+
 def order_for_key(*, caller: Caller, idempotency_key: str, product_id: int, quantity: int) -> Order | None:
+    """The order this key made, if any; a 409 when the key was used for another order, or when its order is
+    still being placed (it may yet be given up: the client sends it again in a moment)."""
     order = Order.objects.filter(user_id=caller.user_id, idempotency_key=idempotency_key).first()
-    if order is not None and (order.product_id, order.quantity) != (product_id, quantity):
+    if order is None:
+        return None
+    if (order.product_id, order.quantity) != (product_id, quantity):
         raise ApiError(409, "idempotency_key_reused", "This Idempotency-Key was used for another order")
+    if order.status == Order.Status.PENDING:
+        message = "The order with this Idempotency-Key is still being placed; send it again in a moment"
+        raise ApiError(409, "order_in_progress", message, headers={"Retry-After": "1"})
     return order
 
 
@@ -66,42 +93,55 @@ def order_place(*, caller: Caller, product_id: int, quantity: int, idempotency_k
         )
         if existing is not None:
             return existing, False
-
-    order_id = uuid.uuid4()
-    stock_reserve(order_id=order_id, product_id=product_id, quantity=quantity)
     try:
         with transaction.atomic():
             order = Order.objects.create(
-                id=order_id,
+                id=uuid.uuid4(),
                 user_id=caller.user_id,
                 product_id=product_id,
                 quantity=quantity,
                 idempotency_key=idempotency_key,
             )
-            event_enqueue(event_type="order.placed", user_id=caller.user_id, data=order_summary(order))
     except IntegrityError:
-        # A concurrent request with the same Idempotency-Key stored its order first: ours gives its stock back.
-        stock_release(order_id=order_id)
+        # A concurrent request with the same Idempotency-Key stored its intent first: that is the order.
         if not idempotency_key:
             raise
         existing = order_for_key(
             caller=caller, idempotency_key=idempotency_key, product_id=product_id, quantity=quantity
         )
+        if existing is None:  # that intent was refused or given up meanwhile
+            raise ApiError(409, "order_in_progress", "Send the order again", headers={"Retry-After": "1"}) from None
         return existing, False
-    except BaseException:
-        stock_release(order_id=order_id)
+
+    try:
+        stock_reserve(order_id=order.id, product_id=product_id, quantity=quantity)
+    except DependencyUnavailable:
+        order_abandon(order_id=order.id)  # the reservation may exist: release it
         raise
+    except ApiError:
+        Order.objects.filter(id=order.id, status=Order.Status.PENDING).delete()  # refused: nothing was reserved
+        raise
+    except BaseException:
+        order_abandon(order_id=order.id)
+        raise
+
+    with transaction.atomic():
+        confirmed = Order.objects.filter(id=order.id, status=Order.Status.PENDING).update(status=Order.Status.PLACED)
+        if not confirmed:  # given up by the sweeper meanwhile, which released the stock
+            raise ApiError(503, "order_abandoned", "The order took too long and was given up; send it again")
+        order.status = Order.Status.PLACED
+        event_enqueue(event_type="order.placed", user_id=caller.user_id, data=order_summary(order))
     return order, True
 
 
 @transaction.atomic
 def order_cancel(*, order: Order) -> Order:
-    if order.status == Order.Status.CANCELLED:
-        return order
-    order.status = Order.Status.CANCELLED
-    order.save(update_fields=["status"])
-    event_enqueue(event_type="order.cancelled", user_id=order.user_id, data=order_summary(order))
-    transaction.on_commit(lambda: stock_release(order_id=order.id))
+    """Cancels a placed order once, however many cancels race: one event, one release, both in the outbox."""
+    cancelled = Order.objects.filter(id=order.id, status=Order.Status.PLACED).update(status=Order.Status.CANCELLED)
+    order.refresh_from_db(fields=["status"])
+    if cancelled:
+        event_enqueue(event_type="order.cancelled", user_id=order.user_id, data=order_summary(order))
+        release_enqueue(order_id=order.id)
     return order
 
 

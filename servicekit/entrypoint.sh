@@ -4,11 +4,47 @@
 # This script stays PID 1 instead of exec-ing uWSGI for one reason: on `docker stop` it first removes the
 # replica's socket, so the gateway sends new requests to the other replicas, lets what is already queued be
 # served, and only then asks uWSGI to finish its in-flight requests and exit. Scaling down loses no request.
+# Each step runs in the background and is waited for, so a TERM is handled at once, during migrations too.
 set -o errexit -o nounset -o pipefail
+
+child=""
+serving=0
+stopping=0
+
+stop() {
+  stopping=1
+  [[ -n "$child" ]] || return 0
+  if [[ "$serving" == 1 && "$UWSGI_SOCKET" == /* ]]; then  # a unix socket path, not a TCP address
+    rm -f "$UWSGI_SOCKET"
+    sleep "$DRAIN_SECONDS"
+  fi
+  # During start-up this stops the migrations: each migration is a transaction, so none is left half-applied.
+  kill -TERM "$child" 2>/dev/null || true
+}
+trap stop TERM INT
+
+# Runs a command as the current child and returns its exit status; a trapped signal ends the first `wait`
+# early, so it waits again for the child's own exit.
+run_child() {
+  "$@" &
+  child=$!
+  local status=0
+  wait "$child" || status=$?
+  if [[ "$stopping" == 1 ]]; then
+    status=0
+    wait "$child" || status=$?
+  fi
+  return "$status"
+}
 
 mkdir -p "$DATA_DIR"
 # Replicas share the data volume; the lock lets exactly one migrate while the others wait.
-flock "$DATA_DIR/.migrate.lock" python manage.py migrate --noinput
+migrated=0
+run_child flock "$DATA_DIR/.migrate.lock" python manage.py migrate --noinput || migrated=$?
+if [[ "$stopping" == 1 ]]; then
+  exit 0
+fi
+[[ "$migrated" == 0 ]] || exit "$migrated"
 
 UWSGI_SOCKET=$(python -m servicekit.sockets)
 export UWSGI_SOCKET
@@ -21,25 +57,8 @@ uwsgi_options=(--ini /etc/uwsgi/uwsgi.ini)
 # Adaptive workers: keep CHEAPER workers when idle, up to UWSGI_PROCESSES under load.
 [[ -n "${CHEAPER:-}" ]] && uwsgi_options+=(--cheaper "$CHEAPER" --cheaper-initial "$CHEAPER" --cheaper-algo spare)
 
-uwsgi "${uwsgi_options[@]}" &
-uwsgi_pid=$!
-
-stopping=0
-drain_and_stop() {
-  stopping=1
-  if [[ "$UWSGI_SOCKET" == /* ]]; then  # a unix socket path, not a TCP address
-    rm -f "$UWSGI_SOCKET"
-    sleep "$DRAIN_SECONDS"
-  fi
-  kill -TERM "$uwsgi_pid"
-}
-trap drain_and_stop TERM INT
-
+[[ "$stopping" == 1 ]] && exit 0
+serving=1
 status=0
-wait "$uwsgi_pid" || status=$?
-# A trapped signal ends the first `wait` early; wait again for uWSGI's own exit status.
-if [[ "$stopping" == 1 ]]; then
-  status=0
-  wait "$uwsgi_pid" || status=$?
-fi
+run_child uwsgi "${uwsgi_options[@]}" || status=$?
 exit "$status"

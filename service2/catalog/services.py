@@ -3,25 +3,34 @@
 import uuid
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from catalog.models import Product, Reservation
 from servicekit.exceptions import ApiError
 
 
+def name_taken(name: str) -> ApiError:
+    return ApiError(409, "product_exists", f"A product named {name!r} exists")
+
+
 def product_create(*, name: str, price: Decimal, stock: int) -> Product:
-    if Product.objects.filter(name=name).exists():
-        raise ApiError(409, "product_exists", f"A product named {name!r} exists")
-    return Product.objects.create(name=name, price=price, stock=stock)
+    # The unique constraint decides, not a check before: two concurrent creates of one name cannot both pass it.
+    try:
+        with transaction.atomic():
+            return Product.objects.create(name=name, price=price, stock=stock)
+    except IntegrityError:
+        raise name_taken(name) from None
 
 
 def product_update(*, product: Product, changes: dict) -> Product:
-    if "name" in changes and Product.objects.filter(name=changes["name"]).exclude(id=product.id).exists():
-        raise ApiError(409, "product_exists", f"A product named {changes['name']!r} exists")
     for field, value in changes.items():
         setattr(product, field, value)
-    product.save()
+    try:
+        with transaction.atomic():
+            product.save(update_fields=[*changes, "updated_at"])
+    except IntegrityError:
+        raise name_taken(changes["name"]) from None
     return product
 
 
@@ -42,9 +51,13 @@ def reservation_make(*, reservation_id: uuid.UUID, product_id: int, quantity: in
         if not Product.objects.filter(id=product_id).exists():
             raise ApiError(404, "product_not_found", f"No product {product_id}")
         raise ApiError(409, "insufficient_stock", f"Not enough stock of product {product_id}")
-    reservation = Reservation.objects.create(
-        id=reservation_id, product_id=product_id, quantity=quantity, status=Reservation.Status.RESERVED
-    )
+    try:
+        with transaction.atomic():
+            reservation = Reservation.objects.create(
+                id=reservation_id, product_id=product_id, quantity=quantity, status=Reservation.Status.RESERVED
+            )
+    except IntegrityError:  # a concurrent release or reservation of this id came first: the stock goes back
+        raise ApiError(409, "reservation_conflict", "This reservation id was used concurrently; retry") from None
     return reservation, True
 
 
@@ -53,8 +66,12 @@ def reservation_release(*, reservation_id: uuid.UUID) -> None:
     """Gives a reservation's stock back, once; releasing an unknown id blocks that reservation for good."""
     reservation = Reservation.objects.select_for_update().filter(id=reservation_id).first()
     if reservation is None:
-        Reservation.objects.create(id=reservation_id, quantity=0, status=Reservation.Status.RELEASED)
-        return
+        try:
+            with transaction.atomic():
+                Reservation.objects.create(id=reservation_id, quantity=0, status=Reservation.Status.RELEASED)
+            return
+        except IntegrityError:  # the reservation was made concurrently: release it
+            reservation = Reservation.objects.select_for_update().get(id=reservation_id)
     if reservation.status == Reservation.Status.RELEASED:
         return
     Product.objects.filter(id=reservation.product_id).update(stock=F("stock") + reservation.quantity)

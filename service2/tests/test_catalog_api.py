@@ -6,6 +6,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from catalog.models import Product, Reservation
+from catalog.selectors import stock_report
 from servicekit.testing import ADA as CUSTOMER
 from servicekit.testing import STAFF, signed_by
 
@@ -179,3 +180,21 @@ def test_an_internal_route_refuses_a_service_the_policy_does_not_name(client):
 def test_a_malformed_service_token_is_401(client):
     response = reserve_as(client, {"X-Service-Token": "not-a-token"})
     assert response.status_code == 401
+
+
+def test_renaming_to_a_taken_name_is_409_and_changes_nothing(client, product):
+    other = Product.objects.create(name="Cup", price="3.00", stock=5)
+    response = send_json(client, "patch", f"/products/{other.id}", {"name": "Mug", "stock": 1}, STAFF)
+    assert response.status_code == 409
+    other.refresh_from_db()
+    assert (other.name, other.stock) == ("Cup", 5)
+
+
+def test_the_stock_report_adds_what_reservations_hold_to_the_stock(client, product):
+    held, released = uuid.uuid4(), uuid.uuid4()
+    reserve(client, held, product.id, 3)
+    reserve(client, released, product.id, 2)
+    release(client, released)
+    report = stock_report()
+    assert report["products"][str(product.id)] == {"stock": 7, "held": 3}
+    assert report["held"] == {str(held): {"product_id": product.id, "quantity": 3}}

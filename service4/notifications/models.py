@@ -10,6 +10,8 @@ class Notification(models.Model):
     occurred_at = models.DateTimeField()
     data = models.JSONField()
     received_at = models.DateTimeField(auto_now_add=True)
+    # How many times the event arrived: a sender that delivers each event once keeps this at 1.
+    deliveries = models.PositiveIntegerField(default=1)
 
     class Meta:
         ordering = ["-occurred_at"]

@@ -4,6 +4,7 @@ import uuid
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from notifications.models import Notification
 
@@ -19,5 +20,7 @@ def event_receive(
                 defaults={"type": event_type, "user_id": user_id, "occurred_at": occurred_at, "data": data},
             )
     except IntegrityError:  # the same event delivered twice at once: the other delivery stored it
-        return Notification.objects.get(event_id=event_id), False
+        notification, created = Notification.objects.get(event_id=event_id), False
+    if not created:
+        Notification.objects.filter(event_id=event_id).update(deliveries=F("deliveries") + 1)
     return notification, created

@@ -70,3 +70,33 @@ def test_an_event_id_that_is_not_a_uuid_is_rejected(client):
     response = deliver(client, "not-a-uuid", order_placed())
     assert response.status_code in (400, 404)
     assert not Notification.objects.exists()
+
+
+@pytest.mark.parametrize("event_type", ["{a.b}", "order.shipped", "", "{0}"])
+def test_an_event_of_an_unknown_type_is_400_and_stores_nothing(client, event_type):
+    response = deliver(client, uuid.uuid4(), {**order_placed(), "type": event_type})
+    assert response.status_code == 400
+    assert Notification.objects.count() == 0
+
+
+def test_a_stored_event_with_odd_data_still_renders_in_the_feed(client):
+    odd = {"quantity": {"nested": 1}, "product_id": "{0.__class__}"}
+    Notification.objects.create(
+        event_id=uuid.uuid4(), user_id=ADA_ID, type="order.placed", occurred_at="2026-01-01T12:00:00Z", data=odd
+    )
+    Notification.objects.create(
+        event_id=uuid.uuid4(), user_id=ADA_ID, type="{a.b}", occurred_at="2026-01-01T11:00:00Z", data={}
+    )
+    response = client.get(PREFIX + "/feed", headers=ADA)
+    assert response.status_code == 200
+    assert [item["message"] for item in response.json()] == [
+        "Your order of {'nested': 1} x product {0.__class__} is placed.",
+        "{a.b}",
+    ]
+
+
+def test_each_delivery_of_an_event_is_counted(client):
+    event_id = uuid.uuid4()
+    for _ in range(3):
+        deliver(client, event_id, order_placed())
+    assert Notification.objects.get(event_id=event_id).deliveries == 3

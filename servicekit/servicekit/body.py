@@ -50,4 +50,6 @@ class JsonBodyMiddleware:
             json.loads(body)
         except (ValueError, UnicodeDecodeError) as error:
             return error_response(400, f"The body is not valid JSON: {error}", code="malformed_json")
+        except RecursionError:
+            return error_response(400, "The body's JSON is nested too deeply", code="malformed_json")
         return None

@@ -5,6 +5,8 @@ from typing import Any
 
 from django.http import HttpRequest, JsonResponse
 
+from servicekit.context import request_id_var
+
 
 def error_response(status: int, message: str = "", *, code: str = "", details: Any = None) -> JsonResponse:
     """A JSON error response; code and message default to the status's own name and phrase."""
@@ -32,4 +34,5 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonR
 
 
 def server_error(request: HttpRequest) -> JsonResponse:
-    return error_response(500)
+    """An unexpected exception: the request id to look the traceback up in the logs by, never the traceback."""
+    return error_response(500, "Internal error", code="internal_error", details={"request_id": request_id_var.get()})

@@ -48,6 +48,9 @@ MIDDLEWARE = [
     "servicekit.body.JsonBodyMiddleware",
 ]
 
+# Functions whose dicts the health view adds to its answer (a service's own state, such as its outbox).
+HEALTH_DETAILS: list[str] = []
+
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 

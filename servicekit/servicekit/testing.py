@@ -123,6 +123,28 @@ class ServiceContract:
         assert paths
         assert [path for path in paths if "/internal/" in path] == []
 
+    def test_deeply_nested_json_is_a_json_400(self, client):
+        nested = "[" * 100_000 + "]" * 100_000
+        response = client.post(f"{self.prefix}/health/", nested, content_type="application/json")
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "malformed_json"
+
+    def test_an_unexpected_exception_is_a_json_500_with_the_request_id(self, client, monkeypatch):
+        from servicekit import views
+
+        def broken():
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(views.connection, "ensure_connection", broken)
+        client.raise_request_exception = False
+        response = client.get(f"{self.prefix}/health/", headers={"X-Request-ID": "find-me"})
+        assert response.status_code == 500
+        assert response.json()["error"] == {
+            "code": "internal_error",
+            "message": "Internal error",
+            "details": {"request_id": "find-me"},
+        }
+
     def test_a_host_not_allowed_is_a_json_400(self, client):
         response = client.get(f"{self.prefix}/health/", headers={"Host": "evil.example"})
         assert response.status_code == 400

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
+from django.utils.module_loading import import_string
 from django.views.decorators.http import require_GET
 
 from servicekit import server
@@ -24,4 +25,8 @@ def health(request: HttpRequest) -> JsonResponse:
         "checks": {"database": database},
         "server": server.worker_facts(),
     }
+    if healthy:
+        # What a service adds of its own (settings.HEALTH_DETAILS: dotted paths of functions returning a dict).
+        for details in settings.HEALTH_DETAILS:
+            body.update(import_string(details)())
     return JsonResponse(body, status=200 if healthy else 503)

@@ -3,6 +3,11 @@
 # per service from the replicas it finds, keeps the upstreams current while replicas come and go (reloading nginx
 # gracefully on every change), and runs nginx.
 #
+# This script stays PID 1 to supervise both: nginx, whose exit ends the container, and the watcher, which is
+# started again if it dies. The watcher never exits on a failure: a reload that fails is logged, the last good
+# upstreams are kept, and it is tried again on the next pass. After every good pass it touches a heartbeat file;
+# the healthcheck fails when that is stale, so a watcher that cannot do its job shows as an unhealthy gateway.
+#
 # The services are the directories under /run/uwsgi, one socket volume mounted per service. With the unix
 # transport a replica is a socket file in its service's directory; with the tcp transport it is an address
 # that Docker's DNS gives for the service's name. The gateway needs no Docker socket for either.
@@ -19,6 +24,10 @@ CONFIG=/tmp/nginx/conf
 INTERNAL_SOCKET=/run/gateway/internal.sock
 TLS_CERT=/run/secrets/gateway_tls_cert
 TLS_KEY=/run/secrets/gateway_tls_key
+# What nginx last loaded with success, and the watcher's heartbeat and pid.
+APPLIED=${GENERATED}/upstreams.applied
+HEARTBEAT=/tmp/nginx/watcher.heartbeat
+WATCHER_PID=/tmp/nginx/watcher.pid
 TRANSPORT=${SERVICE_TRANSPORT:-unix}
 TCP_PORT=${SERVICE_TCP_PORT:-3031}
 POLL_SECONDS=${DISCOVERY_POLL_SECONDS:-1}
@@ -103,17 +112,33 @@ render_all() {
   render_upstreams >"$UPSTREAMS"
 }
 
-watch_upstreams() {
+# One pass: the replicas as they are now, applied if they changed. Returns non-zero when they cannot be.
+sync_upstreams() {
   local next
-  while sleep "$POLL_SECONDS"; do
-    next=$(render_upstreams)
-    if [[ "$next" != "$(cat "$UPSTREAMS")" ]]; then
-      printf '%s\n' "$next" >"$UPSTREAMS.next"
-      mv "$UPSTREAMS.next" "$UPSTREAMS"
-      echo "gateway: replicas changed, reloading nginx" >&2
-      nginx -e stderr -c "$CONFIG/nginx.conf" -s reload
-    fi
+  next=$(render_upstreams) || { echo "gateway: could not list the replicas" >&2; return 1; }
+  [[ "$next" != "$(cat "$APPLIED" 2>/dev/null)" ]] || return 0
+  printf '%s\n' "$next" >"$UPSTREAMS"
+  if ! nginx -q -t -e stderr -c "$CONFIG/nginx.conf" || ! nginx -e stderr -c "$CONFIG/nginx.conf" -s reload; then
+    echo "gateway: reloading the new replicas failed; the last good upstreams stay, trying again" >&2
+    cp "$APPLIED" "$UPSTREAMS"
+    return 1
+  fi
+  cp "$UPSTREAMS" "$APPLIED"
+  echo "gateway: replicas changed, nginx reloaded" >&2
+}
+
+watch_upstreams() {
+  set +o errexit
+  while true; do
+    sync_upstreams && touch "$HEARTBEAT"
+    sleep "$POLL_SECONDS"
   done
+}
+
+start_watcher() {
+  watch_upstreams &
+  watcher=$!
+  echo "$watcher" >"$WATCHER_PID"
 }
 
 if [[ "${1:-}" == render ]]; then
@@ -124,8 +149,29 @@ fi
 mkdir -p "$(dirname "$CONFIG")"
 rm -rf "$CONFIG" && cp -r /etc/nginx "$CONFIG"
 render_all
+cp "$UPSTREAMS" "$APPLIED"
+touch "$HEARTBEAT"
 # A socket left by a gateway that was killed would make nginx's bind fail.
 rm -f "$INTERNAL_SOCKET"
-watch_upstreams &
+
 # -e: nginx opens its error log before reading the config, and the default path is not ours to write.
-exec nginx -e stderr -c "$CONFIG/nginx.conf" -g 'daemon off;'
+nginx -e stderr -c "$CONFIG/nginx.conf" -g 'daemon off;' &
+nginx_pid=$!
+# docker stop sends QUIT (STOPSIGNAL): nginx finishes what it serves, then exits, and so does the container.
+trap 'kill -QUIT "$nginx_pid" 2>/dev/null' QUIT TERM INT
+start_watcher
+
+set +o errexit
+while true; do
+  wait -n
+  if ! kill -0 "$nginx_pid" 2>/dev/null; then
+    wait "$nginx_pid"
+    status=$?
+    kill "$watcher" 2>/dev/null
+    exit "$status"
+  fi
+  if ! kill -0 "$watcher" 2>/dev/null; then
+    echo "gateway: the replica watcher died; starting it again" >&2
+    start_watcher
+  fi
+done

@@ -1,6 +1,14 @@
 #!/usr/bin/env bash
-# Docker healthcheck of the gateway: its own /healthz over a plain TCP connection (the image has no HTTP client).
+# Docker healthcheck of the gateway: its own /healthz over a plain TCP connection (the image has no HTTP client),
+# and a replica watcher that completed a pass within WATCHER_STALE_SECONDS (entrypoint.sh touches the heartbeat).
 set -o errexit -o nounset -o pipefail
+heartbeat=/tmp/nginx/watcher.heartbeat
+stale_after=${WATCHER_STALE_SECONDS:-5}
+age=$(($(date +%s) - $(stat -c %Y "$heartbeat")))
+if ((age > stale_after)); then
+  echo "unhealthy: the replica watcher last completed a pass ${age} s ago" >&2
+  exit 1
+fi
 exec 3<>/dev/tcp/127.0.0.1/8080
 printf 'GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3
 read -r -t 2 status_line <&3

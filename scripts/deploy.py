@@ -10,6 +10,7 @@ gateway and applied with a graceful reload; an invalid one is refused and the ru
 
 import argparse
 import io
+import json
 import subprocess
 import sys
 import tarfile
@@ -174,6 +175,15 @@ class Deployment:
             container.remove()
 
 
+def compose_project_name() -> str:
+    """The project name Compose itself would use here: COMPOSE_PROJECT_NAME, .env, or the file's `name:`."""
+    command = ["docker", "compose", "config", "--format", "json"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise DeployError(f"`{' '.join(command)}` failed:\n{result.stderr.strip()}")
+    return json.loads(result.stdout)["name"]
+
+
 def config_from_directory(directory: Path) -> bytes:
     """A gateway configuration folder laid out like nginx/ (nginx.conf, conf.d/, snippets/), as a tar archive."""
     buffer = io.BytesIO()
@@ -203,13 +213,18 @@ def last_health_output(container: Container) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("service", help="a service of the stack (service1 ... service4), or nginx for the gateway")
-    parser.add_argument("--project", default="microstack", help="the Compose project name (default: microstack)")
+    parser.add_argument("--project", help="the Compose project name (default: Compose's own, so COMPOSE_PROJECT_NAME)")
     parser.add_argument("--no-build", action="store_true", help="deploy the image already built")
     parser.add_argument("--timeout", type=float, default=90, help="seconds new replicas have to become healthy")
     parser.add_argument("--config-dir", type=Path, help="nginx only: apply this folder's configuration instead")
     arguments = parser.parse_args()
 
-    deployment = Deployment(arguments.project, arguments.timeout)
+    try:
+        project = arguments.project or compose_project_name()
+    except DeployError as error:
+        print(f"deploy: FAILED: {error}", file=sys.stderr)
+        return 1
+    deployment = Deployment(project, arguments.timeout)
     try:
         if arguments.service == GATEWAY:
             deployment.reload_gateway(build=not arguments.no_build, config_dir=arguments.config_dir)

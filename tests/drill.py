@@ -20,15 +20,18 @@ from stack import (
     ACCOUNTS,
     CATALOG,
     GATEWAY,
+    LEAK_BOUND_SECONDS,
     NOTIFICATIONS,
     ORDERS,
     OVERSIZED_HEADERS,
     ROOT,
     SERVICES,
     LoginFlood,
+    OrderingClients,
     Stack,
     SteadyLoad,
     free_port,
+    leaks,
     timed,
 )
 
@@ -168,6 +171,23 @@ class Drill:
         )
         print(f"(the feed then holds {feed_size()} notifications: each event once)")
 
+    def crash_during_orders(self) -> None:
+        """Orders' main process killed while 30 clients place orders; each retries with its Idempotency-Key."""
+        print("\nOrders killed (SIGKILL) while 30 clients place orders, each sending its order again until made")
+        self.stack.post(f"/api/{ACCOUNTS}/register", {"username": "crash", "password": "drill-password"})
+        auth = {"Authorization": f"Bearer {self.stack.login('crash', 'drill-password')}"}
+        product_id = self.stack.product(stock=1000, staff_token=self.stack.staff_login("crash-staff"))
+        with OrderingClients(self.stack, auth, product_id) as clients:
+            first_time(lambda: len(clients.made) >= 30, 60)
+            os.kill(self.stack.container(ORDERS).attrs["State"]["Pid"], signal.SIGKILL)
+            killed = time.monotonic()
+        answered = time.monotonic() - killed
+        made = {answer.json()["id"] for answer in clients.made if answer is not None}
+        print(f"{len(clients.made)} orders made, {len(made)} distinct; every client answered {answered:.1f} s after")
+        print(f"right after: {leaks(self.stack, product_id, 1000) or 'the invariant holds'}")
+        settled = first_time(lambda: leaks(self.stack, product_id, 1000) == [], LEAK_BOUND_SECONDS)
+        print(f"stock + held reservations = 1000, each held by one placed order: {seconds(settled)} after that")
+
     def abuse(self) -> None:
         """What one hostile client can do: oversized headers at a scaled service, and a login flood."""
         print("\nAbuse from one client")
@@ -204,6 +224,7 @@ class Drill:
         try:
             self.rollout()
             self.faults()
+            self.crash_during_orders()
             self.abuse()
         finally:
             self.stack.down()

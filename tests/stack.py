@@ -65,15 +65,19 @@ class Stack:
 
     def compose(self, *arguments: str, timeout: float = 300) -> subprocess.CompletedProcess:
         command = ["docker", "compose", "--project-name", self.project, *self.files, *arguments]
-        return subprocess.run(
-            command,
-            cwd=ROOT,
-            env=self.compose_environment(),
-            check=True,
-            timeout=timeout,
-            capture_output=True,
-            text=True,
-        )
+        try:
+            return subprocess.run(
+                command,
+                cwd=ROOT,
+                env=self.compose_environment(),
+                check=True,
+                timeout=timeout,
+                capture_output=True,
+                text=True,
+            )
+        except subprocess.CalledProcessError as error:
+            error.add_note(f"docker compose said:\n{error.stderr}")  # shown with the failure
+            raise
 
     def up(self) -> None:
         self.compose("up", "--build", "--detach", "--wait", "--wait-timeout", "180", timeout=900)
@@ -133,6 +137,13 @@ class Stack:
     def container(self, service: str) -> Container:
         (only,) = self.containers(service)
         return only
+
+    def is_healthy(self, service: str) -> bool:
+        """Whether Docker sees every container of service healthy (a test that paused one must wait for this)."""
+        containers = self.containers(service)
+        for container in containers:
+            container.reload()
+        return bool(containers) and all(c.attrs["State"]["Health"]["Status"] == "healthy" for c in containers)
 
     def answers(self, path: str, status: int = 200) -> bool:
         try:
@@ -251,3 +262,91 @@ class LoginFlood:
 
     def __exit__(self, *exc_info):
         self.thread.join(timeout=self.seconds + 60)
+
+
+# An order left by a crash is given up after ORDER_PENDING_SECONDS (35 s, README "An order is never half-made");
+# its release is delivered within seconds after that.
+LEAK_BOUND_SECONDS = 60
+
+
+def manage(stack, service: str, *command: str) -> dict:
+    result = stack.container(service).exec_run(["python", "manage.py", *command])
+    assert result.exit_code == 0, result.output.decode()
+    return json.loads(result.output.decode().strip().splitlines()[-1])
+
+
+def leaks(stack, product_id: int, initial_stock: int) -> list[str]:
+    """What breaks the saga's invariant for one product, as sentences; empty when it holds."""
+    catalog = manage(stack, CATALOG, "stock_report")
+    orders = manage(stack, ORDERS, "order_report")["orders"]
+    product = catalog["products"][str(product_id)]
+    held = {rid: r for rid, r in catalog["held"].items() if r["product_id"] == product_id}
+    placed = {oid: o for oid, o in orders.items() if o["product_id"] == product_id and o["status"] == "placed"}
+    pending = [oid for oid, o in orders.items() if o["product_id"] == product_id and o["status"] == "pending"]
+    problems = []
+    if product["stock"] + product["held"] != initial_stock:
+        problems.append(f"stock {product['stock']} + held {product['held']} != {initial_stock}")
+    problems += [f"reservation {rid} belongs to no placed order" for rid in held if rid not in placed]
+    problems += [f"placed order {oid} holds no reservation" for oid in placed if oid not in held]
+    problems += [f"order {oid} is still pending" for oid in pending]
+    return problems
+
+
+def place_until_answered(
+    stack, auth: dict, product_id: int, key: str, deadline: float, quantity: int = 1
+) -> requests.Response | None:
+    """A client that sends its order again, with its Idempotency-Key, until the order is made (bounded by
+    deadline): a failure of the stack, or the order still in progress (409), is retried."""
+    headers = {**auth, "Idempotency-Key": key}
+    body = {"product_id": product_id, "quantity": quantity}
+    while time.monotonic() < deadline:
+        try:
+            response = stack.post(f"/api/{ORDERS}/orders", body, headers=headers)
+            if response.status_code in (200, 201):
+                return response
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    return None
+
+
+def assert_each_client_holds_exactly_one_order(stack, auth: dict, answers: list) -> None:
+    assert all(answer is not None for answer in answers)
+    order_ids = [answer.json()["id"] for answer in answers]
+    assert len(set(order_ids)) == len(order_ids)
+    listed = [order["id"] for order in stack.get(f"/api/{ORDERS}/orders", headers=auth).json()]
+    assert sorted(listed) == sorted(order_ids)
+
+
+class OrderingClients:
+    """Clients that each place orders one after another, each with an Idempotency-Key of its own, sending an order
+    again until it is made, until stopped; then each finishes the order it is on. Bounded: per_client orders
+    each, and a deadline. made holds every order made, as the client saw it (one per key)."""
+
+    def __init__(self, stack: "Stack", auth: dict, product_id: int, clients: int = 30, per_client: int = 20):
+        self.stack, self.auth, self.product_id = stack, auth, product_id
+        self.per_client = per_client
+        self.deadline = time.monotonic() + 120
+        self.stopped = threading.Event()
+        self.made: list[requests.Response | None] = []
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.run, args=(n,)) for n in range(clients)]
+
+    def run(self, client: int) -> None:
+        for order in range(self.per_client):
+            if self.stopped.is_set():
+                return
+            key = f"client-{client}-order-{order}"
+            answer = place_until_answered(self.stack, self.auth, self.product_id, key, self.deadline)
+            with self.lock:
+                self.made.append(answer)
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stopped.set()
+        for thread in self.threads:
+            thread.join()

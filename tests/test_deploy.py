@@ -116,3 +116,14 @@ def test_an_invalid_gateway_configuration_is_refused_and_the_running_one_stays(s
     assert "invalid" in result.stderr
     assert stack.get("/healthz").status_code == 200
     assert stack.get(f"/api/{SERVICES[0]}/health/").status_code == 200
+
+
+def test_make_deploy_rolls_the_service_of_the_project_compose_names(stack):
+    """No --project: deploy.py asks Compose, which reads COMPOSE_PROJECT_NAME as it always does."""
+    before = container_ids(stack, [CATALOG])[CATALOG]
+    environment = {**stack.compose_environment(), "COMPOSE_PROJECT_NAME": stack.project}
+    command = ["make", "--no-print-directory", "deploy", f"SERVICE={CATALOG}"]
+    result = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    after = container_ids(stack, [CATALOG])[CATALOG]
+    assert after and after.isdisjoint(before)

@@ -45,6 +45,12 @@ def test_the_same_idempotency_key_sent_concurrently_makes_one_order(stack, make_
     with ThreadPoolExecutor(max_workers=5) as pool:
         responses = list(pool.map(order, range(5)))
 
-    assert {response.status_code for response in responses} <= {200, 201}
-    assert len({response.json()["id"] for response in responses}) == 1
+    # One makes the order; the others get it (200), or hear it is still being placed (409, send it again).
+    statuses = [response.status_code for response in responses]
+    assert statuses.count(201) == 1 and set(statuses) <= {200, 201, 409}, statuses
+    made = [response for response in responses if response.status_code in (200, 201)]
+    assert len({response.json()["id"] for response in made}) == 1
+    in_progress = [response.json()["error"]["code"] for response in responses if response.status_code == 409]
+    assert set(in_progress) <= {"order_in_progress"}
     assert stack.stock_of(product_id) == 9
+    assert len(stack.get(f"/api/{ORDERS}/orders", headers={"Authorization": customer["Authorization"]}).json()) == 1

@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from stack import ACCOUNTS, GATEWAY, SteadyLoad, wait_until
+from stack import ACCOUNTS, GATEWAY, NOTIFICATIONS, SteadyLoad, wait_until
 
 HEALTH = f"/api/{ACCOUNTS}/health/"
 
@@ -59,3 +59,48 @@ def test_a_replica_killed_with_sigkill_leaves_the_service_answering(stack, three
     dead_socket = f"/run/uwsgi/{ACCOUNTS}/{victim_hostname}.sock"
     assert wait_until(lambda: gateway.exec_run(["test", "-e", dead_socket]).exit_code != 0, timeout=25)
     victim.remove(force=True)
+
+
+def watcher_pid(gateway) -> int:
+    return int(gateway.exec_run(["cat", "/tmp/nginx/watcher.pid"]).output.decode())
+
+
+def reports_healthy(gateway) -> bool:
+    return gateway.exec_run(["gateway-healthcheck"]).exit_code == 0
+
+
+def routed_sockets(gateway, service: str) -> int:
+    upstreams = gateway.exec_run(["cat", "/tmp/nginx/generated/upstreams.conf"]).output.decode()
+    block = upstreams.split(f"upstream {service} {{", 1)[1].split("}", 1)[0]
+    return block.count(".sock max_fails")
+
+
+def test_a_killed_replica_watcher_is_started_again_and_keeps_routing(stack):
+    gateway = stack.container(GATEWAY)
+    killed = watcher_pid(gateway)
+    gateway.exec_run(["bash", "-c", f"kill -9 {killed}"])
+    assert wait_until(lambda: watcher_pid(gateway) != killed, timeout=5)
+    assert wait_until(lambda: reports_healthy(gateway), timeout=5)
+    stack.compose("up", "--detach", "--no-deps", "--no-recreate", "--scale", f"{NOTIFICATIONS}=2", NOTIFICATIONS)
+    try:
+        assert wait_until(lambda: routed_sockets(gateway, NOTIFICATIONS) == 2, timeout=30)
+    finally:
+        stack.scale(NOTIFICATIONS, 1)
+
+
+def test_a_failing_reload_keeps_the_last_good_routes_reports_unhealthy_and_recovers(stack):
+    gateway = stack.container(GATEWAY)
+    broken = "/tmp/nginx/conf/conf.d/broken.conf"
+    gateway.exec_run(["bash", "-c", f"echo 'this is not nginx configuration;' > {broken}"])
+    try:
+        stack.compose("up", "--detach", "--no-deps", "--no-recreate", "--scale", f"{NOTIFICATIONS}=2", NOTIFICATIONS)
+        assert wait_until(lambda: not reports_healthy(gateway), timeout=30)
+        assert routed_sockets(gateway, NOTIFICATIONS) == 1  # the last good upstreams, still serving
+        assert stack.answers(f"/api/{NOTIFICATIONS}/health/")
+    finally:
+        gateway.exec_run(["rm", "-f", broken])
+    try:
+        assert wait_until(lambda: reports_healthy(gateway), timeout=10)
+        assert routed_sockets(gateway, NOTIFICATIONS) == 2
+    finally:
+        stack.scale(NOTIFICATIONS, 1)

@@ -1,10 +1,11 @@
 """Calls to another service, always through the gateway's internal listener, never to its database.
 
-The internal listener is a unix socket that only the services mount (http+unix:// URLs), or an address on a
-private network where the stack spans hosts. Every call carries this service's signed token (servicekit.identity),
-has a connect and a read timeout, carries the current X-Request-ID, is retried only when its method
-is idempotent, and goes through a circuit breaker: a dependency that keeps failing is not called again until
-its reset timeout passes. Whatever goes wrong surfaces as DependencyUnavailable, which the API answers as 503.
+The internal listener is a unix socket in a volume only the gateway and the services mount (http+unix:// URLs),
+or an address on a private network where the stack spans hosts. Every call carries this service's signed token
+(servicekit.identity) and the current X-Request-ID, has a connect and a read timeout, is retried only when its
+method is idempotent, and goes through a circuit breaker: a dependency that keeps failing is not called again
+until its reset timeout passes. Whatever goes wrong surfaces as DependencyUnavailable, which the API answers as
+503.
 """
 
 import pybreaker

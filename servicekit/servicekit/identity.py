@@ -8,6 +8,7 @@ for seconds and for one callee, so a callee cannot replay it elsewhere.
 """
 
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -26,6 +27,8 @@ TOKEN_HEADER = "X-Service-Token"  # nosec B105
 PUBLIC_KEY_NAME = "service.pub"
 # How long a published key is trusted before it is fetched again (a service that rotated its key).
 PUBLIC_KEY_CACHE_SECONDS = 60
+# A service's name as the gateway serves its key (/keys/<name>, nginx/conf.d/internal.conf).
+SERVICE_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,50}")
 # Clock differences between containers that a token's times tolerate.
 LEEWAY_SECONDS = 5
 
@@ -131,7 +134,7 @@ def verified_caller(token: str) -> str:
         issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
     except jwt.PyJWTError as error:
         raise InvalidServiceToken(f"malformed token: {error}") from None
-    if not isinstance(issuer, str) or not issuer.replace("-", "").replace("_", "").isalnum():
+    if not isinstance(issuer, str) or not SERVICE_NAME_PATTERN.fullmatch(issuer):
         raise InvalidServiceToken("the token names no valid issuer")
     key = public_keys.of(issuer)
     if key is None:

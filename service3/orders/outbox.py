@@ -119,6 +119,13 @@ def deliver_due(*, limit: int = 50) -> int:
     return delivered
 
 
+def deliver_now(message: OutboxMessage) -> None:
+    """One attempt right away, by the request that queued the message (once its transaction has committed), so
+    that what it tells of happens at once when the receiver answers; the mule retries it otherwise."""
+    if claim(message):
+        deliver(message)
+
+
 def outbox_health() -> dict:
     """For the health view: messages waiting to be delivered, and parked ones (a person must look at those)."""
     return {

@@ -18,8 +18,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from orders.models import Order
-from orders.outbox import event_enqueue, outbox_enqueue
+from orders.models import Order, OutboxMessage
+from orders.outbox import deliver_now, event_enqueue, outbox_enqueue
 from servicekit.auth import Caller
 from servicekit.exceptions import ApiError, DependencyUnavailable
 from servicekit.http import client_for
@@ -46,9 +46,9 @@ def stock_reserve(*, order_id: uuid.UUID, product_id: int, quantity: int) -> Non
     raise DependencyUnavailable(settings.CATALOG_SERVICE, f"answered {response.status_code}")
 
 
-def release_enqueue(*, order_id: uuid.UUID) -> None:
+def release_enqueue(*, order_id: uuid.UUID) -> OutboxMessage:
     """Queues the release of an order's stock; call inside the transaction that gives the order up."""
-    outbox_enqueue(service=settings.CATALOG_SERVICE, method="DELETE", path=reservation_path(order_id))
+    return outbox_enqueue(service=settings.CATALOG_SERVICE, method="DELETE", path=reservation_path(order_id))
 
 
 @transaction.atomic
@@ -141,7 +141,9 @@ def order_cancel(*, order: Order) -> Order:
     order.refresh_from_db(fields=["status"])
     if cancelled:
         event_enqueue(event_type="order.cancelled", user_id=order.user_id, data=order_summary(order))
-        release_enqueue(order_id=order.id)
+        release = release_enqueue(order_id=order.id)
+        # The stock comes back before the answer when the catalog answers; the outbox covers a crash or a failure.
+        transaction.on_commit(lambda: deliver_now(release))
     return order
 
 

@@ -90,8 +90,8 @@ def changed_gateway_config(tmp_path):
     """A copy of nginx/ whose /healthz says which configuration answers."""
     config = tmp_path / "nginx"
     subprocess.run(["cp", "-r", str(ROOT / "nginx"), str(config)], check=True)
-    routes = config / "snippets" / "routes.inc"
-    routes.write_text(routes.read_text().replace('"status": "ok"}', '"status": "ok", "config": "changed"}'))
+    health = config / "snippets" / "healthz.inc"
+    health.write_text(health.read_text().replace('"status": "ok"}', '"status": "ok", "config": "changed"}'))
     return config
 
 

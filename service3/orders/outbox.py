@@ -95,19 +95,23 @@ def undelivered():
     return OutboxMessage.objects.filter(delivered_at__isnull=True, failed_at__isnull=True)
 
 
+def unleased(now) -> Q:
+    """Messages no deliverer holds: never leased, or the lease ran out."""
+    return Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+
+
 def claim(message: OutboxMessage) -> bool:
     """Leases the message to this deliverer, unless another holds a lease on it that has not run out."""
     now = timezone.now()
     lease = now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
-    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-    return bool(undelivered().filter(free, id=message.id).update(claimed_until=lease))
+    return bool(undelivered().filter(unleased(now), id=message.id).update(claimed_until=lease))
 
 
 def deliver_due(*, limit: int = 50) -> int:
     """Attempts every message that is due and that no other deliverer holds, oldest first; returns how many
     were delivered."""
     now = timezone.now()
-    due = undelivered().filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now), next_attempt_at__lte=now)
+    due = undelivered().filter(unleased(now), next_attempt_at__lte=now)
     delivered = 0
     for message in due[:limit]:
         if not claim(message):

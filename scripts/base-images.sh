@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Builds the Python and nginx base images from Debian packages, for machines that cannot pull from a registry.
+# Builds the Python, nginx and PostgreSQL base images from Debian packages, for machines that cannot pull from a
+# registry.
 #
-# debootstrap makes a minimal Debian root file system, `docker import` turns it into an image, and two small
-# Dockerfiles in base/ add Python or nginx with apt. An optional CA bundle (CA_BUNDLE) is trusted by both, for
-# networks whose TLS is intercepted by a proxy. The last two lines printed are PYTHON_IMAGE=… and NGINX_IMAGE=…,
-# ready for `export`.
+# debootstrap makes a minimal Debian root file system, `docker import` turns it into an image, and small
+# Dockerfiles in base/ add Python, nginx or PostgreSQL with apt. An optional CA bundle (CA_BUNDLE) is trusted by
+# all, for networks whose TLS is intercepted by a proxy. The last lines printed are PYTHON_IMAGE=…, NGINX_IMAGE=…
+# and POSTGRES_IMAGE=…, ready for `export` or for .env.
 set -o errexit -o nounset -o pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,6 +16,7 @@ tag_prefix=${BASE_IMAGE_PREFIX:-microstack-base}
 debian_image="$tag_prefix/debian:$suite"
 python_image="$tag_prefix/python:$suite"
 nginx_image="$tag_prefix/nginx:$suite"
+postgres_image="$tag_prefix/postgres:$suite"
 
 log() { echo "base-images: $*" >&2; }
 
@@ -58,6 +60,8 @@ else
 fi
 build_on_debian "$python_image" python.Dockerfile
 build_on_debian "$nginx_image" nginx.Dockerfile
+build_on_debian "$postgres_image" postgres.Dockerfile
 
 echo "PYTHON_IMAGE=$python_image"
 echo "NGINX_IMAGE=$nginx_image"
+echo "POSTGRES_IMAGE=$postgres_image"

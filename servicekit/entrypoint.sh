@@ -14,8 +14,10 @@ stopping=0
 stop() {
   stopping=1
   [[ -n "$child" ]] || return 0
-  if [[ "$serving" == 1 && "$UWSGI_SOCKET" == /* ]]; then  # a unix socket path, not a TCP address
-    rm -f "$UWSGI_SOCKET"
+  if [[ "$serving" == 1 ]]; then
+    # A unix socket path, not a TCP address. Over TCP the gateway stops routing here once this replica leaves
+    # the DNS (Swarm removes it before stopping it), within DRAIN_SECONDS when that covers its poll interval.
+    [[ "$UWSGI_SOCKET" == /* ]] && rm -f "$UWSGI_SOCKET"
     sleep "$DRAIN_SECONDS"
   fi
   # During start-up this stops the migrations: each migration is a transaction, so none is left half-applied.
@@ -38,9 +40,9 @@ run_child() {
 }
 
 mkdir -p "$DATA_DIR"
-# Replicas share the data volume; the lock lets exactly one migrate while the others wait.
+# Replicas starting together take turns: one migrates while the others wait (a lock in the database).
 migrated=0
-run_child flock "$DATA_DIR/.migrate.lock" python manage.py migrate --noinput || migrated=$?
+run_child python manage.py migrate_serialised || migrated=$?
 if [[ "$stopping" == 1 ]]; then
   exit 0
 fi

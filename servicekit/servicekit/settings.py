@@ -1,6 +1,7 @@
 """Settings every service starts from; a service's config/settings.py imports them and adds its own.
 
-All configuration is read from the environment here, once, with typed parsing (see .env.example).
+All configuration is read from the environment here, once, with typed parsing (see .env.example). A secret may
+instead come from a file, a Docker secret say: NAME_FILE holds the path of the file whose text is NAME's value.
 """
 
 import socket
@@ -11,7 +12,7 @@ import environ
 
 from servicekit.keys import read_or_create_secret_key
 
-env = environ.Env()
+env = environ.FileAwareEnv()
 
 
 def service_dir() -> Path:
@@ -29,7 +30,7 @@ SERVICE_NAME = env.str("SERVICE_NAME", default=BASE_DIR.name)
 INSTANCE_NAME = env.str("INSTANCE_NAME", default=socket.gethostname())
 DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "var")))
 
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or read_or_create_secret_key(DATA_DIR / "secret_key")
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="").strip() or read_or_create_secret_key(DATA_DIR / "secret_key")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # The gateway refuses any other Host on its public port; a service checks again, since it may be reached another
 # way. It also accepts the names the stack uses itself: its healthcheck's, and that of calls through the gateway.
@@ -57,6 +58,10 @@ WSGI_APPLICATION = "config.wsgi.application"
 # Empty or unset: SQLite in the service's own data volume.
 DATABASE_URL = env.str("DATABASE_URL", default="") or f"sqlite:///{DATA_DIR / 'db.sqlite3'}"
 DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+# A password kept out of the URL: DATABASE_PASSWORD, or the file DATABASE_PASSWORD_FILE names (a Docker secret).
+DATABASE_PASSWORD = env.str("DATABASE_PASSWORD", default="").strip()
+if DATABASE_PASSWORD:
+    DATABASES["default"]["PASSWORD"] = DATABASE_PASSWORD
 # Keep each worker thread's connection open between requests instead of reconnecting for every one.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=300)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

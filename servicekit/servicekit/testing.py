@@ -118,6 +118,11 @@ class ServiceContract:
     def test_the_deployment_checks_pass(self):
         call_command("check", deploy=True, fail_level="WARNING", stdout=io.StringIO())
 
+    def test_migrations_are_applied_under_the_database_lock(self):
+        output = io.StringIO()
+        call_command("migrate_serialised", stdout=output)  # an advisory lock on PostgreSQL, a file lock on SQLite
+        assert "No migrations to apply." in output.getvalue()
+
     def test_the_public_api_document_shows_no_internal_route(self, client):
         paths = client.get(f"{self.prefix}/openapi.json").json()["paths"]
         assert paths

@@ -8,9 +8,10 @@
 # upstreams are kept, and it is tried again on the next pass. After every good pass it touches a heartbeat file;
 # the healthcheck fails when that is stale, so a watcher that cannot do its job shows as an unhealthy gateway.
 #
-# The services are the directories under /run/uwsgi, one socket volume mounted per service. With the unix
-# transport a replica is a socket file in its service's directory; with the tcp transport it is an address
-# that Docker's DNS gives for the service's name. The gateway needs no Docker socket for either.
+# The services are the directories under /run/uwsgi, one socket volume (or, on Swarm, one public key) mounted per
+# service. With the unix transport a replica is a socket file in its service's directory; with the tcp transport
+# it is an address that Docker's DNS gives for REPLICA_DNS_NAME ({service} by default; tasks.{service} on Swarm,
+# which names every task whether or not the service has a virtual IP). The gateway needs no Docker socket.
 #
 # `entrypoint.sh render DIR [tls]` only renders the configuration into DIR/generated, as if a certificate were
 # mounted when tls is given (for the linters: `make lint`).
@@ -21,7 +22,9 @@ GENERATED=${GENERATED:-/tmp/nginx/generated}
 UPSTREAMS=$GENERATED/upstreams.conf
 # nginx runs from a copy of its configuration, so `make deploy SERVICE=nginx` can swap in a new one and reload.
 CONFIG=/tmp/nginx/conf
-INTERNAL_SOCKET=/run/gateway/internal.sock
+# Where the services call each other: a unix socket in the volume they share with the gateway (one host), or a
+# TCP port on the backend network (Swarm: GATEWAY_INTERNAL_LISTEN=8081, never published).
+INTERNAL_LISTEN=${GATEWAY_INTERNAL_LISTEN:-unix:/run/gateway/internal.sock}
 TLS_CERT=/run/secrets/gateway_tls_cert
 TLS_KEY=/run/secrets/gateway_tls_key
 # What nginx last loaded with success, and the watcher's heartbeat and pid.
@@ -31,11 +34,12 @@ WATCHER_PID=/tmp/nginx/watcher.pid
 TRANSPORT=${SERVICE_TRANSPORT:-unix}
 TCP_PORT=${SERVICE_TCP_PORT:-3031}
 POLL_SECONDS=${DISCOVERY_POLL_SECONDS:-1}
+REPLICA_DNS_NAME=${REPLICA_DNS_NAME:-"{service}"}
 
 replicas_of() {
   local service=$1
   if [[ "$TRANSPORT" == tcp ]]; then
-    getent ahostsv4 "$service" | awk -v port="$TCP_PORT" '{print $1 ":" port}' | sort -u
+    getent ahostsv4 "${REPLICA_DNS_NAME//\{service\}/$service}" | awk -v port="$TCP_PORT" '{print $1 ":" port}' | sort -u
   else
     find "$SOCKET_ROOT/$service" -maxdepth 1 -type s -name '*.sock' -printf 'unix:%p\n' | sort
   fi
@@ -106,6 +110,8 @@ render_public() {
 
 render_all() {
   mkdir -p "$GENERATED"
+  # .inc, not .conf: included by the internal server (conf.d/internal.conf), not at the http level.
+  echo "listen $INTERNAL_LISTEN;" >"$GENERATED/internal-listen.inc"
   render_limits >"$GENERATED/limits.conf"
   render_hosts >"$GENERATED/hosts.conf"
   render_public "${1:-}" >"$GENERATED/public.conf"
@@ -152,7 +158,7 @@ render_all
 cp "$UPSTREAMS" "$APPLIED"
 touch "$HEARTBEAT"
 # A socket left by a gateway that was killed would make nginx's bind fail.
-rm -f "$INTERNAL_SOCKET"
+[[ "$INTERNAL_LISTEN" == unix:* ]] && rm -f "${INTERNAL_LISTEN#unix:}"
 
 # -e: nginx opens its error log before reading the config, and the default path is not ours to write.
 nginx -e stderr -c "$CONFIG/nginx.conf" -g 'daemon off;' &

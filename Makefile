@@ -3,8 +3,18 @@ SHELL := /bin/bash
 SERVICES := $(patsubst %/config/settings.py,%,$(wildcard */config/settings.py))
 VENV := .venv
 PYTHON ?= python3
+# DB=postgres gives each service a PostgreSQL server of its own (docker-compose.postgres.yml) in everything below
+# that runs the stack; DB=sqlite (the default) keeps each service on SQLite in its volume. `make test` without DB
+# runs the tests on both, then on Swarm.
+ifeq ($(DB),postgres)
+export COMPOSE_FILE := docker-compose.yml:docker-compose.postgres.yml
+else ifneq ($(filter-out sqlite,$(DB)),)
+$(error DB=$(DB): choose sqlite or postgres)
+endif
+export DB
 
-.PHONY: up down logs deploy lint test unit integration bench bench-smoke drill base-images venv clean
+.PHONY: up down logs deploy lint test unit unit-tests integration test-swarm swarm-up swarm-down swarm-deploy bench bench-smoke drill \
+	base-images venv clean
 
 ## up: build and start the stack, returning once every container is healthy
 up:
@@ -23,29 +33,58 @@ deploy: $(VENV)/.installed
 	@test -n "$(SERVICE)" || { echo "usage: make deploy SERVICE=<service1..service4|nginx>"; exit 2; }
 	$(VENV)/bin/python scripts/deploy.py $(SERVICE)
 
+## swarm-up: the same images on Docker Swarm (a single-node swarm if the engine is in none), stack microstack
+swarm-up: $(VENV)/.installed
+	$(VENV)/bin/python scripts/swarm.py up
+
+## swarm-down: remove the stack (V=1 deletes its volumes too); leave the swarm only if swarm-up made it
+swarm-down: $(VENV)/.installed
+	$(VENV)/bin/python scripts/swarm.py down $(if $(V),--volumes)
+
+## swarm-deploy: roll one service of the swarm stack to its new image (SERVICE=service2); rolled back if unhealthy
+swarm-deploy: $(VENV)/.installed
+	@test -n "$(SERVICE)" || { echo "usage: make swarm-deploy SERVICE=<service1..service4|nginx>"; exit 2; }
+	$(VENV)/bin/python scripts/swarm.py deploy $(SERVICE)
+
 ## lint: every linter, zero findings; each exception is written next to what it excuses, with its reason
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/bandit -q -r servicekit/servicekit $(SERVICES) -x '*/tests/*,*/migrations/*,servicekit/servicekit/testing.py'
-	$(VENV)/bin/hadolint servicekit/Dockerfile nginx/Dockerfile base/*.Dockerfile
-	$(VENV)/bin/compose-lint check --quiet --strict-config --fail-on low docker-compose.yml
-	merged=$$(mktemp --suffix=.yml) && GATEWAY_TLS_CERT=/dev/null GATEWAY_TLS_KEY=/dev/null \
-	  docker compose -f docker-compose.yml -f docker-compose.tls.yml config >"$$merged" \
-	  && $(VENV)/bin/compose-lint check --quiet --strict-config --fail-on low "$$merged"; status=$$?; rm -f "$$merged"; exit $$status
+	$(VENV)/bin/hadolint servicekit/Dockerfile nginx/Dockerfile database/Dockerfile base/*.Dockerfile
+	# The stack with every override merged: each service, the gateway with TLS, and each database.
+	merged=$$(mktemp --suffix=.yml) && GATEWAY_TLS_CERT=/dev/null GATEWAY_TLS_KEY=/dev/null COMPOSE_FILE= \
+	  docker compose -f docker-compose.yml -f docker-compose.tls.yml -f docker-compose.postgres.yml config >"$$merged" \
+	  && $(VENV)/bin/compose-lint check --quiet --strict-config --fail-on low "$$merged"; \
+	  status=$$?; rm -f "$$merged"; exit $$status
+	docker stack config --compose-file docker-stack.yml >/dev/null
 	GIXY=$(VENV)/bin/gixy scripts/lint-nginx.sh
 
-## test: every unit test, then the integration suite against a fresh copy of the stack
-test: unit integration
+## test: every test: unit and integration on SQLite, on PostgreSQL, then on Swarm (DB=sqlite|postgres: that one only)
+test:
+ifeq ($(DB),)
+	$(MAKE) --no-print-directory unit integration DB=sqlite
+	$(MAKE) --no-print-directory unit integration DB=postgres
+	$(MAKE) --no-print-directory test-swarm
+else
+	$(MAKE) --no-print-directory unit integration
+endif
 
-## unit: servicekit's and each service's unit tests, no Docker needed
+## unit: servicekit's and each service's unit tests, no Docker needed (DB=postgres: on a throwaway PostgreSQL)
 unit: $(VENV)/.installed
+	$(if $(filter postgres,$(DB)),scripts/with-postgres.sh) $(MAKE) --no-print-directory unit-tests
+
+unit-tests:
 	cd servicekit && ../$(VENV)/bin/pytest -q
 	for service in $(SERVICES); do (cd $$service && ../$(VENV)/bin/pytest -q) || exit 1; done
 
 ## integration: builds and starts its own stack (own project name, free port), tests it, tears it down
 integration: $(VENV)/.installed
 	cd tests && ../$(VENV)/bin/pytest -q
+
+## test-swarm: the HTTP contract, scaling, rolling updates and replacement of killed tasks, on its own swarm stack
+test-swarm: $(VENV)/.installed
+	cd tests && STACK=swarm ../$(VENV)/bin/pytest -q $(SWARM_TESTS)
 
 ## bench: the scaling benchmark on its own copy of the stack (needs wrk); writes docs/bench.md and docs/bench.png
 bench: $(VENV)/.installed

@@ -20,6 +20,14 @@ ROOT = Path(__file__).resolve().parent.parent
 # A service is a folder holding a Django project; the folder's name is the service's name.
 SERVICES = sorted(path.parent.parent.name for path in ROOT.glob("*/config/settings.py"))
 GATEWAY = "nginx"
+# Where the services keep their data, as the suite was asked to run (DB=sqlite or DB=postgres, Makefile): SQLite
+# in each service's volume, or a PostgreSQL server per service, added by its Compose file.
+DATABASE = os.environ.get("DB") or "sqlite"
+DATABASE_FILES = {"sqlite": (), "postgres": ("docker-compose.postgres.yml",)}
+if DATABASE not in DATABASE_FILES:
+    raise SystemExit(f"DB={DATABASE!r}: the suite runs on {' or '.join(DATABASE_FILES)}")
+# The containers of the services' databases, beside the services' own.
+DATABASE_SERVICES = [f"{service}-db" for service in SERVICES] if DATABASE == "postgres" else []
 # The roles of the services, as the suite drives them.
 ACCOUNTS, CATALOG, ORDERS, NOTIFICATIONS = "service1", "service2", "service3", "service4"
 
@@ -54,17 +62,18 @@ class Stack:
         self.project = project
         self.port = port
         self.environment = environment or {}
-        # Compose files added to docker-compose.yml (docker-compose.tls.yml, say).
-        self.files = [arg for name in ("docker-compose.yml", *overrides) for arg in ("--file", name)]
+        # Compose files added to docker-compose.yml (docker-compose.tls.yml, say). They are given as COMPOSE_FILE,
+        # so that every command run for this stack (make deploy, say) uses the same files, as a user's .env would.
+        self.compose_file = ":".join(("docker-compose.yml", *DATABASE_FILES[DATABASE], *overrides))
         self.base_url = f"http://127.0.0.1:{port}"
         self.docker = docker.from_env()
         self.http = requests.Session()
 
     def compose_environment(self) -> dict[str, str]:
-        return {**os.environ, **self.environment, "GATEWAY_PORT": str(self.port)}
+        return {**os.environ, **self.environment, "GATEWAY_PORT": str(self.port), "COMPOSE_FILE": self.compose_file}
 
     def compose(self, *arguments: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        command = ["docker", "compose", "--project-name", self.project, *self.files, *arguments]
+        command = ["docker", "compose", "--project-name", self.project, *arguments]
         try:
             return subprocess.run(
                 command,
@@ -84,6 +93,9 @@ class Stack:
 
     def down(self) -> None:
         self.compose("down", "--volumes", "--remove-orphans", "--rmi", "local", "--timeout", "10")
+
+    def logs(self) -> str:
+        return self.compose("logs", "--no-color", "--tail", "50").stdout
 
     def get(self, path: str, **kwargs) -> requests.Response:
         kwargs.setdefault("timeout", 5)
@@ -124,6 +136,10 @@ class Stack:
     def scale(self, service: str, replicas: int) -> None:
         """Runs this many replicas of service, leaving every other container as it is."""
         self.compose("up", "--detach", "--no-recreate", "--wait", "--scale", f"{service}={replicas}", timeout=300)
+
+    def database_networks(self, service: str) -> list[str]:
+        """The networks service joins only to reach its own database (docker-compose.postgres.yml)."""
+        return [f"{self.project}_{service}-database"] if DATABASE == "postgres" else []
 
     def served_by(self, path: str) -> str:
         return self.get(path).headers["X-Served-By"]

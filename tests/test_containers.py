@@ -1,11 +1,12 @@
-"""What the containers are: one per service plus the gateway, healthy, unprivileged, with private sockets."""
+"""What the containers are: one per service (and one per database, on PostgreSQL) plus the gateway, healthy,
+unprivileged, with private sockets."""
 
-from stack import GATEWAY, SERVICES
+from stack import DATABASE_SERVICES, GATEWAY, SERVICES
 
 
-def test_one_container_per_service_plus_the_gateway(stack):
+def test_one_container_per_service_and_its_database_plus_the_gateway(stack):
     services = sorted(container.labels["com.docker.compose.service"] for container in stack.containers())
-    assert services == sorted([*SERVICES, GATEWAY])
+    assert services == sorted([*SERVICES, *DATABASE_SERVICES, GATEWAY])
 
 
 def test_every_container_is_healthy(stack):

@@ -1,13 +1,29 @@
-"""Integration suite fixtures: one copy of the stack for the whole session, always torn down."""
+"""Integration suite fixtures: one copy of the stack for the whole session, always torn down.
+
+STACK=swarm runs the suite's Swarm part on a Swarm stack instead of Compose (`make test-swarm`): the HTTP
+contract, which holds on either, and test_swarm.py. DB=postgres runs it on PostgreSQL (stack.py).
+"""
 
 import os
 import subprocess
 import uuid
+from pathlib import Path
 
 import docker
 import pytest
 
 from stack import ACCOUNTS, SERVICES, Stack, free_port
+from swarm_stack import SwarmStack
+
+STACK_KIND = os.environ.get("STACK") or "compose"
+# What runs on Swarm: the modules that speak to the stack over HTTP only, and the Swarm tests themselves.
+SWARM_MODULES = {"test_routing.py", "test_bad_input.py", "test_flow.py", "test_orders.py", "test_swarm.py"}
+if STACK_KIND == "swarm":
+    collect_ignore = [path.name for path in Path(__file__).parent.glob("test_*.py") if path.name not in SWARM_MODULES]
+elif STACK_KIND == "compose":
+    collect_ignore = ["test_swarm.py"]
+else:
+    raise SystemExit(f"STACK={STACK_KIND!r}: the suite runs on compose or swarm")
 
 # Worker settings that differ per service and from the defaults, so the suite sees each service get its own.
 # The suite registers and logs in from one address far faster than a person: a larger burst of those, at the
@@ -40,13 +56,14 @@ def stack():
     if problem:
         pytest.exit(f"integration suite cannot run: {problem}", returncode=3)
     project = os.environ.get("TEST_PROJECT", f"microstack-test-{uuid.uuid4().hex[:8]}")
-    running = Stack(project, free_port(), environment=TEST_STACK_ENVIRONMENT)
+    kind = SwarmStack if STACK_KIND == "swarm" else Stack
+    running = kind(project, free_port(), environment=TEST_STACK_ENVIRONMENT)
     try:
         running.up()
     except subprocess.CalledProcessError as error:
-        logs = running.compose("logs", "--no-color", "--tail", "50").stdout
+        problem = "\n".join(error.__notes__) if STACK_KIND == "swarm" else running.logs()
         running.down()
-        pytest.exit(f"the stack did not come up:\n{error.stderr}\n{logs}", returncode=3)
+        pytest.exit(f"the stack did not come up:\n{error.stderr}\n{problem}", returncode=3)
     yield running
     running.down()
 

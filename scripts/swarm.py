@@ -1,0 +1,296 @@
+"""Runs the stack on Docker Swarm: `make swarm-up`, `make swarm-down`, `make swarm-deploy SERVICE=service2`.
+
+up: builds the images with Compose and tags each by its content, makes the secrets that are missing, turns the
+engine into a single-node swarm when it is in none (and says so), labels this node for the gateway and each
+database when no node carries those labels, deploys docker-stack.yml, and returns once every service runs
+healthy and the gateway answers.
+down: removes the stack, and leaves the swarm only if `up` made it.
+deploy: builds one service's image (or takes --image) and rolls it, new tasks first; a new image that never
+becomes healthy is rolled back by Swarm itself, and this says so and fails.
+"""
+
+import argparse
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import environ
+import requests
+from cryptography.hazmat.primitives import serialization
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = sorted(path.parent.parent.name for path in ROOT.glob("*/config/settings.py"))
+GATEWAY = "nginx"
+STACK_FILE = ROOT / "docker-stack.yml"
+COMPOSE_FILES = ["--file", "docker-compose.yml", "--file", "docker-compose.postgres.yml"]
+# The node labels that pin the gateway and each database (its volume lives on one node).
+PLACEMENT_LABELS = ["microstack.gateway", *(f"microstack.{service}-db" for service in SERVICES)]
+
+
+class SwarmError(Exception):
+    """What went wrong, for the user; the command exits 1 with it."""
+
+
+def say(message: str) -> None:
+    print(f"swarm: {message}", flush=True)
+
+
+def run(*command: str, environment: dict[str, str] | None = None) -> str:
+    result = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SwarmError(f"`{' '.join(command)}` failed:\n{(result.stderr or result.stdout).strip()}")
+    return result.stdout.strip()
+
+
+class Swarm:
+    def __init__(self, stack: str, state_dir: Path, port: int):
+        self.stack = stack
+        self.state_dir = state_dir
+        self.secrets_dir = state_dir / stack / "secrets"
+        # Written when `up` made the swarm, so that `down` leaves only a swarm it made.
+        self.made_marker = state_dir / "made-swarm"
+        self.port = port
+
+    # --- the engine -----------------------------------------------------------------------------------------
+
+    def join_or_make(self) -> None:
+        state = run("docker", "info", "--format", "{{.Swarm.LocalNodeState}}")
+        if state == "active":
+            return
+        if state != "inactive":
+            raise SwarmError(f"this engine's swarm state is {state!r}; make it active or inactive first")
+        # The loopback address: a single-node swarm that no other machine can join by accident.
+        run("docker", "swarm", "init", "--advertise-addr", "127.0.0.1")
+        self.made_marker.parent.mkdir(parents=True, exist_ok=True)
+        self.made_marker.write_text(run("docker", "info", "--format", "{{.Swarm.NodeID}}") + "\n")
+        say("this engine was in no swarm: it is now a single-node swarm (`make swarm-down` leaves it)")
+
+    def leave_if_made(self) -> None:
+        if not self.made_marker.exists():
+            return
+        if self.services_of_other_stacks():
+            say("the swarm runs other stacks: left as it is")
+            return
+        run("docker", "swarm", "leave", "--force")
+        self.made_marker.unlink()
+        say("left the single-node swarm that swarm-up made")
+
+    def services_of_other_stacks(self) -> list[str]:
+        names = run("docker", "service", "ls", "--format", "{{.Name}}").split()
+        return [name for name in names if not name.startswith(f"{self.stack}_")]
+
+    def label_this_node(self) -> None:
+        """Pins the gateway and each database to this node, unless some node already carries its label."""
+        labelled = set()
+        for node in run("docker", "node", "ls", "--quiet").split():
+            labels = run("docker", "node", "inspect", "--format", "{{json .Spec.Labels}}", node)
+            labelled |= {label for label in PLACEMENT_LABELS if f'"{label}"' in labels}
+        missing = [label for label in PLACEMENT_LABELS if label not in labelled]
+        if missing:
+            node = run("docker", "info", "--format", "{{.Swarm.NodeID}}")
+            additions = [argument for label in missing for argument in ("--label-add", f"{label}=true")]
+            run("docker", "node", "update", *additions, node)
+            say(f"labelled this node for {', '.join(missing)}")
+
+    # --- what is deployed -----------------------------------------------------------------------------------
+
+    def build(self, *services: str) -> dict[str, str]:
+        """Builds with Compose; returns each image's tag, named by its content so a change is a new tag."""
+        run("docker", "compose", "--project-name", self.stack, *COMPOSE_FILES, "build", "--quiet", *services)
+        return {service: self.tag(service) for service in services}
+
+    def tag(self, service: str) -> str:
+        built = f"{self.stack}-{service}"
+        image_id = run("docker", "image", "inspect", "--format", "{{.Id}}", built)
+        name = "postgres" if service.endswith("-db") else service
+        tagged = f"{self.stack}/{name}:{image_id.removeprefix('sha256:')[:12]}"
+        run("docker", "tag", built, tagged)
+        return tagged
+
+    def make_missing_secrets(self) -> None:
+        from servicekit.identity import new_private_key_pem
+
+        self.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for service in SERVICES:
+            write_once(self.secrets_dir / f"{service}_secret_key", lambda: secrets.token_urlsafe(50))
+            write_once(self.secrets_dir / f"{service}_db_password", lambda: secrets.token_hex(32))
+            identity_key = write_once(self.secrets_dir / f"{service}_identity_key", new_private_key_pem)
+            write_once(self.secrets_dir / f"{service}_identity_key.pub", lambda key=identity_key: public_pem_of(key))
+
+    def deploy_environment(self, images: dict[str, str]) -> dict[str, str]:
+        environment = {**os.environ, "SECRETS_DIR": str(self.secrets_dir), "GATEWAY_PORT": str(self.port)}
+        for service, image in images.items():
+            if service == GATEWAY:
+                environment["GATEWAY_IMAGE"] = image
+            elif service.endswith("-db"):
+                environment["DATABASE_IMAGE"] = image
+            else:
+                environment[f"{service.upper()}_IMAGE"] = image
+        return environment
+
+    def up(self, timeout: float) -> None:
+        started = time.monotonic()
+        self.join_or_make()
+        self.label_this_node()
+        self.make_missing_secrets()
+        say("building the images")
+        images = self.build(*SERVICES, GATEWAY, f"{SERVICES[0]}-db")
+        say(f"deploying the stack {self.stack}")
+        run(
+            "docker", "stack", "deploy", "--compose-file", str(STACK_FILE), "--resolve-image", "never", "--prune",
+            self.stack, environment=self.deploy_environment(images),
+        )  # fmt: skip
+        self.wait_until_healthy(started + timeout)
+        seconds = time.monotonic() - started
+        say(f"the stack {self.stack} is healthy and answers on 127.0.0.1:{self.port} ({seconds:.1f} s)")
+
+    def wait_until_healthy(self, deadline: float) -> None:
+        lagging = ["not yet deployed"]
+        while time.monotonic() < deadline:
+            lagging = self.not_running() or self.not_answering()
+            if not lagging:
+                return
+            time.sleep(1)
+        raise SwarmError(f"not healthy in time: {', '.join(lagging)}\n{self.task_errors()}")
+
+    def not_running(self) -> list[str]:
+        """Services whose tasks are not all running (a task with a healthcheck runs once it is healthy)."""
+        rows = run("docker", "stack", "services", self.stack, "--format", "{{.Name}} {{.Replicas}}").splitlines()
+        lagging = []
+        for row in rows:
+            name, replicas = row.split()[:2]
+            running, desired = replicas.split("/")
+            if running != desired or desired == "0":
+                lagging.append(f"{name} {replicas}")
+        return lagging if rows else ["no service yet"]
+
+    def not_answering(self) -> list[str]:
+        paths = ["/healthz", *(f"/api/{service}/health/" for service in SERVICES)]
+        lagging = []
+        for path in paths:
+            try:
+                status = requests.get(f"http://127.0.0.1:{self.port}{path}", timeout=2).status_code
+            except requests.RequestException as error:
+                status = type(error).__name__
+            if status != 200:
+                lagging.append(f"{path} answers {status}")
+        return lagging
+
+    def task_errors(self) -> str:
+        return run(
+            "docker", "stack", "ps", self.stack, "--no-trunc", "--filter", "desired-state=running",
+            "--format", "{{.Name}} {{.CurrentState}} {{.Error}}",
+        )  # fmt: skip
+
+    def down(self, volumes: bool, images: bool) -> None:
+        if run("docker", "info", "--format", "{{.Swarm.LocalNodeState}}") == "active":
+            run("docker", "stack", "rm", self.stack)
+            self.wait_until_removed()
+            if volumes:
+                names = run(
+                    "docker", "volume", "ls", "--quiet", "--filter", f"label=com.docker.stack.namespace={self.stack}"
+                )
+                if names:
+                    run("docker", "volume", "rm", *names.split())
+            say(f"removed the stack {self.stack}" + (" and its volumes" if volumes else ""))
+        if images:
+            tagged = run("docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", f"{self.stack}/*")
+            built = [f"{self.stack}-{service}" for service in (*SERVICES, GATEWAY, f"{SERVICES[0]}-db")]
+            run("docker", "image", "rm", "--force", *tagged.split(), *built)
+        self.leave_if_made()
+
+    def wait_until_removed(self, timeout: float = 60) -> None:
+        """Stack removal goes on in the background: its containers and networks go some seconds later."""
+        label = f"label=com.docker.stack.namespace={self.stack}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            containers = run("docker", "ps", "--all", "--quiet", "--filter", label)
+            networks = run("docker", "network", "ls", "--quiet", "--filter", label)
+            if not containers and not networks:
+                return
+            time.sleep(1)
+        raise SwarmError(f"the stack {self.stack} was not removed within {timeout:.0f} s")
+
+    def deploy(self, service: str, image: str | None, timeout: float) -> None:
+        if service not in (*SERVICES, GATEWAY):
+            raise SwarmError(f"no service {service!r}: choose one of {', '.join((*SERVICES, GATEWAY))}")
+        started = time.monotonic()
+        image = image or self.build(service)[service]
+        name = f"{self.stack}_{service}"
+        say(f"rolling {name} to {image}")
+        result = subprocess.run(
+            ["docker", "service", "update", "--image", image, "--no-resolve-image", "--detach=false", name],
+            cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+        state = self.update_state(name, time.monotonic() + 60)
+        output = (result.stderr or result.stdout).strip()
+        if state == "rollback_completed":
+            raise SwarmError(f"the new tasks of {name} failed: Swarm rolled it back, the old tasks serve\n{output}")
+        if state != "completed":
+            raise SwarmError(f"the update of {name} did not complete ({state})\n{output}")
+        say(f"{name} runs {image} ({time.monotonic() - started:.1f} s)")
+
+    def update_state(self, name: str, deadline: float) -> str:
+        """The service's update state once it settles: completed, or rollback_completed after a failure."""
+        state = ""
+        while time.monotonic() < deadline:
+            state = run(
+                "docker", "service", "inspect", "--format", "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}", name
+            )
+            if state in ("completed", "rollback_completed", "paused", "rollback_paused"):
+                return state
+            time.sleep(1)
+        return state or "unknown"
+
+
+def write_once(path: Path, make) -> str:
+    """The text at path, made by make() and written (readable by its owner only) if it is not there yet."""
+    if not path.exists():
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as secret_file:
+            secret_file.write(make())
+    return path.read_text()
+
+
+def public_pem_of(private_pem: str) -> str:
+    from servicekit.identity import public_key_pem
+
+    return public_key_pem(serialization.load_pem_private_key(private_pem.encode(), password=None))
+
+
+def main() -> int:
+    # docker stack deploy reads no .env: what a user set there applies here too, what the shell sets first.
+    if (ROOT / ".env").exists():
+        environ.Env.read_env(ROOT / ".env")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["up", "down", "deploy"])
+    parser.add_argument("service", nargs="?", help="deploy: the service to roll")
+    parser.add_argument("--stack", default=os.environ.get("STACK_NAME", "microstack"))
+    parser.add_argument("--state-dir", type=Path, default=Path(os.environ.get("SWARM_STATE_DIR", ROOT / ".swarm")))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8080")))
+    parser.add_argument("--image", help="deploy: an image already built, instead of building the service's")
+    parser.add_argument("--volumes", action="store_true", help="down: delete the stack's volumes too")
+    parser.add_argument("--images", action="store_true", help="down: delete the images up built")
+    parser.add_argument("--timeout", type=float, default=300)
+    arguments = parser.parse_args()
+    swarm = Swarm(arguments.stack, arguments.state_dir.resolve(), arguments.port)
+    try:
+        if arguments.command == "up":
+            swarm.up(arguments.timeout)
+        elif arguments.command == "down":
+            swarm.down(arguments.volumes, arguments.images)
+        else:
+            if not arguments.service:
+                raise SwarmError("usage: swarm.py deploy <service>")
+            swarm.deploy(arguments.service, arguments.image, arguments.timeout)
+    except SwarmError as error:
+        print(f"swarm: FAILED: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""On Docker Swarm (`make test-swarm`): PostgreSQL per service over TCP, replicas found by DNS, rolling updates that
+fail no request, a broken image rolled back on its own, and a killed task replaced."""
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections import Counter
+
+import pytest
+
+from stack import ACCOUNTS, CATALOG, GATEWAY, SERVICES, SteadyLoad, wait_until
+from swarm_stack import SWARM
+
+HEALTH = f"/api/{ACCOUNTS}/health/"
+
+
+def test_each_service_has_its_own_postgresql_and_the_gateway_reaches_it_over_tcp(stack):
+    for service in SERVICES:
+        assert len(stack.containers(f"{service}-db")) == 1, service
+        result = stack.container(service).exec_run(
+            ["python", "manage.py", "shell", "-c", "from django.db import connection as c; print(c.vendor)"]
+        )
+        assert result.output.decode().split()[-1] == "postgresql", service
+    upstreams = stack.container(GATEWAY).exec_run(["cat", "/tmp/nginx/generated/upstreams.conf"]).output.decode()
+    assert ":3031 max_fails=0;" in upstreams
+    assert ".sock" not in upstreams
+
+
+def test_only_the_gateway_port_is_published(stack):
+    published = {
+        service.name: [port["PublishedPort"] for port in service.attrs["Endpoint"].get("Ports", [])]
+        for service in stack.docker.services.list(filters={"label": f"com.docker.stack.namespace={stack.project}"})
+    }
+    assert published.pop(stack.service_name(GATEWAY)) == [stack.port]
+    assert all(ports == [] for ports in published.values()), published
+
+
+@pytest.fixture
+def three_replicas(stack):
+    stack.scale(ACCOUNTS, 3)
+    yield [container.attrs["Config"]["Hostname"] for container in stack.containers(ACCOUNTS)]
+    stack.scale(ACCOUNTS, 1)
+
+
+def test_three_replicas_after_docker_service_scale_share_the_requests(stack, three_replicas):
+    seen = set()
+    assert wait_until(lambda: seen.add(stack.served_by(HEALTH)) or len(seen) == 3, timeout=10, interval=0.05)
+    assert seen == {f"{ACCOUNTS}/{hostname}" for hostname in three_replicas}
+    served = Counter(stack.served_by(HEALTH) for _ in range(300))
+    assert len(served) == 3
+    assert min(served.values()) >= 60
+
+
+def replaced_by_a_healthy_task(stack, victim_id: str) -> bool:
+    tasks = stack.containers(ACCOUNTS)
+    healthy = all(task.attrs["State"]["Health"]["Status"] == "healthy" for task in tasks)
+    return len(tasks) == 2 and victim_id not in {task.id for task in tasks} and healthy
+
+
+def test_a_killed_task_is_replaced_while_its_sibling_serves(stack):
+    stack.scale(ACCOUNTS, 2)
+    try:
+        victim = stack.containers(ACCOUNTS)[0]
+        with SteadyLoad(stack, HEALTH, max_seconds=60) as load:
+            os.kill(victim.attrs["State"]["Pid"], signal.SIGKILL)  # a crash, not a stop: Swarm must notice
+            replaced = wait_until(lambda: replaced_by_a_healthy_task(stack, victim.id), timeout=60, interval=0.5)
+        assert replaced
+        assert load.failed == 0, load.outcomes
+    finally:
+        stack.scale(ACCOUNTS, 1)
+
+
+def derived_image(stack, service: str, dockerfile_tail: str) -> str:
+    """A new image made from what service runs now, with dockerfile_tail added; removed by the stack's down."""
+    tag = f"{stack.project}/{service}:test-{uuid.uuid4().hex[:8]}"
+    dockerfile = f"FROM {stack.task_image(service)}\n{dockerfile_tail}\n"
+    subprocess.run(["docker", "build", "--quiet", "--tag", tag, "-"], input=dockerfile, text=True, check=True,
+                   capture_output=True)  # fmt: skip
+    return tag
+
+
+def swarm_deploy(stack, service: str, image: str) -> subprocess.CompletedProcess:
+    command = [*SWARM, "deploy", service, "--image", image, "--stack", stack.project]
+    return subprocess.run([*command, "--state-dir", str(stack.state_dir)], capture_output=True, text=True, timeout=300)
+
+
+def tasks_of_other_services(stack, service: str) -> set[str]:
+    return {c.id for other in SERVICES if other != service for c in stack.containers(other)}
+
+
+def test_swarm_deploy_rolls_a_new_image_under_load_failing_no_request_and_touching_no_other_service(stack):
+    new_image = derived_image(stack, CATALOG, f'LABEL rolled="{time.time()}"')
+    others = tasks_of_other_services(stack, CATALOG)
+    with SteadyLoad(stack, f"/api/{CATALOG}/products", max_seconds=120) as load:
+        result = swarm_deploy(stack, CATALOG, new_image)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert load.failed == 0, load.outcomes
+    assert load.sent > 50
+    assert stack.task_image(CATALOG) == new_image
+    assert [c.image.tags for c in stack.containers(CATALOG)] == [[new_image]]
+    assert tasks_of_other_services(stack, CATALOG) == others
+
+
+def test_a_new_image_that_never_becomes_healthy_is_rolled_back_and_the_old_keeps_serving(stack):
+    running_image = stack.task_image(CATALOG)
+    broken_image = derived_image(stack, CATALOG, 'ENTRYPOINT ["sh", "-c", "echo this image is broken >&2; exit 1"]')
+    with SteadyLoad(stack, f"/api/{CATALOG}/products", max_seconds=120) as load:
+        result = swarm_deploy(stack, CATALOG, broken_image)
+    assert result.returncode != 0
+    assert "rolled it back" in result.stderr, result.stderr
+    assert load.failed == 0, load.outcomes
+    assert stack.task_image(CATALOG) == running_image
+    assert wait_until(lambda: stack.answers(f"/api/{CATALOG}/products"), timeout=10)

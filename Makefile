@@ -13,7 +13,7 @@ $(error DB=$(DB): choose sqlite or postgres)
 endif
 export DB
 
-.PHONY: up down logs deploy lint test unit unit-tests integration test-swarm swarm-up swarm-down swarm-deploy bench bench-smoke drill \
+.PHONY: up down logs deploy lint test unit unit-tests integration test-swarm swarm-up swarm-down swarm-deploy bench bench-smoke drill variants \
 	base-images venv clean
 
 ## up: build and start the stack, returning once every container is healthy
@@ -97,6 +97,10 @@ bench-smoke: $(VENV)/.installed
 ## drill: a rolling deploy under load and a fault drill on its own copy of the stack; prints the figures
 drill: $(VENV)/.installed
 	cd tests && ../$(VENV)/bin/python drill.py
+
+## variants: time to healthy, a rolling update under load and a new replica's first request: SQLite, PostgreSQL, Swarm
+variants: $(VENV)/.installed
+	cd tests && ../$(VENV)/bin/python variants.py
 
 ## base-images: build the python and nginx base images from Debian packages (no registry needed)
 base-images:

@@ -124,11 +124,13 @@ class Swarm:
         environment = {**os.environ, "SECRETS_DIR": str(self.secrets_dir), "GATEWAY_PORT": str(self.port)}
         for service, image in images.items():
             if service == GATEWAY:
-                environment["GATEWAY_IMAGE"] = image
+                variable = "GATEWAY_IMAGE"
             elif service.endswith("-db"):
-                environment["DATABASE_IMAGE"] = image
+                variable = "DATABASE_IMAGE"
             else:
-                environment[f"{service.upper()}_IMAGE"] = image
+                variable = f"{service.upper()}_IMAGE"
+            # An image the user named (one in a registry, for several hosts) is deployed instead of the local build.
+            environment[variable] = environment.get(variable) or image
         return environment
 
     def up(self, timeout: float) -> None:

@@ -57,14 +57,20 @@ def timed(call: Callable):
 
 class Stack:
     def __init__(
-        self, project: str, port: int, environment: dict[str, str] | None = None, overrides: tuple[str, ...] = ()
+        self,
+        project: str,
+        port: int,
+        environment: dict[str, str] | None = None,
+        overrides: tuple[str, ...] = (),
+        database: str = DATABASE,
     ):
         self.project = project
         self.port = port
         self.environment = environment or {}
         # Compose files added to docker-compose.yml (docker-compose.tls.yml, say). They are given as COMPOSE_FILE,
         # so that every command run for this stack (make deploy, say) uses the same files, as a user's .env would.
-        self.compose_file = ":".join(("docker-compose.yml", *DATABASE_FILES[DATABASE], *overrides))
+        self.database = database
+        self.compose_file = ":".join(("docker-compose.yml", *DATABASE_FILES[database], *overrides))
         self.base_url = f"http://127.0.0.1:{port}"
         self.docker = docker.from_env()
         self.http = requests.Session()
@@ -139,7 +145,7 @@ class Stack:
 
     def database_networks(self, service: str) -> list[str]:
         """The networks service joins only to reach its own database (docker-compose.postgres.yml)."""
-        return [f"{self.project}_{service}-database"] if DATABASE == "postgres" else []
+        return [f"{self.project}_{service}-database"] if self.database == "postgres" else []
 
     def served_by(self, path: str) -> str:
         return self.get(path).headers["X-Served-By"]

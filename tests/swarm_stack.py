@@ -7,6 +7,7 @@ run against either; its containers are the local node's tasks of each service.
 import subprocess
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 
 from docker.models.containers import Container
@@ -54,6 +55,20 @@ class SwarmStack(Stack):
             ["docker", "service", "scale", "--detach=false", f"{self.service_name(service)}={replicas}"],
             check=True, capture_output=True, timeout=300,
         )  # fmt: skip
+
+    def derived_image(self, service: str, dockerfile_tail: str) -> str:
+        """A new image made from what service runs now, with dockerfile_tail added; removed by down()."""
+        tag = f"{self.project}/{service}:test-{uuid.uuid4().hex[:8]}"
+        dockerfile = f"FROM {self.task_image(service)}\n{dockerfile_tail}\n"
+        subprocess.run(["docker", "build", "--quiet", "--tag", tag, "-"], input=dockerfile, text=True, check=True,
+                       capture_output=True)  # fmt: skip
+        return tag
+
+    def deploy(self, service: str, image: str) -> subprocess.CompletedProcess:
+        """`make swarm-deploy` of an image already built; the result, whether it rolled or was rolled back."""
+        command = [*SWARM, "deploy", service, "--image", image, "--stack", self.project]
+        command += ["--state-dir", str(self.state_dir)]
+        return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
     def task_image(self, service: str) -> str:
         return self.docker.services.get(self.service_name(service)).attrs["Spec"]["TaskTemplate"]["ContainerSpec"][

@@ -3,15 +3,12 @@ fail no request, a broken image rolled back on its own, and a killed task replac
 
 import os
 import signal
-import subprocess
 import time
-import uuid
 from collections import Counter
 
 import pytest
 
 from stack import ACCOUNTS, CATALOG, GATEWAY, SERVICES, SteadyLoad, wait_until
-from swarm_stack import SWARM
 
 HEALTH = f"/api/{ACCOUNTS}/health/"
 
@@ -72,29 +69,15 @@ def test_a_killed_task_is_replaced_while_its_sibling_serves(stack):
         stack.scale(ACCOUNTS, 1)
 
 
-def derived_image(stack, service: str, dockerfile_tail: str) -> str:
-    """A new image made from what service runs now, with dockerfile_tail added; removed by the stack's down."""
-    tag = f"{stack.project}/{service}:test-{uuid.uuid4().hex[:8]}"
-    dockerfile = f"FROM {stack.task_image(service)}\n{dockerfile_tail}\n"
-    subprocess.run(["docker", "build", "--quiet", "--tag", tag, "-"], input=dockerfile, text=True, check=True,
-                   capture_output=True)  # fmt: skip
-    return tag
-
-
-def swarm_deploy(stack, service: str, image: str) -> subprocess.CompletedProcess:
-    command = [*SWARM, "deploy", service, "--image", image, "--stack", stack.project]
-    return subprocess.run([*command, "--state-dir", str(stack.state_dir)], capture_output=True, text=True, timeout=300)
-
-
 def tasks_of_other_services(stack, service: str) -> set[str]:
     return {c.id for other in SERVICES if other != service for c in stack.containers(other)}
 
 
 def test_swarm_deploy_rolls_a_new_image_under_load_failing_no_request_and_touching_no_other_service(stack):
-    new_image = derived_image(stack, CATALOG, f'LABEL rolled="{time.time()}"')
+    new_image = stack.derived_image(CATALOG, f'LABEL rolled="{time.time()}"')
     others = tasks_of_other_services(stack, CATALOG)
     with SteadyLoad(stack, f"/api/{CATALOG}/products", max_seconds=120) as load:
-        result = swarm_deploy(stack, CATALOG, new_image)
+        result = stack.deploy(CATALOG, new_image)
     assert result.returncode == 0, result.stdout + result.stderr
     assert load.failed == 0, load.outcomes
     assert load.sent > 50
@@ -105,9 +88,9 @@ def test_swarm_deploy_rolls_a_new_image_under_load_failing_no_request_and_touchi
 
 def test_a_new_image_that_never_becomes_healthy_is_rolled_back_and_the_old_keeps_serving(stack):
     running_image = stack.task_image(CATALOG)
-    broken_image = derived_image(stack, CATALOG, 'ENTRYPOINT ["sh", "-c", "echo this image is broken >&2; exit 1"]')
+    broken_image = stack.derived_image(CATALOG, 'ENTRYPOINT ["sh", "-c", "echo this image is broken >&2; exit 1"]')
     with SteadyLoad(stack, f"/api/{CATALOG}/products", max_seconds=120) as load:
-        result = swarm_deploy(stack, CATALOG, broken_image)
+        result = stack.deploy(CATALOG, broken_image)
     assert result.returncode != 0
     assert "rolled it back" in result.stderr, result.stderr
     assert load.failed == 0, load.outcomes

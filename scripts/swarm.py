@@ -191,13 +191,13 @@ class Swarm:
         if run("docker", "info", "--format", "{{.Swarm.LocalNodeState}}") == "active":
             run("docker", "stack", "rm", self.stack)
             self.wait_until_removed()
-            if volumes:
-                names = run(
-                    "docker", "volume", "ls", "--quiet", "--filter", f"label=com.docker.stack.namespace={self.stack}"
-                )
-                if names:
-                    run("docker", "volume", "rm", *names.split())
-            say(f"removed the stack {self.stack}" + (" and its volumes" if volumes else ""))
+            say(f"removed the stack {self.stack}")
+        if volumes:  # volumes outlive the stack, and the swarm: removed whether or not the stack still runs
+            label = f"label=com.docker.stack.namespace={self.stack}"
+            names = run("docker", "volume", "ls", "--quiet", "--filter", label).split()
+            if names:
+                run("docker", "volume", "rm", *names)
+            say(f"removed the {len(names)} volumes of the stack {self.stack}")
         if images:
             tagged = run("docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", f"{self.stack}/*")
             built = [f"{self.stack}-{service}" for service in (*SERVICES, GATEWAY, f"{SERVICES[0]}-db")]
@@ -222,6 +222,10 @@ class Swarm:
         started = time.monotonic()
         image = image or self.build(service)[service]
         name = f"{self.stack}_{service}"
+        running = run("docker", "service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", name)
+        if running == image:
+            say(f"{name} runs {image} already: nothing to roll")
+            return
         say(f"rolling {name} to {image}")
         result = subprocess.run(
             ["docker", "service", "update", "--image", image, "--no-resolve-image", "--detach=false", name],

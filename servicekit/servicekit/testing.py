@@ -6,6 +6,7 @@ in with `class TestServiceContract(ServiceContract): pass`.
 
 import io
 import json
+import threading
 import time
 
 import jwt
@@ -122,6 +123,32 @@ class ServiceContract:
         output = io.StringIO()
         call_command("migrate_serialised", stdout=output)  # an advisory lock on PostgreSQL, a file lock on SQLite
         assert "No migrations to apply." in output.getvalue()
+
+    def test_a_second_replica_migrating_waits_for_the_lock_the_first_holds(self):
+        from django.db import connection
+
+        from servicekit.management.commands.migrate_serialised import migration_lock
+
+        events: list[str] = []
+        holding = threading.Event()
+
+        def first_replica():  # a thread of its own: its own database session, as another replica would have
+            try:
+                with migration_lock():
+                    events.append("first holds the lock")
+                    holding.set()
+                    time.sleep(0.5)
+                    events.append("first releases it")
+            finally:
+                connection.close()
+
+        first = threading.Thread(target=first_replica)
+        first.start()
+        assert holding.wait(timeout=5)
+        with migration_lock():
+            events.append("second holds the lock")
+        first.join(timeout=5)
+        assert events == ["first holds the lock", "first releases it", "second holds the lock"]
 
     def test_the_public_api_document_shows_no_internal_route(self, client):
         paths = client.get(f"{self.prefix}/openapi.json").json()["paths"]

@@ -26,6 +26,8 @@ SERVICES = sorted(path.parent.parent.name for path in ROOT.glob("*/config/settin
 GATEWAY = "nginx"
 STACK_FILE = ROOT / "docker-stack.yml"
 COMPOSE_FILES = ["--file", "docker-compose.yml", "--file", "docker-compose.postgres.yml"]
+# What `up` builds: every service, the gateway, and one database image (service1's), which every database runs.
+BUILT = (*SERVICES, GATEWAY, f"{SERVICES[0]}-db")
 # The node labels that pin the gateway and each database (its volume lives on one node).
 PLACEMENT_LABELS = ["microstack.gateway", *(f"microstack.{service}-db" for service in SERVICES)]
 
@@ -139,7 +141,7 @@ class Swarm:
         self.label_this_node()
         self.make_missing_secrets()
         say("building the images")
-        images = self.build(*SERVICES, GATEWAY, f"{SERVICES[0]}-db")
+        images = self.build(*BUILT)
         say(f"deploying the stack {self.stack}")
         run(
             "docker", "stack", "deploy", "--compose-file", str(STACK_FILE), "--resolve-image", "never", "--prune",
@@ -200,7 +202,7 @@ class Swarm:
             say(f"removed the {len(names)} volumes of the stack {self.stack}")
         if images:
             tagged = run("docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", f"{self.stack}/*")
-            built = [f"{self.stack}-{service}" for service in (*SERVICES, GATEWAY, f"{SERVICES[0]}-db")]
+            built = [f"{self.stack}-{service}" for service in BUILT]
             run("docker", "image", "rm", "--force", *tagged.split(), *built)
         self.leave_if_made()
 

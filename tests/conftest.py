@@ -87,6 +87,14 @@ def customer(stack) -> dict[str, str]:
 
 
 @pytest.fixture
+def three_replicas(stack):
+    """The accounts service scaled to three replicas (on Compose or Swarm) for one test: their hostnames."""
+    stack.scale(ACCOUNTS, 3)
+    yield [container.attrs["Config"]["Hostname"] for container in stack.containers(ACCOUNTS)]
+    stack.scale(ACCOUNTS, 1)
+
+
+@pytest.fixture
 def make_product(stack, staff_token):
     """Creates a product with the given stock; returns its id."""
 

@@ -3,18 +3,9 @@
 import time
 from collections import Counter
 
-import pytest
-
 from stack import ACCOUNTS, GATEWAY, NOTIFICATIONS, SteadyLoad, wait_until
 
 HEALTH = f"/api/{ACCOUNTS}/health/"
-
-
-@pytest.fixture
-def three_replicas(stack):
-    stack.scale(ACCOUNTS, 3)
-    yield [container.attrs["Config"]["Hostname"] for container in stack.containers(ACCOUNTS)]
-    stack.scale(ACCOUNTS, 1)
 
 
 def test_new_replicas_receive_traffic_within_five_seconds(stack, three_replicas):

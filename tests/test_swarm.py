@@ -6,8 +6,6 @@ import signal
 import time
 from collections import Counter
 
-import pytest
-
 from stack import ACCOUNTS, CATALOG, GATEWAY, SERVICES, SteadyLoad, wait_until
 
 HEALTH = f"/api/{ACCOUNTS}/health/"
@@ -32,13 +30,6 @@ def test_only_the_gateway_port_is_published(stack):
     }
     assert published.pop(stack.service_name(GATEWAY)) == [stack.port]
     assert all(ports == [] for ports in published.values()), published
-
-
-@pytest.fixture
-def three_replicas(stack):
-    stack.scale(ACCOUNTS, 3)
-    yield [container.attrs["Config"]["Hostname"] for container in stack.containers(ACCOUNTS)]
-    stack.scale(ACCOUNTS, 1)
 
 
 def test_three_replicas_after_docker_service_scale_share_the_requests(stack, three_replicas):

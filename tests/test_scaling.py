@@ -61,7 +61,9 @@ def reports_healthy(gateway) -> bool:
 
 
 def routed_sockets(gateway, service: str) -> int:
-    upstreams = gateway.exec_run(["cat", "/tmp/nginx/generated/upstreams.conf"]).output.decode()
+    """Sockets of service in the upstreams nginx last loaded. Not upstreams.conf: each pass of the watcher writes
+    its candidate there for `nginx -t`, for a moment, even when that candidate is then refused."""
+    upstreams = gateway.exec_run(["cat", "/tmp/nginx/generated/upstreams.applied"]).output.decode()
     block = upstreams.split(f"upstream {service} {{", 1)[1].split("}", 1)[0]
     return block.count(".sock max_fails")
 

@@ -42,7 +42,7 @@ run_child() {
 mkdir -p "$DATA_DIR"
 # Replicas starting together take turns: one migrates while the others wait (a lock in the database).
 migrated=0
-run_child python manage.py migrate_serialised || migrated=$?
+run_child django-admin migrate_serialised || migrated=$?
 if [[ "$stopping" == 1 ]]; then
   exit 0
 fi
@@ -54,7 +54,7 @@ export UWSGI_SOCKET
 [[ "$UWSGI_SOCKET" == /* ]] && rm -f "$UWSGI_SOCKET"
 
 uwsgi_options=(--ini /etc/uwsgi/uwsgi.ini)
-# A service adds options of its own (service3's outbox mule, say) in a uwsgi.ini beside its manage.py.
+# A service adds options of its own (service3's outbox mule, say) in a uwsgi.ini in its folder.
 [[ -f uwsgi.ini ]] && uwsgi_options+=(--ini uwsgi.ini)
 # Adaptive workers: keep CHEAPER workers when idle, up to UWSGI_PROCESSES under load.
 [[ -n "${CHEAPER:-}" ]] && uwsgi_options+=(--cheaper "$CHEAPER" --cheaper-initial "$CHEAPER" --cheaper-algo spare)

@@ -122,7 +122,7 @@ class Stack:
     def staff_login(self, username: str = "staff") -> str:
         """A token of a new staff user, made with Django's own createsuperuser inside the accounts container."""
         password = os.urandom(16).hex()
-        command = ["python", "manage.py", "createsuperuser", "--noinput", "--username", username]
+        command = ["django-admin", "createsuperuser", "--noinput", "--username", username]
         result = self.container(ACCOUNTS).exec_run(
             [*command, "--email", "staff@example.com"], environment={"DJANGO_SUPERUSER_PASSWORD": password}
         )
@@ -292,7 +292,7 @@ LEAK_BOUND_SECONDS = 60
 
 
 def manage(stack, service: str, *command: str) -> dict:
-    result = stack.container(service).exec_run(["python", "manage.py", *command])
+    result = stack.container(service).exec_run(["django-admin", *command])
     assert result.exit_code == 0, result.output.decode()
     return json.loads(result.output.decode().strip().splitlines()[-1])
 

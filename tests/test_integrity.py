@@ -72,7 +72,7 @@ def deliveries_of(stack, user_id: int) -> list[int]:
         "import json; from notifications.models import Notification; "
         f"print(json.dumps(list(Notification.objects.filter(user_id={user_id}).values_list('deliveries', flat=True))))"
     )
-    result = stack.container(NOTIFICATIONS).exec_run(["python", "manage.py", "shell", "-c", code])
+    result = stack.container(NOTIFICATIONS).exec_run(["django-admin", "shell", "-c", code])
     assert result.exit_code == 0, result.output.decode()
     return json.loads(result.output.decode().strip().splitlines()[-1])
 

@@ -15,7 +15,7 @@ def test_each_service_has_its_own_postgresql_and_the_gateway_reaches_it_over_tcp
     for service in SERVICES:
         assert len(stack.containers(f"{service}-db")) == 1, service
         result = stack.container(service).exec_run(
-            ["python", "manage.py", "shell", "-c", "from django.db import connection as c; print(c.vendor)"]
+            ["django-admin", "shell", "-c", "from django.db import connection as c; print(c.vendor)"]
         )
         assert result.output.decode().split()[-1] == "postgresql", service
     upstreams = stack.container(GATEWAY).exec_run(["cat", "/tmp/nginx/generated/upstreams.conf"]).output.decode()

@@ -101,7 +101,7 @@ def internal_calls(stack) -> dict[str, dict]:
     """For each service: the statuses its calls to every internal route got, and the policy."""
     calls = {}
     for service in SERVICES:
-        result = stack.container(service).exec_run(["python", "manage.py", "shell", "-c", CALL_EVERY_INTERNAL_ROUTE])
+        result = stack.container(service).exec_run(["django-admin", "shell", "-c", CALL_EVERY_INTERNAL_ROUTE])
         assert result.exit_code == 0, result.output.decode()
         calls[service] = json.loads(result.output.decode().strip().splitlines()[-1])
     return calls

@@ -8,11 +8,16 @@ from ninja import Field, Schema, Status
 from ninja.security import HttpBearer
 
 from accounts import selectors, services
+from accounts.errors import InvalidCredentials, LoginsBusy, UsernameTaken
 from servicekit.api import create_api
 from servicekit.errors import error_response
 from servicekit.internal import ServiceAuth
 
-api = create_api(title="accounts (service1)", description="Users and the bearer tokens every service accepts.")
+api = create_api(
+    title="accounts (service1)",
+    description="Users and the bearer tokens every service accepts.",
+    statuses={UsernameTaken: 409, InvalidCredentials: 401, LoginsBusy: 503},
+)
 
 USERNAME = Field(..., min_length=1, max_length=150, pattern=r"^[\w.@+-]+$")
 

@@ -9,16 +9,16 @@ from contextlib import contextmanager
 
 from django.conf import settings
 
-from servicekit.exceptions import ApiError
+from accounts.errors import LoginsBusy
 
 password_checks = multiprocessing.BoundedSemaphore(settings.LOGINS_AT_ONCE)
 
 
 @contextmanager
 def password_check_slot() -> Iterator[None]:
-    """A slot to check a password in, or a 503 at once when every slot is taken (no thread waits for one)."""
+    """A slot to check a password in, or LoginsBusy at once when every slot is taken (no thread waits for one)."""
     if not password_checks.acquire(block=False):
-        raise ApiError(503, "busy", "Too many logins at once; retry in a second", headers={"Retry-After": "1"})
+        raise LoginsBusy("Too many logins at once; retry in a second")
     try:
         yield
     finally:

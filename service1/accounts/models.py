@@ -1,7 +1,14 @@
 """A bearer token: only its SHA-256 is stored, so a leaked database leaks no usable token."""
 
+import hashlib
+
 from django.conf import settings
 from django.db import models
+
+
+def token_hash(raw_token: str) -> str:
+    """What is stored of a token, and looked up by."""
+    return hashlib.sha256(raw_token.encode()).hexdigest()
 
 
 class Token(models.Model):

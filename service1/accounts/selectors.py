@@ -3,8 +3,7 @@
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
-from accounts.models import Token
-from accounts.services import token_hash
+from accounts.models import Token, token_hash
 
 
 def user_for_token(*, raw_token: str) -> AbstractBaseUser | None:

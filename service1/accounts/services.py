@@ -1,6 +1,5 @@
 """Writes of the accounts service: registering, logging in and out."""
 
-import hashlib
 import secrets
 from datetime import timedelta
 
@@ -13,14 +12,10 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.capacity import password_check_slot
-from accounts.models import Token
-from servicekit.exceptions import ApiError
+from accounts.errors import InvalidCredentials, UsernameTaken
+from accounts.models import Token, token_hash
 
 User = get_user_model()
-
-
-def token_hash(raw_token: str) -> str:
-    return hashlib.sha256(raw_token.encode()).hexdigest()
 
 
 def user_register(*, username: str, password: str) -> AbstractBaseUser:
@@ -28,7 +23,7 @@ def user_register(*, username: str, password: str) -> AbstractBaseUser:
         with transaction.atomic():
             return User.objects.create_user(username=username, password=password)
     except IntegrityError:
-        raise ApiError(409, "username_taken", f"The username {username!r} is taken") from None
+        raise UsernameTaken(f"The username {username!r} is taken") from None
 
 
 def token_create(*, request: HttpRequest, username: str, password: str) -> tuple[str, Token]:
@@ -40,7 +35,7 @@ def token_create(*, request: HttpRequest, username: str, password: str) -> tuple
     with password_check_slot():
         user = authenticate(request, username=username, password=password)
     if user is None:
-        raise ApiError(401, "invalid_credentials", "Wrong username or password")
+        raise InvalidCredentials("Wrong username or password")
     # Issuing a token is this API's login: the signal clears axes' failure count (and sets last_login).
     user_logged_in.send(sender=user.__class__, request=request, user=user)
     raw_token = secrets.token_urlsafe(32)

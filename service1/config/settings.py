@@ -5,6 +5,8 @@ from datetime import timedelta
 from servicekit.settings import *  # noqa: F403
 from servicekit.settings import INSTALLED_APPS, MIDDLEWARE, env
 
+SERVICE_API = "accounts.api.api"
+
 INSTALLED_APPS = [*INSTALLED_APPS, "django.contrib.contenttypes", "django.contrib.auth", "axes", "accounts"]
 MIDDLEWARE = [*MIDDLEWARE, "axes.middleware.AxesMiddleware"]
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]

@@ -7,7 +7,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.utils import timezone
 
-from accounts import services
 from servicekit.testing import signed_by
 
 PREFIX = "/api/service1"
@@ -173,11 +172,11 @@ def test_a_login_beyond_the_password_checks_at_once_is_a_fast_503(client, token,
 def test_expired_tokens_are_purged_and_live_ones_kept(client, token):
     from django.core.management import call_command
 
-    from accounts.models import Token
+    from accounts.models import Token, token_hash
 
     Token.objects.create(key_hash="0" * 64, user=User.objects.get(username="ada"), expires_at=timezone.now())
     call_command("purge_expired_tokens", stdout=io.StringIO())
-    assert list(Token.objects.values_list("key_hash", flat=True)) == [services.token_hash(token)]
+    assert list(Token.objects.values_list("key_hash", flat=True)) == [token_hash(token)]
     assert client.get(PREFIX + "/me", headers=bearer(token)).status_code == 200
 
 

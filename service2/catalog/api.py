@@ -3,17 +3,27 @@
 import uuid
 from decimal import Decimal
 
-from django.http import HttpRequest
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpRequest
 from ninja import Field, Schema, Status
 
-from catalog import services
+from catalog import selectors, services
+from catalog.errors import InsufficientStock, ProductExists, ProductNotFound, ReservationConflict, ReservationReleased
 from catalog.models import Product
 from servicekit.api import create_api
 from servicekit.auth import BearerAuth, require_staff
 from servicekit.internal import ServiceAuth
 
-api = create_api(title="catalog (service2)", description="Products, their prices and stock, and stock reservations.")
+api = create_api(
+    title="catalog (service2)",
+    description="Products, their prices and stock, and stock reservations.",
+    statuses={
+        ProductExists: 409,
+        ProductNotFound: 404,
+        InsufficientStock: 409,
+        ReservationReleased: 409,
+        ReservationConflict: 409,
+    },
+)
 
 NAME = Field(..., min_length=1, max_length=200)
 PRICE = Field(..., ge=0, max_digits=10, decimal_places=2)
@@ -53,12 +63,12 @@ class ReservationOut(Schema):
 
 @api.get("/products", response=list[ProductOut])
 def product_list(request: HttpRequest):
-    return Product.objects.all()
+    return selectors.product_list()
 
 
 @api.get("/products/{product_id}", response=ProductOut)
 def product_get(request: HttpRequest, product_id: int):
-    return get_object_or_404(Product, id=product_id)
+    return existing_product(product_id)
 
 
 @api.post("/products", auth=BearerAuth(), response={201: ProductOut})
@@ -70,8 +80,15 @@ def product_create(request: HttpRequest, product: ProductIn):
 @api.patch("/products/{product_id}", auth=BearerAuth(), response=ProductOut)
 def product_update(request: HttpRequest, product_id: int, changes: ProductChanges):
     require_staff(request.auth)
-    product = get_object_or_404(Product, id=product_id)
+    product = existing_product(product_id)
     return services.product_update(product=product, changes=changes.dict(exclude_none=True))
+
+
+def existing_product(product_id: int) -> Product:
+    product = selectors.product_get(product_id=product_id)
+    if product is None:
+        raise Http404(f"No product {product_id}")
+    return product
 
 
 @api.put(

@@ -1,8 +1,16 @@
-"""Reads of the catalog that are more than a query: the stock report the order saga is checked against."""
+"""Reads of the catalog: products, and the stock report the order saga is checked against."""
 
-from django.db.models import Q, Sum
+from django.db.models import Q, QuerySet, Sum
 
 from catalog.models import Product, Reservation
+
+
+def product_list() -> QuerySet[Product]:
+    return Product.objects.all()
+
+
+def product_get(*, product_id: int) -> Product | None:
+    return Product.objects.filter(id=product_id).first()
 
 
 def stock_report() -> dict:

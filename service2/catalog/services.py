@@ -6,12 +6,12 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
+from catalog.errors import InsufficientStock, ProductExists, ProductNotFound, ReservationConflict, ReservationReleased
 from catalog.models import Product, Reservation
-from servicekit.exceptions import ApiError
 
 
-def name_taken(name: str) -> ApiError:
-    return ApiError(409, "product_exists", f"A product named {name!r} exists")
+def name_taken(name: str) -> ProductExists:
+    return ProductExists(f"A product named {name!r} exists")
 
 
 def product_create(*, name: str, price: Decimal, stock: int) -> Product:
@@ -40,24 +40,24 @@ def reservation_make(*, reservation_id: uuid.UUID, product_id: int, quantity: in
     existing = Reservation.objects.filter(id=reservation_id).first()
     if existing is not None:
         if existing.status == Reservation.Status.RELEASED:
-            raise ApiError(409, "reservation_released", "This reservation was released and cannot be made again")
+            raise ReservationReleased("This reservation was released and cannot be made again")
         if (existing.product_id, existing.quantity) != (product_id, quantity):
-            raise ApiError(409, "reservation_conflict", "This reservation id holds another product or quantity")
+            raise ReservationConflict("This reservation id holds another product or quantity")
         return existing, False
     # One conditional UPDATE: the database checks and takes the stock in one step, so concurrent
     # reservations can never take it below zero.
     taken = Product.objects.filter(id=product_id, stock__gte=quantity).update(stock=F("stock") - quantity)
     if not taken:
         if not Product.objects.filter(id=product_id).exists():
-            raise ApiError(404, "product_not_found", f"No product {product_id}")
-        raise ApiError(409, "insufficient_stock", f"Not enough stock of product {product_id}")
+            raise ProductNotFound(f"No product {product_id}")
+        raise InsufficientStock(f"Not enough stock of product {product_id}")
     try:
         with transaction.atomic():
             reservation = Reservation.objects.create(
                 id=reservation_id, product_id=product_id, quantity=quantity, status=Reservation.Status.RESERVED
             )
     except IntegrityError:  # a concurrent release or reservation of this id came first: the stock goes back
-        raise ApiError(409, "reservation_conflict", "This reservation id was used concurrently; retry") from None
+        raise ReservationConflict("This reservation id was used concurrently; retry") from None
     return reservation, True
 
 

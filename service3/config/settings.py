@@ -3,6 +3,8 @@
 from servicekit.settings import *  # noqa: F403
 from servicekit.settings import INSTALLED_APPS, env
 
+SERVICE_API = "orders.api.api"
+
 INSTALLED_APPS = [*INSTALLED_APPS, "orders"]
 
 # The services orders depends on, by their names in the stack.

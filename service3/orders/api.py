@@ -3,18 +3,28 @@
 import uuid
 from datetime import datetime
 
-from django.http import HttpRequest
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Field, Header, Schema, Status
 
-from orders import services
+from orders import selectors, services
+from orders.errors import CatalogRefused, IdempotencyKeyReused, OrderAbandoned, OrderInProgress, ProductNotFound
 from orders.models import Order
 from servicekit.api import create_api
 from servicekit.auth import BearerAuth
+from servicekit.errors import error_response
 
 api = create_api(
-    title="orders (service3)", description="Orders: stock reserved at the catalog, events to notifications."
+    title="orders (service3)",
+    description="Orders: stock reserved at the catalog, events to notifications.",
+    statuses={CatalogRefused: 409, IdempotencyKeyReused: 409, OrderInProgress: 409, OrderAbandoned: 503},
 )
+
+
+@api.exception_handler(ProductNotFound)
+def unknown_product(request: HttpRequest, error: ProductNotFound) -> HttpResponse:
+    """The client named a product the catalog does not have: a field of its request is wrong."""
+    details = [{"field": "body.order.product_id", "message": "No such product", "type": "not_found"}]
+    return error_response(400, "The request is not valid", code="validation_error", details=details)
 
 
 class OrderIn(Schema):
@@ -44,15 +54,21 @@ def order_place(request: HttpRequest, order: OrderIn, idempotency_key: str | Non
 
 @api.get("/orders", auth=BearerAuth(), response=list[OrderOut])
 def order_list(request: HttpRequest):
-    return Order.objects.filter(user_id=request.auth.user_id)
+    return selectors.order_list(user_id=request.auth.user_id)
 
 
 @api.get("/orders/{order_id}", auth=BearerAuth(), response=OrderOut)
 def order_get(request: HttpRequest, order_id: uuid.UUID):
-    return get_object_or_404(Order, id=order_id, user_id=request.auth.user_id)
+    return your_order(request, order_id)
 
 
 @api.post("/orders/{order_id}/cancel", auth=BearerAuth(), response=OrderOut)
 def order_cancel(request: HttpRequest, order_id: uuid.UUID):
-    order = get_object_or_404(Order, id=order_id, user_id=request.auth.user_id)
-    return services.order_cancel(order=order)
+    return services.order_cancel(order=your_order(request, order_id))
+
+
+def your_order(request: HttpRequest, order_id: uuid.UUID) -> Order:
+    order = selectors.order_get(user_id=request.auth.user_id, order_id=order_id)
+    if order is None:
+        raise Http404(f"No order {order_id}")
+    return order

@@ -18,10 +18,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from orders.errors import CatalogRefused, OrderAbandoned, OrderInProgress, ProductNotFound
 from orders.models import Order, OutboxMessage
 from orders.outbox import deliver_now, event_enqueue, outbox_enqueue
+from orders.selectors import order_for_key
 from servicekit.auth import Caller
-from servicekit.exceptions import ApiError, DependencyUnavailable
+from servicekit.exceptions import DependencyUnavailable
 from servicekit.http import client_for
 
 log = logging.getLogger(__name__)
@@ -38,11 +40,10 @@ def stock_reserve(*, order_id: uuid.UUID, product_id: int, quantity: int) -> Non
     if response.status_code in (200, 201):
         return
     if response.status_code == 404:
-        details = [{"field": "body.order.product_id", "message": "No such product", "type": "not_found"}]
-        raise ApiError(400, "validation_error", "The request is not valid", details)
+        raise ProductNotFound(f"No product {product_id}")
     if response.status_code == 409:
         error = response.json()["error"]
-        raise ApiError(409, error["code"], error["message"])
+        raise CatalogRefused(error["code"], error["message"])
     raise DependencyUnavailable(settings.CATALOG_SERVICE, f"answered {response.status_code}")
 
 
@@ -71,25 +72,11 @@ def order_sweep_abandoned() -> int:
     return given_up
 
 
-def order_for_key(*, caller: Caller, idempotency_key: str, product_id: int, quantity: int) -> Order | None:
-    """The order this key made, if any; a 409 when the key was used for another order, or when its order is
-    still being placed (it may yet be given up: the client sends it again in a moment)."""
-    order = Order.objects.filter(user_id=caller.user_id, idempotency_key=idempotency_key).first()
-    if order is None:
-        return None
-    if (order.product_id, order.quantity) != (product_id, quantity):
-        raise ApiError(409, "idempotency_key_reused", "This Idempotency-Key was used for another order")
-    if order.status == Order.Status.PENDING:
-        message = "The order with this Idempotency-Key is still being placed; send it again in a moment"
-        raise ApiError(409, "order_in_progress", message, headers={"Retry-After": "1"})
-    return order
-
-
 def order_place(*, caller: Caller, product_id: int, quantity: int, idempotency_key: str | None) -> tuple[Order, bool]:
     """Returns (order, created); the same Idempotency-Key returns the order it made the first time."""
     if idempotency_key:
         existing = order_for_key(
-            caller=caller, idempotency_key=idempotency_key, product_id=product_id, quantity=quantity
+            user_id=caller.user_id, idempotency_key=idempotency_key, product_id=product_id, quantity=quantity
         )
         if existing is not None:
             return existing, False
@@ -107,10 +94,10 @@ def order_place(*, caller: Caller, product_id: int, quantity: int, idempotency_k
         if not idempotency_key:
             raise
         existing = order_for_key(
-            caller=caller, idempotency_key=idempotency_key, product_id=product_id, quantity=quantity
+            user_id=caller.user_id, idempotency_key=idempotency_key, product_id=product_id, quantity=quantity
         )
         if existing is None:  # that intent was refused or given up meanwhile
-            raise ApiError(409, "order_in_progress", "Send the order again", headers={"Retry-After": "1"}) from None
+            raise OrderInProgress("Send the order again") from None
         return existing, False
 
     try:
@@ -118,7 +105,7 @@ def order_place(*, caller: Caller, product_id: int, quantity: int, idempotency_k
     except DependencyUnavailable:
         order_abandon(order_id=order.id)  # the reservation may exist: release it
         raise
-    except ApiError:
+    except (ProductNotFound, CatalogRefused):
         Order.objects.filter(id=order.id, status=Order.Status.PENDING).delete()  # refused: nothing was reserved
         raise
     except BaseException:
@@ -128,7 +115,7 @@ def order_place(*, caller: Caller, product_id: int, quantity: int, idempotency_k
     with transaction.atomic():
         confirmed = Order.objects.filter(id=order.id, status=Order.Status.PENDING).update(status=Order.Status.PLACED)
         if not confirmed:  # given up by the sweeper meanwhile, which released the stock
-            raise ApiError(503, "order_abandoned", "The order took too long and was given up; send it again")
+            raise OrderAbandoned("The order took too long and was given up; send it again")
         order.status = Order.Status.PLACED
         event_enqueue(event_type="order.placed", user_id=caller.user_id, data=order_summary(order))
     return order, True

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from orders import outbox, services
 from orders.models import Order, OutboxMessage
+from servicekit.context import request_id_var
 from servicekit.testing import ADA, GRACE
 
 PREFIX = "/api/service3"
@@ -296,12 +297,17 @@ class TestOutboxDelivery:
         assert outbox.claim(message) is True
         assert outbox.claim(message) is False
 
-    def test_the_request_id_travels_with_the_message(self, dependencies, message):
+    def test_the_request_id_travels_with_the_message(self, dependencies):
+        placing = request_id_var.set("id-of-the-order-request")  # the request that queued the message
+        try:
+            message = outbox.event_enqueue(event_type="order.placed", user_id=1, data={"order_id": "x"})
+        finally:
+            request_id_var.reset(placing)
         events = service_url("service4", message.path)
         dependencies.add(responses.PUT, events, status=201)
-        outbox.deliver_due()
+        outbox.deliver_due()  # later, in the mule: no request of its own
         (call,) = [call for call in dependencies.calls if call.request.url == events]
-        assert call.request.headers["X-Request-ID"] == message.request_id
+        assert call.request.headers["X-Request-ID"] == "id-of-the-order-request"
 
 
 def test_a_key_whose_order_is_still_being_placed_is_a_409_to_send_again(client, catalog):

@@ -3,4 +3,6 @@
 from servicekit.settings import *  # noqa: F403
 from servicekit.settings import INSTALLED_APPS
 
+SERVICE_API = "notifications.api.api"
+
 INSTALLED_APPS = [*INSTALLED_APPS, "notifications"]

@@ -7,7 +7,7 @@ from typing import Literal
 from django.http import HttpRequest
 from ninja import Field, Query, Schema, Status
 
-from notifications import services
+from notifications import selectors, services
 from notifications.models import Notification
 from servicekit.api import create_api
 from servicekit.auth import BearerAuth
@@ -52,7 +52,7 @@ class NotificationOut(Schema):
 @api.get("/feed", auth=BearerAuth(), response=list[NotificationOut])
 def feed(request: HttpRequest, limit: int = Query(100, ge=1, le=1000)):
     """The caller's notifications, newest first."""
-    return Notification.objects.filter(user_id=request.auth.user_id)[:limit]
+    return selectors.notification_feed(user_id=request.auth.user_id, limit=limit)
 
 
 @api.put(

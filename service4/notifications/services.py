@@ -13,14 +13,13 @@ def event_receive(
     *, event_id: uuid.UUID, event_type: str, user_id: int, occurred_at: datetime, data: dict
 ) -> tuple[Notification, bool]:
     """Returns (notification, created); an event id seen before returns the stored one unchanged."""
+    # The unique event id decides, not a read before: a redelivery, even a concurrent one, fails the insert.
     try:
         with transaction.atomic():
-            notification, created = Notification.objects.get_or_create(
-                event_id=event_id,
-                defaults={"type": event_type, "user_id": user_id, "occurred_at": occurred_at, "data": data},
+            notification = Notification.objects.create(
+                event_id=event_id, type=event_type, user_id=user_id, occurred_at=occurred_at, data=data
             )
-    except IntegrityError:  # the same event delivered twice at once: the other delivery stored it
-        notification, created = Notification.objects.get(event_id=event_id), False
-    if not created:
+        return notification, True
+    except IntegrityError:
         Notification.objects.filter(event_id=event_id).update(deliveries=F("deliveries") + 1)
-    return notification, created
+        return Notification.objects.get(event_id=event_id), False

@@ -1,14 +1,23 @@
 """A django-ninja API set up the stack's way: errors in the one shape, validation as 400, the schema served.
 
-Each service makes its API with create_api() and mounts it with servicekit.urls.service_urlpatterns().
+Each service makes its API with create_api(), naming the status of each of its domain errors, and names it in its
+settings (SERVICE_API) for servicekit.urls to mount.
 """
+
+import logging
+from collections.abc import Mapping
 
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
 
 from servicekit.errors import error_response
-from servicekit.exceptions import ApiError
+from servicekit.exceptions import ApiError, DependencyUnavailable, DomainError
+
+log = logging.getLogger(__name__)
+
+# The statuses every service shares; a service's own come on top (create_api's statuses).
+SHARED_STATUSES: dict[type[DomainError], int] = {DependencyUnavailable: 503}
 
 
 def validation_details(errors: list[dict]) -> list[dict]:
@@ -23,7 +32,17 @@ def validation_details(errors: list[dict]) -> list[dict]:
     ]
 
 
-def create_api(*, title: str, description: str) -> NinjaAPI:
+def status_of(error_class: type[DomainError], statuses: Mapping[type[DomainError], int]) -> int | None:
+    """The status of the error class, or of its nearest base class that has one."""
+    for kind in error_class.__mro__:
+        if kind in statuses:
+            return statuses[kind]
+    return None
+
+
+def create_api(*, title: str, description: str, statuses: Mapping[type[DomainError], int] | None = None) -> NinjaAPI:
+    """statuses: the HTTP status each of the service's DomainError classes is answered with."""
+    all_statuses = {**SHARED_STATUSES, **(statuses or {})}
     api = NinjaAPI(
         title=title,
         description=description,
@@ -32,6 +51,19 @@ def create_api(*, title: str, description: str) -> NinjaAPI:
         docs_url=None,
         urls_namespace="api",
     )
+
+    api.domain_statuses = all_statuses  # for the contract test that every domain error has one
+
+    @api.exception_handler(DomainError)
+    def refused(request: HttpRequest, error: DomainError) -> HttpResponse:
+        status = status_of(type(error), all_statuses)
+        if status is None:  # a bug: the API forgot to name this error's status
+            log.error("no status for %s", type(error).__name__)
+            raise error
+        response = error_response(status, error.message, code=error.code, details=error.details)
+        if error.retry_after is not None:
+            response["Retry-After"] = str(error.retry_after)
+        return response
 
     @api.exception_handler(ApiError)
     def api_error(request: HttpRequest, error: ApiError) -> HttpResponse:

@@ -12,6 +12,6 @@ class ServicekitConfig(AppConfig):
     def ready(self) -> None:
         from servicekit import identity, server
 
-        # Only the server publishes: manage.py commands and unit tests have no socket volume.
+        # Only the server publishes: django-admin commands and unit tests have no socket volume.
         if server.uwsgi is not None:
             identity.publish_public_key(Path(settings.SOCKET_DIR))

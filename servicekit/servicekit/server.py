@@ -1,4 +1,4 @@
-"""Facts about the uWSGI server running this process, or None outside uWSGI (unit tests, manage.py)."""
+"""Facts about the uWSGI server running this process, or None outside uWSGI (unit tests, django-admin)."""
 
 try:
     import uwsgi  # provided by the uWSGI server itself, not by pip

@@ -52,8 +52,10 @@ MIDDLEWARE = [
 # Functions whose dicts the health view adds to its answer (a service's own state, such as its outbox).
 HEALTH_DETAILS: list[str] = []
 
-ROOT_URLCONF = "config.urls"
-WSGI_APPLICATION = "config.wsgi.application"
+# The service's settings name its django-ninja API ("<app>.api.api"), which servicekit.urls mounts.
+SERVICE_API: str
+ROOT_URLCONF = "servicekit.urls"
+WSGI_APPLICATION = "servicekit.wsgi.application"
 
 # Empty or unset: SQLite in the service's own data volume.
 DATABASE_URL = env.str("DATABASE_URL", default="") or f"sqlite:///{DATA_DIR / 'db.sqlite3'}"
@@ -97,7 +99,7 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 
-# `manage.py check --deploy` passes; what it asks for that does not apply is silenced here. HSTS (W004) and the
+# `django-admin check --deploy` passes; what it asks for that does not apply is silenced here. HSTS (W004) and the
 # redirect to HTTPS (W008) are the gateway's when it serves TLS (README "Security"), and so is frame protection
 # (W002): it sets X-Frame-Options on every response. CSRF protection (W003) guards cookie sessions; these APIs
 # take bearer tokens in a header, which a cross-site form cannot send.

@@ -1,11 +1,14 @@
 """Test helpers every service shares; loaded as a pytest plugin by each service's pytest.ini.
 
-ServiceContract is the contract every service keeps, as tests each service runs against itself: a service opts
-in with `class TestServiceContract(ServiceContract): pass`.
+ServiceContract is the contract every service keeps, as tests each service runs against itself: each service's
+pytest.ini collects servicekit.contract, which opts in.
 """
 
 import io
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -14,6 +17,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 from django.core.management import call_command
+
+# Every service's settings module has this name; pytest-django reads it after loading this plugin.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 
 @pytest.fixture(autouse=True)
@@ -113,8 +119,19 @@ class ServiceContract:
         client.get(f"{self.prefix}/health/")
         assert self.access_log_records(caplog) == []
 
-    def test_debug_is_off_by_default(self):
-        assert settings.DEBUG is False
+    @pytest.mark.parametrize(("value", "debug"), [(None, False), ("0", False), ("false", False), ("true", True)])
+    def test_debug_is_off_unless_turned_on(self, tmp_path, value, debug):
+        # A fresh process: pytest-django forces DEBUG off in this one, whatever the settings say.
+        environment = {name: text for name, text in os.environ.items() if name != "DJANGO_DEBUG"}
+        environment |= {"DATA_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "config.settings"}
+        if value is not None:
+            environment["DJANGO_DEBUG"] = value
+        code = "from django.conf import settings; print(settings.DEBUG)"
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=settings.BASE_DIR, env=environment, capture_output=True, text=True,
+            check=True, timeout=60,
+        )  # fmt: skip
+        assert result.stdout.strip() == str(debug)
 
     def test_the_deployment_checks_pass(self):
         call_command("check", deploy=True, fail_level="WARNING", stdout=io.StringIO())
@@ -177,10 +194,31 @@ class ServiceContract:
             "details": {"request_id": "find-me"},
         }
 
+    def test_every_domain_error_of_the_service_has_a_status_in_its_api(self):
+        from django.utils.module_loading import import_string
+
+        from servicekit.api import status_of
+        from servicekit.exceptions import DomainError
+
+        api = import_string(settings.SERVICE_API)
+        own_errors = [kind for kind in subclasses(DomainError) if not kind.__module__.startswith("servicekit.")]
+        answered = [kind for kind in own_errors if kind in api._exception_handlers]  # an API handler of its own
+        missing = [
+            kind.__name__
+            for kind in own_errors
+            if kind not in answered and status_of(kind, api.domain_statuses) is None
+        ]
+        assert missing == []
+
     def test_a_host_not_allowed_is_a_json_400(self, client):
         response = client.get(f"{self.prefix}/health/", headers={"Host": "evil.example"})
         assert response.status_code == 400
         assert response.json()["error"]["code"] == "invalid_host"
+
+
+def subclasses(kind: type) -> list[type]:
+    direct = kind.__subclasses__()
+    return direct + [grandchild for child in direct for grandchild in subclasses(child)]
 
 
 # Bearer tokens the stubbed accounts service knows, with the users they stand for.

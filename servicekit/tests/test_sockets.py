@@ -3,6 +3,7 @@
 import os
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -32,14 +33,32 @@ def age(path, seconds):
     os.utime(path, (then, then))
 
 
-def test_the_socket_is_named_by_the_hostname(socket_dir):
-    assert sockets.listen_address() == str(socket_dir / f"{socket.gethostname()}.sock")
+def address_of_replica(hostname, monkeypatch):
+    monkeypatch.setattr(socket, "gethostname", lambda: hostname)
+    return Path(sockets.listen_address())
 
 
-def test_tcp_transport_listens_on_a_port(monkeypatch):
-    monkeypatch.setattr(sockets, "TRANSPORT", "tcp")
-    monkeypatch.setattr(sockets, "TCP_PORT", 4040)
-    assert sockets.listen_address() == "0.0.0.0:4040"
+def test_each_replica_has_a_socket_of_its_own_where_the_gateway_looks(socket_dir, monkeypatch):
+    first, second = address_of_replica("replica-a", monkeypatch), address_of_replica("replica-b", monkeypatch)
+    assert first != second
+    # The gateway routes to every *.sock in the service's socket volume (nginx/entrypoint.sh).
+    assert [first.parent, second.parent] == [socket_dir, socket_dir]
+    assert first.suffix == second.suffix == ".sock"
+
+
+def test_the_healthcheck_reaches_the_socket_uwsgi_binds(socket_dir):
+    with listening_socket(sockets.listen_address()) as server, sockets.connect(timeout=1):
+        server.accept()[0].close()
+
+
+def test_the_healthcheck_reaches_the_port_uwsgi_binds_over_tcp(monkeypatch):
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        monkeypatch.setattr(sockets, "TRANSPORT", "tcp")
+        monkeypatch.setattr(sockets, "TCP_PORT", server.getsockname()[1])
+        host, port = sockets.listen_address().rsplit(":", 1)
+        assert (host, int(port)) == ("0.0.0.0", server.getsockname()[1])  # every interface: the gateway is elsewhere
+        with sockets.connect(timeout=1):
+            server.accept()[0].close()
 
 
 def test_an_old_dead_socket_is_removed(socket_dir):

@@ -1,4 +1,4 @@
-"""`manage.py purge_expired_tokens`: deletes expired tokens; uWSGI runs it every ten minutes (uwsgi.ini)."""
+"""`django-admin purge_expired_tokens`: deletes expired tokens; uWSGI runs it every ten minutes (uwsgi.ini)."""
 
 from django.core.management.base import BaseCommand
 

@@ -1,4 +1,4 @@
-"""`manage.py stock_report`: per product its stock and what reservations hold, and each held reservation (JSON)."""
+"""`django-admin stock_report`: per product its stock and what reservations hold, and each held reservation (JSON)."""
 
 import json
 

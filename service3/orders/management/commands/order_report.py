@@ -1,4 +1,4 @@
-"""`manage.py order_report`: every order that holds stock (pending or placed) with its product and quantity (JSON).
+"""`django-admin order_report`: every order that holds stock (pending or placed) with its product and quantity (JSON).
 
 Checked against the catalog's `stock_report`: each reservation the catalog holds belongs to one of these.
 """

@@ -1,4 +1,4 @@
-"""`manage.py migrate_serialised`: Django's migrate, applied by one replica at a time.
+"""`django-admin migrate_serialised`: Django's migrate, applied by one replica at a time.
 
 Replicas that start together would otherwise race to apply the same migrations. On PostgreSQL the lock is the
 database's own (an advisory lock, which holds across hosts); on SQLite it is a file lock beside the database file,

@@ -1,7 +1,0 @@
-#!/usr/bin/env python
-"""Django's command line for service4."""
-
-from servicekit.manage import main
-
-if __name__ == "__main__":
-    main()

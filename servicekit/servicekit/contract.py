@@ -1,0 +1,7 @@
+"""The contract every service keeps, collected into each service's unit tests by its pytest.ini (testpaths)."""
+
+from servicekit.testing import ServiceContract
+
+
+class TestServiceContract(ServiceContract):
+    pass

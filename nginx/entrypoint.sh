@@ -45,8 +45,16 @@ replicas_of() {
   fi
 }
 
+# One upstream per service, named after it, listing its replicas; and which names are services, for the one
+# route that takes the service from the path (snippets/routes.inc).
 render_upstreams() {
   local directory service replica found
+  echo 'map $route_service $route_service_known {'
+  echo '    default 0;'
+  for directory in "$SOCKET_ROOT"/*/; do
+    echo "    $(basename "$directory") 1;"
+  done
+  echo '}'
   for directory in "$SOCKET_ROOT"/*/; do
     service=$(basename "$directory")
     echo "upstream $service {"

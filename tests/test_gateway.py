@@ -24,6 +24,13 @@ def test_unknown_path_is_a_json_404(stack):
     assert response.json()["error"]["code"] == "not_found"
 
 
+@pytest.mark.parametrize("path", ["/api/no-such-service/health/", "/api/no-such-service"])
+def test_a_service_the_stack_does_not_have_is_a_json_404(stack, path):
+    response = stack.get(path, allow_redirects=False)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
 def test_service_prefix_without_slash_redirects_relatively(stack):
     response = stack.get(f"/api/{SERVICES[0]}", allow_redirects=False)
     assert response.status_code == 301

@@ -2,10 +2,11 @@
 
 The internal listener is a unix socket in a volume only the gateway and the services mount (http+unix:// URLs),
 or an address on a private network where the stack spans hosts. Every call carries this service's signed token
-(servicekit.identity) and the current X-Request-ID, has a connect and a read timeout, is retried only when its
-method is idempotent, and goes through a circuit breaker: a dependency that keeps failing is not called again
-until its reset timeout passes. Whatever goes wrong surfaces as DependencyUnavailable, which the API answers as
-503.
+(servicekit.identity) and the current X-Request-ID, and has a connect and a read timeout. A call that could not
+connect is retried whatever its method (nothing was sent); one that failed later, or was answered 502/503/504,
+only when its method is idempotent, never a POST. Every call goes through a circuit breaker: a dependency that
+keeps failing is not called again until its reset timeout passes. Whatever goes wrong surfaces as
+DependencyUnavailable, which the API answers as 503.
 """
 
 import pybreaker
@@ -32,7 +33,8 @@ def retrying_session() -> requests.Session:
         total=settings.HTTP_RETRIES,
         backoff_factor=0.1,
         status_forcelist=sorted(UNAVAILABLE_STATUSES),
-        allowed_methods=Retry.DEFAULT_ALLOWED_METHODS,  # idempotent methods only: never a POST
+        # Read errors and these statuses retry idempotent methods only; urllib3 retries connect errors for any.
+        allowed_methods=Retry.DEFAULT_ALLOWED_METHODS,
         raise_on_status=False,
     )
     session = requests.Session()

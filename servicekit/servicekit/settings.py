@@ -32,8 +32,10 @@ DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "var")))
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="").strip() or read_or_create_secret_key(DATA_DIR / "secret_key")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-# The gateway refuses any other Host on its public port; a service checks again, since it may be reached another
-# way. It also accepts the names the stack uses itself: its healthcheck's, and that of calls through the gateway.
+# The Hosts a service answers: the public names (the gateway refuses others on its public port with 421, and
+# passes the client's Host on), "localhost" (the healthcheck's, and the gateway's own name), and the name every
+# service-to-service call sends through the internal listener (servicekit.http). A service checks this itself:
+# with the TCP transport its port is reachable on the backend network without the gateway.
 GATEWAY_INTERNAL_HOST = "gateway"
 PUBLIC_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 ALLOWED_HOSTS = [*PUBLIC_HOSTS, "localhost", GATEWAY_INTERNAL_HOST]

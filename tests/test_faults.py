@@ -34,7 +34,7 @@ def test_stopped_service_fails_fast_while_others_serve(stack, loads_on_the_other
     stack.compose("stop", CATALOG)
     try:
         response, elapsed = timed(lambda: stack.get(f"/api/{CATALOG}/health/"))
-        assert response.status_code in (502, 503)
+        assert response.status_code == 503
         assert response.json()["error"]["details"]["service"] == CATALOG
         assert elapsed < 1.0
     finally:
@@ -49,7 +49,7 @@ def test_a_crashed_service_fails_fast_and_its_restart_policy_brings_it_back(stac
     assert wait_until(lambda: not stack.answers(f"/api/{CATALOG}/health/"), timeout=2, interval=0.05)
 
     response, elapsed = timed(lambda: stack.get(f"/api/{CATALOG}/health/"))
-    assert response.status_code in (502, 503) and elapsed < 1.0
+    assert response.status_code == 503 and elapsed < 1.0
     assert response.json()["error"]["code"] == "service_unavailable"
 
     assert wait_until(lambda: stack.answers(f"/api/{CATALOG}/health/"), timeout=15)

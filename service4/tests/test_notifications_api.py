@@ -66,9 +66,10 @@ def test_invalid_events_are_400_and_store_nothing(client, body):
     assert not Notification.objects.exists()
 
 
-def test_an_event_id_that_is_not_a_uuid_is_rejected(client):
+def test_an_event_id_that_is_not_a_uuid_is_a_400_on_that_field(client):
     response = deliver(client, "not-a-uuid", order_placed())
-    assert response.status_code in (400, 404)
+    assert response.status_code == 400
+    assert [detail["field"] for detail in response.json()["error"]["details"]] == ["path.event_id"]
     assert not Notification.objects.exists()
 
 

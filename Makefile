@@ -13,8 +13,13 @@ $(error DB=$(DB): choose sqlite or postgres)
 endif
 export DB
 
-.PHONY: up down logs deploy lint test unit unit-tests integration test-swarm swarm-up swarm-down swarm-deploy bench bench-smoke drill variants \
+.DEFAULT_GOAL := help
+.PHONY: help up down logs deploy lint test unit unit-tests integration test-swarm swarm-up swarm-down swarm-deploy bench bench-smoke drill variants \
 	base-images venv clean
+
+## help: this list: every target, with what it does (the `## target:` lines of this file)
+help:
+	@sed -n 's/^## \([a-z-]*\): /\1\t/p' $(MAKEFILE_LIST) | expand -t 16
 
 ## up: build and start the stack, returning once every container is healthy
 up:

@@ -28,6 +28,9 @@ if DATABASE not in DATABASE_FILES:
     raise SystemExit(f"DB={DATABASE!r}: the suite runs on {' or '.join(DATABASE_FILES)}")
 # The containers of the services' databases, beside the services' own.
 DATABASE_SERVICES = [f"{service}-db" for service in SERVICES] if DATABASE == "postgres" else []
+# How much slower than a 2-core laptop this machine may be: every wait and every time limit in the suite is
+# stretched by it (TEST_TIME_FACTOR=3 on a slow CI runner, say). Counts are never stretched.
+TIME_FACTOR = float(os.environ.get("TEST_TIME_FACTOR") or 1)
 # The roles of the services, as the suite drives them.
 ACCOUNTS, CATALOG, ORDERS, NOTIFICATIONS = "service1", "service2", "service3", "service4"
 
@@ -38,9 +41,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def seconds(limit: float) -> float:
+    """A time limit of the suite, stretched by TIME_FACTOR."""
+    return limit * TIME_FACTOR
+
+
 def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:
-    """Polls condition until it holds or timeout seconds pass; returns whether it held."""
-    deadline = time.monotonic() + timeout
+    """Polls condition until it holds or timeout seconds (stretched by TIME_FACTOR) pass; returns whether it held."""
+    deadline = time.monotonic() + seconds(timeout)
     while time.monotonic() < deadline:
         if condition():
             return True
@@ -166,6 +174,21 @@ class Stack:
         for container in containers:
             container.reload()
         return bool(containers) and all(c.attrs["State"]["Health"]["Status"] == "healthy" for c in containers)
+
+    def outbox_drained(self) -> bool:
+        """The orders outbox holds no undelivered message. A message is marked delivered only after its receiver
+        answered, so once this holds, every delivery there will be (a duplicate included) has landed."""
+        response = self.get(f"/api/{ORDERS}/health/")
+        return response.ok and response.json()["outbox"]["waiting"] == 0
+
+    def requests_in_flight(self, service: str) -> int:
+        """Connections the service's replica accepted on its socket and has not closed: requests it is serving.
+        Read from the host in the replica's network namespace (/proc/<pid>/net/unix), where the accepted end of
+        each connection shows as connected (state 03) with the socket's path."""
+        container = self.container(service)
+        socket_path = f"/run/uwsgi/{container.attrs['Config']['Hostname']}.sock"
+        table = Path(f"/proc/{container.attrs['State']['Pid']}/net/unix").read_text().splitlines()[1:]
+        return sum(1 for row in table if row.split()[5] == "03" and row.endswith(" " + socket_path))
 
     def answers(self, path: str, status: int = 200) -> bool:
         try:

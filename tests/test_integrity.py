@@ -87,7 +87,7 @@ def test_with_two_orders_replicas_each_event_is_delivered_once(stack, make_produ
             order = stack.post(f"/api/{ORDERS}/orders", {"product_id": product_id, "quantity": 1}, headers=auth)
             assert order.status_code == 201
         assert wait_until(lambda: len(feed_of(stack, auth)) == 20, timeout=30)
-        time.sleep(2)  # a second deliverer, if any, would deliver again within its poll
+        assert wait_until(stack.outbox_drained, timeout=30)  # so a second deliverer's copies have landed too
         assert deliveries_of(stack, user_id) == [1] * 20
     finally:
         stack.scale(ORDERS, 1)
@@ -107,7 +107,7 @@ def test_ten_concurrent_cancels_send_one_event_and_release_once(stack, make_prod
         return [item for item in feed_of(stack, auth) if item["type"] == "order.cancelled"]
 
     assert wait_until(lambda: len(cancelled_events()) == 1 and stack.stock_of(product_id) == 10, timeout=15)
-    time.sleep(1)  # a second release or event would have landed by now
+    assert wait_until(stack.outbox_drained, timeout=15)  # so a second release or event has landed too
     assert (len(cancelled_events()), stack.stock_of(product_id)) == (1, 10)
 
 

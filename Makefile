@@ -93,19 +93,19 @@ test-swarm: $(VENV)/.installed
 
 ## bench: the scaling benchmark on its own copy of the stack (needs wrk); writes docs/bench.md and docs/bench.png
 bench: $(VENV)/.installed
-	cd tests && ../$(VENV)/bin/python bench.py
+	$(VENV)/bin/python scripts/bench.py
 
 ## bench-smoke: the benchmark in a short mode, only to prove it runs (CI); its figures mean little
 bench-smoke: $(VENV)/.installed
-	cd tests && ../$(VENV)/bin/python bench.py --seconds 2 --out "$$(mktemp -d)"
+	$(VENV)/bin/python scripts/bench.py --seconds 2 --out "$$(mktemp -d)"
 
 ## drill: a rolling deploy under load and a fault drill on its own copy of the stack; prints the figures
 drill: $(VENV)/.installed
-	cd tests && ../$(VENV)/bin/python drill.py
+	$(VENV)/bin/python scripts/drill.py
 
 ## variants: time to healthy, a rolling update under load and a new replica's first request: SQLite, PostgreSQL, Swarm
 variants: $(VENV)/.installed
-	cd tests && ../$(VENV)/bin/python variants.py
+	$(VENV)/bin/python scripts/variants.py
 
 ## base-images: build the python and nginx base images from Debian packages (no registry needed)
 base-images:

@@ -17,21 +17,19 @@ import tarfile
 import time
 from pathlib import Path
 
-import docker
 from docker.models.containers import Container
 
-ROOT = Path(__file__).resolve().parent.parent
-GATEWAY = "nginx"
+from stack import GATEWAY, GATEWAY_UPSTREAMS, ComposeProject, ToolError, routed_replicas, run, tool_main
+
 # Where the gateway runs its configuration from (see nginx/entrypoint.sh).
 LIVE_CONFIG = "/tmp/nginx/conf"
 # A new configuration is unpacked beside the live one (as /tmp/nginx/nginx), so that its relative include of
 # ../generated (upstreams and settings rendered from the environment) resolves as it will once live.
 ARCHIVE_TARGET = "/tmp/nginx"
 STAGED_CONFIG = "/tmp/nginx/nginx"
-UPSTREAMS = "/tmp/nginx/generated/upstreams.conf"
 
 
-class DeployError(Exception):
+class DeployError(ToolError):
     """The deploy stopped; the stack is as it was before it."""
 
 
@@ -39,26 +37,12 @@ def say(message: str) -> None:
     print(f"deploy: {message}", flush=True)
 
 
-class Deployment:
+class Deployment(ComposeProject):
+    """A running Compose project of the stack, as the user's own environment and .env describe it."""
+
     def __init__(self, project: str, timeout: float):
-        self.project = project
+        super().__init__(project)
         self.timeout = timeout
-        self.docker = docker.from_env()
-
-    def compose(self, *arguments: str) -> str:
-        command = ["docker", "compose", "--project-name", self.project, *arguments]
-        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise DeployError(f"`{' '.join(command)}` failed:\n{result.stderr.strip()}")
-        return result.stdout
-
-    def containers(self, service: str) -> list[Container]:
-        labels = [f"com.docker.compose.project={self.project}", f"com.docker.compose.service={service}"]
-        return self.docker.containers.list(filters={"label": labels})
-
-    def image_of(self, service: str) -> str:
-        """The image Compose builds for a service of this project (the file names none of its own)."""
-        return f"{self.project}-{service}"
 
     def gateway(self) -> Container:
         gateways = self.containers(GATEWAY)
@@ -81,7 +65,7 @@ class Deployment:
             raise DeployError(f"{service} has no running replica in project {self.project}: start the stack first")
         if build:
             say(f"building {service}")
-            self.compose("build", service)
+            self.compose("build", service, timeout=1800)
         say(f"starting {len(old)} new replica(s) of {service} beside the {len(old)} running")
         self.compose("up", "--detach", "--no-deps", "--no-recreate", "--scale", f"{service}={2 * len(old)}", service)
         old_ids = {container.id for container in old}
@@ -121,11 +105,11 @@ class Deployment:
             time.sleep(0.5)
 
     def wait_routed(self, containers: list[Container]) -> None:
-        """Until the gateway's upstreams name every new replica (unix transport: by its socket)."""
+        """Until the upstreams nginx loaded name every new replica (unix transport: by its socket)."""
         deadline = time.monotonic() + 15
         while True:
-            upstreams = self.exec_in_gateway("cat", UPSTREAMS)
-            missing = [c for c in containers if not routes_to(upstreams, c)]
+            routed = routed_replicas(self.exec_in_gateway("cat", GATEWAY_UPSTREAMS))
+            missing = [c for c in containers if not routes_to(routed.get(service_of(c), []), c)]
             if not missing:
                 say("the gateway routes to every new replica")
                 return
@@ -139,7 +123,7 @@ class Deployment:
         if config_dir is None:
             if build:
                 say("building the gateway image")
-                self.compose("build", GATEWAY)
+                self.compose("build", GATEWAY, timeout=1800)
             archive = self.config_from_image()
         else:
             archive = config_from_directory(config_dir)
@@ -177,11 +161,7 @@ class Deployment:
 
 def compose_project_name() -> str:
     """The project name Compose itself would use here: COMPOSE_PROJECT_NAME, .env, or the file's `name:`."""
-    command = ["docker", "compose", "config", "--format", "json"]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise DeployError(f"`{' '.join(command)}` failed:\n{result.stderr.strip()}")
-    return json.loads(result.stdout)["name"]
+    return json.loads(run("docker", "compose", "config", "--format", "json").stdout)["name"]
 
 
 def config_from_directory(directory: Path) -> bytes:
@@ -198,11 +178,16 @@ def hostname(container: Container) -> str:
     return container.attrs["Config"]["Hostname"]
 
 
-def routes_to(upstreams: str, container: Container) -> bool:
-    if f"/{hostname(container)}.sock " in upstreams:
+def service_of(container: Container) -> str:
+    return container.labels["com.docker.compose.service"]
+
+
+def routes_to(replicas: list[str], container: Container) -> bool:
+    """Whether the replicas of an upstream (routed_replicas) include the container: its socket, or its address."""
+    if f"unix:/run/uwsgi/{service_of(container)}/{hostname(container)}.sock" in replicas:
         return True
     addresses = [network["IPAddress"] for network in container.attrs["NetworkSettings"]["Networks"].values()]
-    return any(f" {address}:" in upstreams for address in addresses if address)
+    return any(replica.startswith(f"{address}:") for replica in replicas for address in addresses if address)
 
 
 def last_health_output(container: Container) -> str:
@@ -212,28 +197,21 @@ def last_health_output(container: Container) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("service", help="a service of the stack (service1 ... service4), or nginx for the gateway")
+    parser.add_argument("service", help="a service of the stack (a folder such as service2), or nginx for the gateway")
     parser.add_argument("--project", help="the Compose project name (default: Compose's own, so COMPOSE_PROJECT_NAME)")
     parser.add_argument("--no-build", action="store_true", help="deploy the image already built")
     parser.add_argument("--timeout", type=float, default=90, help="seconds new replicas have to become healthy")
     parser.add_argument("--config-dir", type=Path, help="nginx only: apply this folder's configuration instead")
     arguments = parser.parse_args()
 
-    try:
-        project = arguments.project or compose_project_name()
-    except DeployError as error:
-        print(f"deploy: FAILED: {error}", file=sys.stderr)
-        return 1
-    deployment = Deployment(project, arguments.timeout)
-    try:
+    def deploy() -> None:
+        deployment = Deployment(arguments.project or compose_project_name(), arguments.timeout)
         if arguments.service == GATEWAY:
             deployment.reload_gateway(build=not arguments.no_build, config_dir=arguments.config_dir)
         else:
             deployment.roll(arguments.service, build=not arguments.no_build)
-    except DeployError as error:
-        print(f"deploy: FAILED: {error}", file=sys.stderr)
-        return 1
-    return 0
+
+    return tool_main("deploy", deploy)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,8 @@ import environ
 import requests
 from cryptography.hazmat.primitives import serialization
 
-ROOT = Path(__file__).resolve().parent.parent
-SERVICES = sorted(path.parent.parent.name for path in ROOT.glob("*/config/settings.py"))
-GATEWAY = "nginx"
+from stack import GATEWAY, ROOT, SERVICES, ToolError, run, tool_main
+
 STACK_FILE = ROOT / "docker-stack.yml"
 COMPOSE_FILES = ["--file", "docker-compose.yml", "--file", "docker-compose.postgres.yml"]
 # What `up` builds: every service, the gateway, and one database image (service1's), which every database runs.
@@ -32,19 +31,17 @@ BUILT = (*SERVICES, GATEWAY, f"{SERVICES[0]}-db")
 PLACEMENT_LABELS = ["microstack.gateway", *(f"microstack.{service}-db" for service in SERVICES)]
 
 
-class SwarmError(Exception):
-    """What went wrong, for the user; the command exits 1 with it."""
+class SwarmError(ToolError):
+    """What went wrong on Swarm, for the user; the command exits 1 with it."""
 
 
 def say(message: str) -> None:
     print(f"swarm: {message}", flush=True)
 
 
-def run(*command: str, environment: dict[str, str] | None = None) -> str:
-    result = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SwarmError(f"`{' '.join(command)}` failed:\n{(result.stderr or result.stdout).strip()}")
-    return result.stdout.strip()
+def output(*command: str, environment: dict[str, str] | None = None) -> str:
+    """What a command printed (stripped); a ToolError when it fails."""
+    return run(*command, environment=environment).stdout.strip()
 
 
 class Swarm:
@@ -59,15 +56,15 @@ class Swarm:
     # --- the engine -----------------------------------------------------------------------------------------
 
     def join_or_make(self) -> None:
-        state = run("docker", "info", "--format", "{{.Swarm.LocalNodeState}}")
+        state = output("docker", "info", "--format", "{{.Swarm.LocalNodeState}}")
         if state == "active":
             return
         if state != "inactive":
             raise SwarmError(f"this engine's swarm state is {state!r}; make it active or inactive first")
         # The loopback address: a single-node swarm that no other machine can join by accident.
-        run("docker", "swarm", "init", "--advertise-addr", "127.0.0.1")
+        output("docker", "swarm", "init", "--advertise-addr", "127.0.0.1")
         self.made_marker.parent.mkdir(parents=True, exist_ok=True)
-        self.made_marker.write_text(run("docker", "info", "--format", "{{.Swarm.NodeID}}") + "\n")
+        self.made_marker.write_text(output("docker", "info", "--format", "{{.Swarm.NodeID}}") + "\n")
         say("this engine was in no swarm: it is now a single-node swarm (`make swarm-down` leaves it)")
 
     def leave_if_made(self) -> None:
@@ -76,40 +73,40 @@ class Swarm:
         if self.services_of_other_stacks():
             say("the swarm runs other stacks: left as it is")
             return
-        run("docker", "swarm", "leave", "--force")
+        output("docker", "swarm", "leave", "--force")
         self.made_marker.unlink()
         say("left the single-node swarm that swarm-up made")
 
     def services_of_other_stacks(self) -> list[str]:
-        names = run("docker", "service", "ls", "--format", "{{.Name}}").split()
+        names = output("docker", "service", "ls", "--format", "{{.Name}}").split()
         return [name for name in names if not name.startswith(f"{self.stack}_")]
 
     def label_this_node(self) -> None:
         """Pins the gateway and each database to this node, unless some node already carries its label."""
         labelled = set()
-        for node in run("docker", "node", "ls", "--quiet").split():
-            labels = run("docker", "node", "inspect", "--format", "{{json .Spec.Labels}}", node)
+        for node in output("docker", "node", "ls", "--quiet").split():
+            labels = output("docker", "node", "inspect", "--format", "{{json .Spec.Labels}}", node)
             labelled |= {label for label in PLACEMENT_LABELS if f'"{label}"' in labels}
         missing = [label for label in PLACEMENT_LABELS if label not in labelled]
         if missing:
-            node = run("docker", "info", "--format", "{{.Swarm.NodeID}}")
+            node = output("docker", "info", "--format", "{{.Swarm.NodeID}}")
             additions = [argument for label in missing for argument in ("--label-add", f"{label}=true")]
-            run("docker", "node", "update", *additions, node)
+            output("docker", "node", "update", *additions, node)
             say(f"labelled this node for {', '.join(missing)}")
 
     # --- what is deployed -----------------------------------------------------------------------------------
 
     def build(self, *services: str) -> dict[str, str]:
         """Builds with Compose; returns each image's tag, named by its content so a change is a new tag."""
-        run("docker", "compose", "--project-name", self.stack, *COMPOSE_FILES, "build", "--quiet", *services)
+        output("docker", "compose", "--project-name", self.stack, *COMPOSE_FILES, "build", "--quiet", *services)
         return {service: self.tag(service) for service in services}
 
     def tag(self, service: str) -> str:
         built = f"{self.stack}-{service}"
-        image_id = run("docker", "image", "inspect", "--format", "{{.Id}}", built)
+        image_id = output("docker", "image", "inspect", "--format", "{{.Id}}", built)
         name = "postgres" if service.endswith("-db") else service
         tagged = f"{self.stack}/{name}:{image_id.removeprefix('sha256:')[:12]}"
-        run("docker", "tag", built, tagged)
+        output("docker", "tag", built, tagged)
         return tagged
 
     def make_missing_secrets(self) -> None:
@@ -143,7 +140,7 @@ class Swarm:
         say("building the images")
         images = self.build(*BUILT)
         say(f"deploying the stack {self.stack}")
-        run(
+        output(
             "docker", "stack", "deploy", "--compose-file", str(STACK_FILE), "--resolve-image", "never", "--prune",
             self.stack, environment=self.deploy_environment(images),
         )  # fmt: skip
@@ -162,7 +159,7 @@ class Swarm:
 
     def not_running(self) -> list[str]:
         """Services whose tasks are not all running (a task with a healthcheck runs once it is healthy)."""
-        rows = run("docker", "stack", "services", self.stack, "--format", "{{.Name}} {{.Replicas}}").splitlines()
+        rows = output("docker", "stack", "services", self.stack, "--format", "{{.Name}} {{.Replicas}}").splitlines()
         lagging = []
         for row in rows:
             name, replicas = row.split()[:2]
@@ -184,26 +181,26 @@ class Swarm:
         return lagging
 
     def task_errors(self) -> str:
-        return run(
+        return output(
             "docker", "stack", "ps", self.stack, "--no-trunc", "--filter", "desired-state=running",
             "--format", "{{.Name}} {{.CurrentState}} {{.Error}}",
         )  # fmt: skip
 
     def down(self, volumes: bool, images: bool) -> None:
-        if run("docker", "info", "--format", "{{.Swarm.LocalNodeState}}") == "active":
-            run("docker", "stack", "rm", self.stack)
+        if output("docker", "info", "--format", "{{.Swarm.LocalNodeState}}") == "active":
+            output("docker", "stack", "rm", self.stack)
             self.wait_until_removed()
             say(f"removed the stack {self.stack}")
         if volumes:  # volumes outlive the stack, and the swarm: removed whether or not the stack still runs
             label = f"label=com.docker.stack.namespace={self.stack}"
-            names = run("docker", "volume", "ls", "--quiet", "--filter", label).split()
+            names = output("docker", "volume", "ls", "--quiet", "--filter", label).split()
             if names:
-                run("docker", "volume", "rm", *names)
+                output("docker", "volume", "rm", *names)
             say(f"removed the {len(names)} volumes of the stack {self.stack}")
         if images:
-            tagged = run("docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", f"{self.stack}/*")
+            tagged = output("docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", f"{self.stack}/*")
             built = [f"{self.stack}-{service}" for service in BUILT]
-            run("docker", "image", "rm", "--force", *tagged.split(), *built)
+            output("docker", "image", "rm", "--force", *tagged.split(), *built)
         self.leave_if_made()
 
     def wait_until_removed(self, timeout: float = 60) -> None:
@@ -211,8 +208,8 @@ class Swarm:
         label = f"label=com.docker.stack.namespace={self.stack}"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            containers = run("docker", "ps", "--all", "--quiet", "--filter", label)
-            networks = run("docker", "network", "ls", "--quiet", "--filter", label)
+            containers = output("docker", "ps", "--all", "--quiet", "--filter", label)
+            networks = output("docker", "network", "ls", "--quiet", "--filter", label)
             if not containers and not networks:
                 return
             time.sleep(1)
@@ -224,7 +221,7 @@ class Swarm:
         started = time.monotonic()
         image = image or self.build(service)[service]
         name = f"{self.stack}_{service}"
-        running = run("docker", "service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", name)
+        running = output("docker", "service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", name)
         if running == image:
             say(f"{name} runs {image} already: nothing to roll")
             return
@@ -234,18 +231,18 @@ class Swarm:
             cwd=ROOT, capture_output=True, text=True, timeout=timeout,
         )  # fmt: skip
         state = self.update_state(name, time.monotonic() + 60)
-        output = (result.stderr or result.stdout).strip()
+        said = (result.stderr or result.stdout).strip()
         if state == "rollback_completed":
-            raise SwarmError(f"the new tasks of {name} failed: Swarm rolled it back, the old tasks serve\n{output}")
+            raise SwarmError(f"the new tasks of {name} failed: Swarm rolled it back, the old tasks serve\n{said}")
         if state != "completed":
-            raise SwarmError(f"the update of {name} did not complete ({state})\n{output}")
+            raise SwarmError(f"the update of {name} did not complete ({state})\n{said}")
         say(f"{name} runs {image} ({time.monotonic() - started:.1f} s)")
 
     def update_state(self, name: str, deadline: float) -> str:
         """The service's update state once it settles: completed, or rollback_completed after a failure."""
         state = ""
         while time.monotonic() < deadline:
-            state = run(
+            state = output(
                 "docker", "service", "inspect", "--format", "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}", name
             )
             if state in ("completed", "rollback_completed", "paused", "rollback_paused"):
@@ -285,7 +282,8 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=300)
     arguments = parser.parse_args()
     swarm = Swarm(arguments.stack, arguments.state_dir.resolve(), arguments.port)
-    try:
+
+    def act() -> None:
         if arguments.command == "up":
             swarm.up(arguments.timeout)
         elif arguments.command == "down":
@@ -294,10 +292,8 @@ def main() -> int:
             if not arguments.service:
                 raise SwarmError("usage: swarm.py deploy <service>")
             swarm.deploy(arguments.service, arguments.image, arguments.timeout)
-    except SwarmError as error:
-        print(f"swarm: FAILED: {error}", file=sys.stderr)
-        return 1
-    return 0
+
+    return tool_main("swarm", act)
 
 
 if __name__ == "__main__":

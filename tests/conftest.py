@@ -1,4 +1,6 @@
-"""Integration suite fixtures: one copy of the stack for the whole session, always torn down.
+"""Integration suite fixtures: copies of the stack, each always torn down.
+
+Read-only modules share one stack; each group of destructive modules (marked own_stack) gets its own.
 
 STACK=swarm runs the suite's Swarm part on a Swarm stack instead of Compose (`make test-swarm`): the HTTP
 contract, which holds on either, and test_swarm.py. DB=postgres runs it on PostgreSQL (stack.py).
@@ -7,15 +9,21 @@ contract, which holds on either, and test_swarm.py. DB=postgres runs it on Postg
 import os
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker
 import pytest
 
-from stack import ACCOUNTS, SERVICES, Stack, free_port
+from stack import ACCOUNTS, SERVICES, Stack, ToolError
 from swarm_stack import SwarmStack
 
 STACK_KIND = os.environ.get("STACK") or "compose"
+# Every stack of this session is named PROJECT-<group>; the shared one's group is SHARED.
+PROJECT = os.environ.get("TEST_PROJECT") or f"microstack-test-{uuid.uuid4().hex[:8]}"
+SHARED = "shared"
+# Filled once the tests are collected: the last module of each group (its stack goes down after it).
+LAST_MODULE_OF_GROUP: dict[str, str] = {}
 # What runs on Swarm: the modules that speak to the stack over HTTP only, and the Swarm tests themselves.
 SWARM_MODULES = {"test_routing.py", "test_bad_input.py", "test_flow.py", "test_orders.py", "test_swarm.py"}
 if STACK_KIND == "swarm":
@@ -50,22 +58,85 @@ def docker_problem() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def stack():
+class StackPool:
+    """The stacks of the session, one per group of modules, each taken down after the last module of its group.
+
+    Modules run grouped (pytest_collection_modifyitems), so at most one of these stacks runs at a time.
+    """
+
+    def __init__(self):
+        self.running: dict[str, Stack] = {}
+
+    def get(self, group: str) -> Stack:
+        if group not in self.running:
+            self.running[group] = started(f"{PROJECT}-{group}")
+        return self.running[group]
+
+    def close(self, group: str) -> None:
+        running = self.running.pop(group, None)
+        if running is not None:
+            running.down()
+
+    def close_all(self) -> None:
+        for group in list(self.running):
+            self.close(group)
+
+
+def started(project: str) -> Stack:
     problem = docker_problem()
     if problem:
         pytest.exit(f"integration suite cannot run: {problem}", returncode=3)
-    project = os.environ.get("TEST_PROJECT", f"microstack-test-{uuid.uuid4().hex[:8]}")
     kind = SwarmStack if STACK_KIND == "swarm" else Stack
-    running = kind(project, free_port(), environment=TEST_STACK_ENVIRONMENT)
+    running = kind(project, environment=TEST_STACK_ENVIRONMENT)
     try:
-        running.up()
-    except subprocess.CalledProcessError as error:
-        problem = "\n".join(error.__notes__) if STACK_KIND == "swarm" else running.logs()
-        running.down()
-        pytest.exit(f"the stack did not come up:\n{error.stderr}\n{problem}", returncode=3)
-    yield running
-    running.down()
+        running.up()  # takes down what it started if it fails
+    except ToolError as error:
+        pytest.exit(f"the stack {project} did not come up:\n{error}", returncode=3)
+    return running
+
+
+def stack_group(module: pytest.Module) -> str:
+    """The stack a module runs on: the shared one, or its group's own (pytest.mark.own_stack("group"))."""
+    marker = next((mark for mark in module.own_markers if mark.name == "own_stack"), None)
+    return marker.args[0] if marker else SHARED
+
+
+def module_of(item: pytest.Item) -> pytest.Module:
+    module = item.getparent(pytest.Module)
+    assert module is not None
+    return module
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected: only what runs counts
+def pytest_collection_modifyitems(session, config, items):
+    """Runs the shared stack's modules first, then each group's modules together, and notes each group's last
+    module, after which its stack goes down."""
+    order = {SHARED: 0}
+    for item in items:
+        order.setdefault(stack_group(module_of(item)), len(order))
+    items.sort(key=lambda item: order[stack_group(module_of(item))])  # stable: file order within a group
+    LAST_MODULE_OF_GROUP.clear()
+    for item in items:
+        LAST_MODULE_OF_GROUP[stack_group(module_of(item))] = module_of(item).nodeid
+
+
+@pytest.fixture(scope="session")
+def stack_pool():
+    pool = StackPool()
+    try:
+        yield pool
+    finally:
+        pool.close_all()
+
+
+@pytest.fixture(scope="module")
+def stack(request, stack_pool) -> Iterator[Stack]:
+    """The stack a module drives. Modules that stop, kill, pause, scale or redeploy containers are marked
+    own_stack: their group gets a stack of its own, so whatever they break cannot fail another group's tests."""
+    group = stack_group(request.node)
+    yield stack_pool.get(group)
+    if LAST_MODULE_OF_GROUP.get(group) == request.node.nodeid:
+        stack_pool.close(group)
 
 
 @pytest.fixture(params=SERVICES)
@@ -73,7 +144,7 @@ def service(request) -> str:
     return request.param
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def staff_token(stack) -> str:
     return stack.staff_login()
 

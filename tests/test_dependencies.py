@@ -3,7 +3,12 @@
 import time
 from collections import Counter
 
+import pytest
+
 from stack import CATALOG, NOTIFICATIONS, ORDERS, seconds, wait_until
+
+# A stack of its own, shared with the other "outages" modules: it stops, pauses, kills and floods services.
+pytestmark = pytest.mark.own_stack("outages")
 
 
 def test_catalog_stopped_makes_ordering_a_fast_503_that_stores_nothing(stack, make_product, customer):

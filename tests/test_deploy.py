@@ -9,6 +9,9 @@ import pytest
 
 from stack import CATALOG, GATEWAY, ROOT, SERVICES, SteadyLoad, wait_until
 
+# A stack of its own, shared with the other "rollouts" modules: it scales and redeploys services.
+pytestmark = pytest.mark.own_stack("rollouts")
+
 DEPLOY = [sys.executable, str(ROOT / "scripts" / "deploy.py")]
 
 

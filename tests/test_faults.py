@@ -11,6 +11,9 @@ import requests
 
 from stack import ACCOUNTS, CATALOG, GATEWAY, ORDERS, SERVICES, SteadyLoad, seconds, timed, wait_until
 
+# A stack of its own, shared with the other "outages" modules: it stops, pauses, kills and floods services.
+pytestmark = pytest.mark.own_stack("outages")
+
 
 @pytest.fixture
 def loads_on_the_other_routes(stack):

@@ -24,6 +24,9 @@ from stack import (
     wait_until,
 )
 
+# A stack of its own, shared with the other "crashes" modules: it kills services mid-order, and takes it down.
+pytestmark = pytest.mark.own_stack("crashes")
+
 
 def test_orders_killed_while_30_clients_order_leaks_no_stock(stack, make_product, customer):
     product_id = make_product(stock=1000)

@@ -1,6 +1,11 @@
 """Data lives in the services' volumes: `docker compose down` and `up` lose none of it."""
 
+import pytest
+
 from stack import ORDERS
+
+# A stack of its own, shared with the other "crashes" modules: it kills services mid-order, and takes it down.
+pytestmark = pytest.mark.own_stack("crashes")
 
 
 def test_data_survives_down_and_up(stack, make_product, customer):

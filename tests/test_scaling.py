@@ -2,7 +2,12 @@
 
 from collections import Counter
 
-from stack import ACCOUNTS, GATEWAY, NOTIFICATIONS, SteadyLoad, wait_until
+import pytest
+
+from stack import ACCOUNTS, GATEWAY, GATEWAY_UPSTREAMS, NOTIFICATIONS, SteadyLoad, routed_replicas, wait_until
+
+# A stack of its own, shared with the other "rollouts" modules: it scales and redeploys services.
+pytestmark = pytest.mark.own_stack("rollouts")
 
 HEALTH = f"/api/{ACCOUNTS}/health/"
 
@@ -60,11 +65,9 @@ def reports_healthy(gateway) -> bool:
 
 
 def routed_sockets(gateway, service: str) -> int:
-    """Sockets of service in the upstreams nginx last loaded. Not upstreams.conf: each pass of the watcher writes
-    its candidate there for `nginx -t`, for a moment, even when that candidate is then refused."""
-    upstreams = gateway.exec_run(["cat", "/tmp/nginx/generated/upstreams.applied"]).output.decode()
-    block = upstreams.split(f"upstream {service} {{", 1)[1].split("}", 1)[0]
-    return block.count(".sock max_fails")
+    """Sockets of service in the upstreams nginx last loaded (not the watcher's candidate, which it may refuse)."""
+    upstreams = gateway.exec_run(["cat", GATEWAY_UPSTREAMS]).output.decode()
+    return sum(1 for replica in routed_replicas(upstreams)[service] if replica.startswith("unix:"))
 
 
 def test_a_killed_replica_watcher_is_started_again_and_keeps_routing(stack):

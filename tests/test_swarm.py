@@ -6,7 +6,12 @@ import signal
 import time
 from collections import Counter
 
-from stack import ACCOUNTS, CATALOG, GATEWAY, SERVICES, SteadyLoad, wait_until
+import pytest
+
+from stack import ACCOUNTS, CATALOG, GATEWAY, GATEWAY_UPSTREAMS, SERVICES, SteadyLoad, routed_replicas, wait_until
+
+# A stack of its own, shared with the other "swarm" modules: it scales, redeploys and kills tasks.
+pytestmark = pytest.mark.own_stack("swarm")
 
 HEALTH = f"/api/{ACCOUNTS}/health/"
 
@@ -18,9 +23,10 @@ def test_each_service_has_its_own_postgresql_and_the_gateway_reaches_it_over_tcp
             ["django-admin", "shell", "-c", "from django.db import connection as c; print(c.vendor)"]
         )
         assert result.output.decode().split()[-1] == "postgresql", service
-    upstreams = stack.container(GATEWAY).exec_run(["cat", "/tmp/nginx/generated/upstreams.conf"]).output.decode()
-    assert ":3031 max_fails=0;" in upstreams
-    assert ".sock" not in upstreams
+    upstreams = stack.container(GATEWAY).exec_run(["cat", GATEWAY_UPSTREAMS]).output.decode()
+    replicas = routed_replicas(upstreams)
+    assert sorted(replicas) == SERVICES
+    assert all(addresses and address.endswith(":3031") for addresses in replicas.values() for address in addresses)
 
 
 def test_only_the_gateway_port_is_published(stack):

@@ -7,7 +7,7 @@ import pytest
 import requests
 import trustme
 
-from stack import ACCOUNTS, Stack, free_port
+from stack import ACCOUNTS, Stack, reserve_port
 
 SOCKETS_GID = 10001  # the gateway's group (docker-compose.yml, SOCKET_GID): it reads the key through it
 
@@ -27,17 +27,16 @@ def tls_stack(stack, certificate_authority, tmp_path_factory):  # after the main
     os.chown(key, -1, SOCKETS_GID)
     key.chmod(0o640)
     certificate.chmod(0o644)
-    tls_port = free_port()
+    tls_port, tls_port_lock = reserve_port()
     environment = {"GATEWAY_TLS_CERT": str(certificate), "GATEWAY_TLS_KEY": str(key), "GATEWAY_TLS_PORT": str(tls_port)}
-    running = Stack(
-        f"microstack-test-tls-{uuid.uuid4().hex[:8]}", free_port(), environment, ("docker-compose.tls.yml",)
-    )
+    running = Stack(f"microstack-test-tls-{uuid.uuid4().hex[:8]}", environment, ("docker-compose.tls.yml",))
     running.tls_url = f"https://127.0.0.1:{tls_port}"
-    try:
+    with tls_port_lock:
         running.up()
-        yield running
-    finally:
-        running.down()
+        try:
+            yield running
+        finally:
+            running.down()
 
 
 def test_the_gateway_serves_https_with_hsts(tls_stack, certificate_authority, tmp_path):

@@ -4,14 +4,14 @@ import uuid
 
 import pytest
 
-from stack import GATEWAY, SERVICES, Stack, free_port
+from stack import GATEWAY, GATEWAY_UPSTREAMS, SERVICES, Stack, routed_replicas
 
 
 @pytest.fixture(scope="module")
 def tcp_stack(stack):  # after the main stack is up, so the images are built
-    running = Stack(f"microstack-test-tcp-{uuid.uuid4().hex[:8]}", free_port(), {"SERVICE_TRANSPORT": "tcp"})
+    running = Stack(f"microstack-test-tcp-{uuid.uuid4().hex[:8]}", {"SERVICE_TRANSPORT": "tcp"})
+    running.up()
     try:
-        running.up()
         yield running
     finally:
         running.down()
@@ -25,6 +25,7 @@ def test_every_route_answers_over_tcp(tcp_stack):
 
 
 def test_the_gateway_routes_to_addresses_not_sockets(tcp_stack):
-    upstreams = tcp_stack.container(GATEWAY).exec_run(["cat", "/tmp/nginx/generated/upstreams.conf"]).output.decode()
-    assert ":3031 " in upstreams
-    assert ".sock " not in upstreams
+    upstreams = tcp_stack.container(GATEWAY).exec_run(["cat", GATEWAY_UPSTREAMS]).output.decode()
+    replicas = routed_replicas(upstreams)
+    assert sorted(replicas) == SERVICES
+    assert all(len(addresses) == 1 and addresses[0].endswith(":3031") for addresses in replicas.values()), replicas

@@ -22,6 +22,9 @@ from stack import (
     timed,
 )
 
+# A stack of its own, shared with the other "outages" modules: it stops, pauses, kills and floods services.
+pytestmark = pytest.mark.own_stack("outages")
+
 PUBLISHED_PORT = 8080
 
 

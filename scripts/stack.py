@@ -1,14 +1,24 @@
-"""A composed copy of the stack under its own project name and port, driven through `docker compose` and the SDK."""
+"""What the tools (deploy, swarm, bench, drill, variants) and the integration suite share about the stack.
 
+Its services and files; `docker compose` run for a project, its containers found by their labels and its images
+by name (ComposeProject); the gateway's upstream file, read as nginx last loaded it (routed_replicas); a copy of
+the stack under its own project name and port, driven over HTTP (Stack); the loads and floods the drill, the
+benchmark and the tests put on it; and the one error shape of a tool (ToolError, tool_main).
+"""
+
+import fcntl
 import json
 import os
+import re
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import docker
 import requests
@@ -35,10 +45,59 @@ TIME_FACTOR = float(os.environ.get("TEST_TIME_FACTOR") or 1)
 ACCOUNTS, CATALOG, ORDERS, NOTIFICATIONS = "service1", "service2", "service3", "service4"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+# The gateway's interface to the tools (docs/adr/0002): the upstreams nginx last loaded with success, one per
+# service, each listing its replicas as `server <address> max_fails=0;` (`... down;` when it has none).
+GATEWAY_UPSTREAMS = "/tmp/nginx/generated/upstreams.applied"
+UPSTREAM_BLOCK = re.compile(r"^upstream (?P<service>\S+) \{\n(?P<servers>.*?)^\}", re.MULTILINE | re.DOTALL)
+ROUTED_SERVER = re.compile(r"^\s*server (?P<address>\S+) max_fails=0;$", re.MULTILINE)
+
+
+def routed_replicas(upstreams: str) -> dict[str, list[str]]:
+    """Per service, the addresses (unix:<socket> or ip:port) of the replicas the gateway routes to."""
+    return {block["service"]: ROUTED_SERVER.findall(block["servers"]) for block in UPSTREAM_BLOCK.finditer(upstreams)}
+
+
+class ToolError(Exception):
+    """What went wrong, for the user of a tool: it prints `<tool>: FAILED: <this>` and exits 1."""
+
+
+def tool_main(tool: str, work: Callable[[], None]) -> int:
+    """Runs a tool's work; its exit status: 0, or 1 with the ToolError said on stderr."""
+    try:
+        work()
+    except ToolError as error:
+        print(f"{tool}: FAILED: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run(
+    *command: str, environment: dict[str, str] | None = None, timeout: float | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess:
+    """Runs a command in the repository; a failure is a ToolError that says what the command printed."""
+    result = subprocess.run(
+        command, cwd=ROOT, env=environment, input=stdin, capture_output=True, text=True, timeout=timeout
+    )
+    if result.returncode != 0:
+        raise ToolError(f"`{' '.join(command)}` failed:\n{(result.stderr or result.stdout).strip()}")
+    return result
+
+
+def reserve_port() -> tuple[int, IO]:
+    """A free port on 127.0.0.1 and the lock that keeps it ours: another suite or tool on this machine, asking at
+    the same moment, skips a port whose lock is held. Keep the lock (an open file) as long as the port is used."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        # Not a with block: the lock is held for as long as the stack lives, and released by closing it.
+        lock = open(f"/tmp/microstack-port-{port}.lock", "w")  # noqa: SIM115
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        return port, lock
 
 
 def seconds(limit: float) -> float:
@@ -63,53 +122,85 @@ def timed(call: Callable):
     return result, time.monotonic() - started
 
 
-class Stack:
+class ComposeProject:
+    """A Compose project of this stack: `docker compose` run for it, its containers by their labels, its images."""
+
+    def __init__(self, project: str, environment: dict[str, str] | None = None):
+        self.project = project
+        self.environment = environment or {}
+        self.docker = docker.from_env()
+
+    def compose_environment(self) -> dict[str, str]:
+        return {**os.environ, **self.environment}
+
+    def compose(self, *arguments: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        command = ["docker", "compose", "--project-name", self.project, *arguments]
+        return run(*command, environment=self.compose_environment(), timeout=timeout)
+
+    def containers(self, service: str | None = None, *, all: bool = False) -> list[Container]:
+        labels = [f"com.docker.compose.project={self.project}"]
+        if service:
+            labels.append(f"com.docker.compose.service={service}")
+        return self.docker.containers.list(all=all, filters={"label": labels})
+
+    def container(self, service: str) -> Container:
+        (only,) = self.containers(service)
+        return only
+
+    def image_of(self, service: str) -> str:
+        """The image Compose builds for a service of this project (the Compose file names none of its own)."""
+        return f"{self.project}-{service}"
+
+
+class Stack(ComposeProject):
+    """A copy of the stack under its own project name and a port of its own, driven over HTTP."""
+
     def __init__(
         self,
         project: str,
-        port: int,
         environment: dict[str, str] | None = None,
         overrides: tuple[str, ...] = (),
         database: str = DATABASE,
     ):
-        self.project = project
-        self.port = port
-        self.environment = environment or {}
+        super().__init__(project, environment)
+        self.port, self.port_lock = reserve_port()
         # Compose files added to docker-compose.yml (docker-compose.tls.yml, say). They are given as COMPOSE_FILE,
         # so that every command run for this stack (make deploy, say) uses the same files, as a user's .env would.
         self.database = database
         self.compose_file = ":".join(("docker-compose.yml", *DATABASE_FILES[database], *overrides))
-        self.base_url = f"http://127.0.0.1:{port}"
-        self.docker = docker.from_env()
+        self.base_url = f"http://127.0.0.1:{self.port}"
         self.http = requests.Session()
 
     def compose_environment(self) -> dict[str, str]:
-        return {**os.environ, **self.environment, "GATEWAY_PORT": str(self.port), "COMPOSE_FILE": self.compose_file}
-
-    def compose(self, *arguments: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        command = ["docker", "compose", "--project-name", self.project, *arguments]
-        try:
-            return subprocess.run(
-                command,
-                cwd=ROOT,
-                env=self.compose_environment(),
-                check=True,
-                timeout=timeout,
-                capture_output=True,
-                text=True,
-            )
-        except subprocess.CalledProcessError as error:
-            error.add_note(f"docker compose said:\n{error.stderr}")  # shown with the failure
-            raise
+        return {**super().compose_environment(), "GATEWAY_PORT": str(self.port), "COMPOSE_FILE": self.compose_file}
 
     def up(self) -> None:
-        self.compose("up", "--build", "--detach", "--wait", "--wait-timeout", "180", timeout=900)
+        """Builds and starts the stack, or leaves nothing behind: a failure, a timeout or Ctrl-C while it comes up
+        takes down whatever had started."""
+        try:
+            self.compose("up", "--build", "--detach", "--wait", "--wait-timeout", "180", timeout=900)
+        except ToolError as error:
+            problem = f"{error}\n{self.logs_or_why_not()}"
+            self.down()
+            raise ToolError(problem) from None
+        except BaseException:
+            self.down()
+            raise
 
     def down(self) -> None:
-        self.compose("down", "--volumes", "--remove-orphans", "--rmi", "local", "--timeout", "10")
+        try:
+            self.compose("down", "--volumes", "--remove-orphans", "--rmi", "local", "--timeout", "10")
+        finally:
+            self.port_lock.close()
 
     def logs(self) -> str:
         return self.compose("logs", "--no-color", "--tail", "50").stdout
+
+    def logs_or_why_not(self) -> str:
+        try:
+            return self.logs()
+        except ToolError as error:
+            return f"(no logs: {error})"
 
     def get(self, path: str, **kwargs) -> requests.Response:
         kwargs.setdefault("timeout", 5)
@@ -157,16 +248,6 @@ class Stack:
 
     def served_by(self, path: str) -> str:
         return self.get(path).headers["X-Served-By"]
-
-    def containers(self, service: str | None = None, *, all: bool = False) -> list[Container]:
-        labels = [f"com.docker.compose.project={self.project}"]
-        if service:
-            labels.append(f"com.docker.compose.service={service}")
-        return self.docker.containers.list(all=all, filters={"label": labels})
-
-    def container(self, service: str) -> Container:
-        (only,) = self.containers(service)
-        return only
 
     def is_healthy(self, service: str) -> bool:
         """Whether Docker sees every container of service healthy (a test that paused one must wait for this)."""

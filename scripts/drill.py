@@ -30,7 +30,6 @@ from stack import (
     OrderingClients,
     Stack,
     SteadyLoad,
-    free_port,
     leaks,
     timed,
 )
@@ -54,7 +53,7 @@ def seconds(value: float | None) -> str:
 
 class Drill:
     def __init__(self):
-        self.stack = Stack(f"microstack-drill-{uuid.uuid4().hex[:8]}", free_port())
+        self.stack = Stack(f"microstack-drill-{uuid.uuid4().hex[:8]}")
 
     def status(self, path: str, method: str = "GET", **kwargs) -> int:
         try:

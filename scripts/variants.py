@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 
-from stack import ACCOUNTS, CATALOG, ROOT, Stack, SteadyLoad, free_port, timed
+from stack import ACCOUNTS, CATALOG, ROOT, Stack, SteadyLoad, timed
 from swarm_stack import SwarmStack
 
 SCALE_COMMANDS = "`docker compose up --scale` (Compose), `docker service scale` (Swarm)"
@@ -73,8 +73,8 @@ def main() -> None:
     rows = []
     for database in ("sqlite", "postgres"):
         project = f"microstack-variants-{database}-{suffix}"
-        rows.append(measure(f"Compose, {database}", Stack(project, free_port(), database=database)))
-    rows.append(measure("Swarm, postgres", SwarmStack(f"microstack-variants-swarm-{suffix}", free_port())))
+        rows.append(measure(f"Compose, {database}", Stack(project, database=database)))
+    rows.append(measure("Swarm, postgres", SwarmStack(f"microstack-variants-swarm-{suffix}")))
     header = "| variant | up to healthy | requests during the update | failed | update took | new replica serves |"
     print(header)
     print("| --- | ---: | ---: | ---: | ---: | ---: |")

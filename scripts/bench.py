@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from stack import ACCOUNTS, CATALOG, ROOT, Stack, free_port
+from stack import ACCOUNTS, CATALOG, ROOT, Stack
 
 MINIMAL = f"/api/{CATALOG}/health/"
 LOGIN = f"/api/{ACCOUNTS}/login"
@@ -83,7 +83,7 @@ class Bench:
     def __init__(self, seconds: int, connections: int):
         self.seconds = seconds
         self.connections = connections
-        self.stack = Stack(f"microstack-bench-{uuid.uuid4().hex[:8]}", free_port(), UNLIMITED)
+        self.stack = Stack(f"microstack-bench-{uuid.uuid4().hex[:8]}", UNLIMITED)
         self.rows: list[Row] = []
 
     def wrk_once(self, path: str, *, connections: int, script: str, seconds: int, name: str = "") -> Row:

@@ -14,7 +14,7 @@ endif
 export DB
 
 .DEFAULT_GOAL := help
-.PHONY: help up down logs deploy lint test unit unit-tests integration test-swarm swarm-up swarm-down swarm-deploy bench bench-smoke drill variants \
+.PHONY: help lock up down logs deploy lint test unit unit-tests integration test-swarm swarm-up swarm-down swarm-deploy bench bench-smoke drill variants \
 	base-images venv clean
 
 ## help: this list: every target, with what it does (the `## target:` lines of this file)
@@ -64,6 +64,12 @@ lint: $(VENV)/.installed
 	  status=$$?; rm -f "$$merged"; exit $$status
 	docker stack config --compose-file docker-stack.yml >/dev/null
 	GIXY=$(VENV)/bin/gixy scripts/lint-nginx.sh
+	$(VENV)/bin/python scripts/check-locks.py
+	# Types, one folder at a time: every service has a package named config.
+	cd servicekit && ../$(VENV)/bin/mypy --config-file ../mypy.ini servicekit
+	for service in $(SERVICES); do (cd $$service && MYPYPATH=../servicekit ../$(VENV)/bin/mypy --config-file ../mypy.ini .) || exit 1; done
+	cd scripts && ../$(VENV)/bin/mypy --config-file ../mypy.ini .
+	cd tests && MYPYPATH=../scripts ../$(VENV)/bin/mypy --config-file ../mypy.ini .
 
 ## test: every test: unit and integration on SQLite, on PostgreSQL, then on Swarm (DB=sqlite|postgres: that one only)
 test:
@@ -99,7 +105,7 @@ bench: $(VENV)/.installed
 bench-smoke: $(VENV)/.installed
 	$(VENV)/bin/python scripts/bench.py --seconds 2 --out "$$(mktemp -d)"
 
-## drill: a rolling deploy under load and a fault drill on its own copy of the stack; prints the figures
+## drill: a rolling deploy under load and a fault drill on its own copy of the stack; writes docs/drill.md
 drill: $(VENV)/.installed
 	$(VENV)/bin/python scripts/drill.py
 
@@ -111,13 +117,25 @@ variants: $(VENV)/.installed
 base-images:
 	@scripts/base-images.sh
 
-## venv: the host's Python environment for the tests
+## venv: the host's Python environment for the tests: requirements-dev.lock, hash-checked, and servicekit
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements-dev.txt tests/requirements.txt servicekit/pyproject.toml $(wildcard service*/requirements.txt)
+$(VENV)/.installed: requirements-dev.lock servicekit/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e ./servicekit
 	touch $@
+
+# pip-compile's options for both locks: every distribution's hash, setuptools included, no index of this machine.
+LOCK := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-header \
+	--no-emit-index-url --no-emit-find-links
+
+## lock: lock every dependency with hashes: servicekit/requirements.lock (every image), requirements-dev.lock (host)
+lock: $(VENV)/.installed
+	$(LOCK) --extra server --extra postgres --output-file servicekit/requirements.lock servicekit/pyproject.toml \
+	  servicekit/build-requirements.txt $(SERVICES:%=%/requirements.txt)
+	$(LOCK) --extra postgres --output-file requirements-dev.lock servicekit/pyproject.toml \
+	  $(SERVICES:%=%/requirements.txt) requirements-dev.txt
 
 ## clean: remove the host's test environment
 clean:

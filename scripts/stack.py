@@ -72,11 +72,15 @@ def tool_main(tool: str, work: Callable[[], None]) -> int:
 
 
 def run(
-    *command: str, environment: dict[str, str] | None = None, timeout: float | None = None, stdin: str | None = None
+    *command: str,
+    environment: dict[str, str] | None = None,
+    timeout: float | None = None,
+    stdin: str | None = None,
+    cwd: Path = ROOT,
 ) -> subprocess.CompletedProcess:
-    """Runs a command in the repository; a failure is a ToolError that says what the command printed."""
+    """Runs a command (in the repository, unless cwd says); a failure is a ToolError that says what it printed."""
     result = subprocess.run(
-        command, cwd=ROOT, env=environment, input=stdin, capture_output=True, text=True, timeout=timeout
+        command, cwd=cwd, env=environment, input=stdin, capture_output=True, text=True, timeout=timeout
     )
     if result.returncode != 0:
         raise ToolError(f"`{' '.join(command)}` failed:\n{(result.stderr or result.stdout).strip()}")
@@ -125,9 +129,10 @@ def timed(call: Callable):
 class ComposeProject:
     """A Compose project of this stack: `docker compose` run for it, its containers by their labels, its images."""
 
-    def __init__(self, project: str, environment: dict[str, str] | None = None):
+    def __init__(self, project: str, environment: dict[str, str] | None = None, root: Path = ROOT):
         self.project = project
         self.environment = environment or {}
+        self.root = root  # the tree whose Compose files these are (a copy of this one, in a test)
         self.docker = docker.from_env()
 
     def compose_environment(self) -> dict[str, str]:
@@ -135,7 +140,7 @@ class ComposeProject:
 
     def compose(self, *arguments: str, timeout: float = 300) -> subprocess.CompletedProcess:
         command = ["docker", "compose", "--project-name", self.project, *arguments]
-        return run(*command, environment=self.compose_environment(), timeout=timeout)
+        return run(*command, environment=self.compose_environment(), timeout=timeout, cwd=self.root)
 
     def containers(self, service: str | None = None, *, all: bool = False) -> list[Container]:
         labels = [f"com.docker.compose.project={self.project}"]
@@ -161,8 +166,9 @@ class Stack(ComposeProject):
         environment: dict[str, str] | None = None,
         overrides: tuple[str, ...] = (),
         database: str = DATABASE,
+        root: Path = ROOT,
     ):
-        super().__init__(project, environment)
+        super().__init__(project, environment, root)
         self.port, self.port_lock = reserve_port()
         # Compose files added to docker-compose.yml (docker-compose.tls.yml, say). They are given as COMPOSE_FILE,
         # so that every command run for this stack (make deploy, say) uses the same files, as a user's .env would.
@@ -249,6 +255,17 @@ class Stack(ComposeProject):
     def served_by(self, path: str) -> str:
         return self.get(path).headers["X-Served-By"]
 
+    def replicas_answering(self, path: str, expected: int, timeout: float, interval: float = 0.01) -> set[str]:
+        """The replicas (X-Served-By) that answered path, asked until expected of them have, or timeout passes."""
+        seen: set[str] = set()
+
+        def all_seen() -> bool:
+            seen.add(self.served_by(path))
+            return len(seen) >= expected
+
+        wait_until(all_seen, timeout=timeout, interval=interval)
+        return seen
+
     def is_healthy(self, service: str) -> bool:
         """Whether Docker sees every container of service healthy (a test that paused one must wait for this)."""
         containers = self.containers(service)
@@ -262,14 +279,24 @@ class Stack(ComposeProject):
         response = self.get(f"/api/{ORDERS}/health/")
         return response.ok and response.json()["outbox"]["waiting"] == 0
 
-    def requests_in_flight(self, service: str) -> int:
-        """Connections the service's replica accepted on its socket and has not closed: requests it is serving.
-        Read from the host in the replica's network namespace (/proc/<pid>/net/unix), where the accepted end of
-        each connection shows as connected (state 03) with the socket's path."""
-        container = self.container(service)
-        socket_path = f"/run/uwsgi/{container.attrs['Config']['Hostname']}.sock"
-        table = Path(f"/proc/{container.attrs['State']['Pid']}/net/unix").read_text().splitlines()[1:]
-        return sum(1 for row in table if row.split()[5] == "03" and row.endswith(" " + socket_path))
+    def uwsgi_threads(self, service: str) -> list[Path]:
+        """The /proc folders (on the host) of every thread of the replica's uWSGI processes."""
+        top = self.container(service).top()
+        pid, command = top["Titles"].index("PID"), top["Titles"].index("CMD")
+        pids = [row[pid] for row in top["Processes"] if "uwsgi" in row[command]]
+        return [task for process in pids for task in Path(f"/proc/{process}/task").iterdir()]
+
+    @staticmethod
+    def running(threads: list[Path]) -> int:
+        """How many of these threads are on a CPU now (state R): an idle uWSGI thread waits, one serving a
+        CPU-bound request (a password hash) runs."""
+        states = []
+        for thread in threads:
+            try:
+                states.append((thread / "stat").read_text().rsplit(")", 1)[1].split()[0])
+            except FileNotFoundError:  # the thread ended meanwhile
+                continue
+        return states.count("R")
 
     def answers(self, path: str, status: int = 200) -> bool:
         try:

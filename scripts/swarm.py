@@ -173,10 +173,10 @@ class Swarm:
         lagging = []
         for path in paths:
             try:
-                status = requests.get(f"http://127.0.0.1:{self.port}{path}", timeout=2).status_code
+                status = str(requests.get(f"http://127.0.0.1:{self.port}{path}", timeout=2).status_code)
             except requests.RequestException as error:
                 status = type(error).__name__
-            if status != 200:
+            if status != "200":
                 lagging.append(f"{path} answers {status}")
         return lagging
 

@@ -41,8 +41,8 @@ def new_replica_takes_traffic(stack: Stack) -> float | None:
         scale = ["up", "--detach", "--no-recreate", "--scale", f"{ACCOUNTS}=3", ACCOUNTS]
         command = ["docker", "compose", "--project-name", stack.project, *scale]
     started = time.monotonic()
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    scaling = subprocess.Popen(command, cwd=ROOT, env=stack.compose_environment(), **quiet)
+    environment = stack.compose_environment()
+    scaling = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while time.monotonic() - started < 120:
             try:

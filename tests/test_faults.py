@@ -5,6 +5,7 @@ import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 import requests
@@ -65,21 +66,28 @@ def test_docker_stop_is_quick_and_clean_and_finishes_what_is_in_flight(stack):
     container = stack.container(ACCOUNTS)
     username, password = "in-flight", "correct horse battery"
     stack.post(f"/api/{ACCOUNTS}/register", {"username": username, "password": password})
-    login = {}
+    login: dict[str, Any] = {}  # the response, and when it came
     credentials = {"username": username, "password": password}
-    in_flight = threading.Thread(
-        target=lambda: login.update(response=requests.post(f"{stack.base_url}/api/{ACCOUNTS}/login", json=credentials))
-    )
+
+    def log_in() -> None:
+        login["response"] = requests.post(f"{stack.base_url}/api/{ACCOUNTS}/login", json=credentials)
+        login["answered"] = time.monotonic()
+
+    threads = stack.uwsgi_threads(ACCOUNTS)
+    assert wait_until(lambda: stack.running(threads) == 0, timeout=5, interval=0.01)  # idle: a runner is the login
+    in_flight = threading.Thread(target=log_in)
     in_flight.start()
-    # The login (a deliberately slow password check) has reached the replica before it is stopped.
-    assert wait_until(lambda: stack.requests_in_flight(ACCOUNTS) > 0, timeout=5, interval=0.005)
+    # The login (a deliberately slow password hash) is being served: a uWSGI thread of the replica runs.
+    assert wait_until(lambda: stack.running(threads) > 0, timeout=5, interval=0.002)
     try:
+        stopping = time.monotonic()
         _, elapsed = timed(lambda: container.stop(timeout=10))
         in_flight.join()
         container.reload()
         assert elapsed < seconds(5), "stopped by the 10 s kill, not by itself"
         assert container.attrs["State"]["ExitCode"] == 0
         assert login["response"].status_code == 200
+        assert login["answered"] > stopping  # it was still in flight when the stop began
     finally:
         stack.compose("start", ACCOUNTS)
     assert wait_until(lambda: stack.answers(f"/api/{ACCOUNTS}/health/"), timeout=15)

@@ -39,8 +39,7 @@ def test_only_the_gateway_port_is_published(stack):
 
 
 def test_three_replicas_after_docker_service_scale_share_the_requests(stack, three_replicas):
-    seen = set()
-    assert wait_until(lambda: seen.add(stack.served_by(HEALTH)) or len(seen) == 3, timeout=10, interval=0.05)
+    seen = stack.replicas_answering(HEALTH, 3, timeout=10, interval=0.05)
     assert seen == {f"{ACCOUNTS}/{hostname}" for hostname in three_replicas}
     served = Counter(stack.served_by(HEALTH) for _ in range(300))
     assert len(served) == 3

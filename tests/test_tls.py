@@ -17,6 +17,10 @@ def certificate_authority() -> trustme.CA:
     return trustme.CA()
 
 
+def tls_url(stack: Stack) -> str:
+    return f"https://127.0.0.1:{stack.environment['GATEWAY_TLS_PORT']}"
+
+
 @pytest.fixture(scope="module")
 def tls_stack(stack, certificate_authority, tmp_path_factory):  # after the main stack: its images are built
     directory = tmp_path_factory.mktemp("tls")
@@ -30,7 +34,6 @@ def tls_stack(stack, certificate_authority, tmp_path_factory):  # after the main
     tls_port, tls_port_lock = reserve_port()
     environment = {"GATEWAY_TLS_CERT": str(certificate), "GATEWAY_TLS_KEY": str(key), "GATEWAY_TLS_PORT": str(tls_port)}
     running = Stack(f"microstack-test-tls-{uuid.uuid4().hex[:8]}", environment, ("docker-compose.tls.yml",))
-    running.tls_url = f"https://127.0.0.1:{tls_port}"
     with tls_port_lock:
         running.up()
         try:
@@ -42,7 +45,7 @@ def tls_stack(stack, certificate_authority, tmp_path_factory):  # after the main
 def test_the_gateway_serves_https_with_hsts(tls_stack, certificate_authority, tmp_path):
     bundle = tmp_path / "ca.pem"
     certificate_authority.cert_pem.write_to_path(bundle)
-    response = requests.get(f"{tls_stack.tls_url}/api/{ACCOUNTS}/health/", verify=str(bundle), timeout=5)
+    response = requests.get(f"{tls_url(tls_stack)}/api/{ACCOUNTS}/health/", verify=str(bundle), timeout=5)
     assert response.status_code == 200
     assert response.json()["service"] == ACCOUNTS
     assert response.headers["Strict-Transport-Security"].startswith("max-age=31536000")
@@ -51,7 +54,7 @@ def test_the_gateway_serves_https_with_hsts(tls_stack, certificate_authority, tm
 def test_plain_http_redirects_to_https(tls_stack):
     response = tls_stack.get(f"/api/{ACCOUNTS}/health/?a=1", allow_redirects=False)
     assert response.status_code == 301
-    assert response.headers["Location"] == f"{tls_stack.tls_url}/api/{ACCOUNTS}/health/?a=1"
+    assert response.headers["Location"] == f"{tls_url(tls_stack)}/api/{ACCOUNTS}/health/?a=1"
     assert "Strict-Transport-Security" not in response.headers
 
 

@@ -17,6 +17,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from servicekit.keys import read_or_create
 
@@ -62,7 +63,10 @@ def private_key() -> Ed25519PrivateKey:
             pem = Path(settings.SERVICE_KEY_FILE).read_text()
         else:
             pem = read_or_create(Path(settings.DATA_DIR) / "service_key.pem", new_private_key_pem)
-        _private_key = serialization.load_pem_private_key(pem.encode(), password=None)
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ImproperlyConfigured(f"the service key must be an Ed25519 key, not {type(key).__name__}")
+        _private_key = key
     return _private_key
 
 
@@ -100,7 +104,8 @@ class PublicKeys:
         self._lock = threading.Lock()
 
     def remember(self, service: str, pem: str | None) -> None:
-        key = serialization.load_pem_public_key(pem.encode()) if pem else None
+        loaded = serialization.load_pem_public_key(pem.encode()) if pem else None
+        key = loaded if isinstance(loaded, Ed25519PublicKey) else None  # any other kind verifies nothing
         with self._lock:
             self._keys[service] = (key, time.monotonic() + PUBLIC_KEY_CACHE_SECONDS)
 

@@ -217,7 +217,7 @@ class ServiceContract:
 
 
 def subclasses(kind: type) -> list[type]:
-    direct = kind.__subclasses__()
+    direct: list[type] = kind.__subclasses__()
     return direct + [grandchild for child in direct for grandchild in subclasses(child)]
 
 

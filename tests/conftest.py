@@ -8,6 +8,7 @@ contract, which holds on either, and test_swarm.py. DB=postgres runs it on Postg
 
 import os
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,11 +65,14 @@ def docker_problem() -> str | None:
 class StackPool:
     """The stacks of the session, one per group of modules, each taken down after the last module of its group.
 
-    Modules run grouped (pytest_collection_modifyitems), so at most one of these stacks runs at a time.
+    Modules run grouped (pytest_collection_modifyitems), so one stack serves tests at a time. A group's stack goes
+    down in the background while the next group's comes up; the session ends only once every one is down.
     """
 
     def __init__(self):
         self.running: dict[str, Stack] = {}
+        self.going_down: list[threading.Thread] = []
+        self.failures: list[str] = []
 
     def get(self, group: str) -> Stack:
         if group not in self.running:
@@ -78,11 +82,23 @@ class StackPool:
     def close(self, group: str) -> None:
         running = self.running.pop(group, None)
         if running is not None:
+            going_down = threading.Thread(target=self.take_down, args=(running,))
+            going_down.start()
+            self.going_down.append(going_down)
+
+    def take_down(self, running: Stack) -> None:
+        try:
             running.down()
+        except ToolError as error:  # said when the session ends: a stack left running must not go unnoticed
+            self.failures.append(f"{running.project} did not go down: {error}")
 
     def close_all(self) -> None:
         for group in list(self.running):
             self.close(group)
+        for going_down in self.going_down:
+            going_down.join()
+        if self.failures:
+            raise RuntimeError("\n".join(self.failures))
 
 
 def started(project: str) -> Stack:

@@ -89,7 +89,7 @@ unit-tests:
 	cd servicekit && ../$(VENV)/bin/pytest -q
 	for service in $(SERVICES); do (cd $$service && ../$(VENV)/bin/pytest -q) || exit 1; done
 
-## integration: builds and starts its own stack (own project name, free port), tests it, tears it down
+## integration: builds and starts its own stacks (own project names, locked ports), tests them, tears them down
 integration: $(VENV)/.installed
 	cd tests && ../$(VENV)/bin/pytest -q
 

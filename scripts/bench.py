@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from stack import ACCOUNTS, CATALOG, GATEWAY, ROOT, Stack
+from stack import ACCOUNTS, CATALOG, GATEWAY, ROOT, Stack, report_preamble
 
 MINIMAL = f"/api/{CATALOG}/health/"
 LOGIN = f"/api/{ACCOUNTS}/login"
@@ -300,7 +300,8 @@ def main() -> int:
     table = report(bench.rows)
     print("\n" + table)
     arguments.out.mkdir(parents=True, exist_ok=True)
-    (arguments.out / "bench.md").write_text(table)
+    preamble = report_preamble("The scaling benchmark", "make bench")
+    (arguments.out / "bench.md").write_text("\n".join(preamble) + "\n" + table)
     chart(bench.rows, arguments.out / "bench.png")
     print(f"wrote {arguments.out / 'bench.md'} and {arguments.out / 'bench.png'}")
     return 0

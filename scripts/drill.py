@@ -10,7 +10,6 @@ nothing.
 
 import argparse
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -20,7 +19,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -39,6 +37,7 @@ from stack import (
     Stack,
     SteadyLoad,
     leaks,
+    report_preamble,
     timed,
 )
 
@@ -78,9 +77,10 @@ class Report:
         print(line, flush=True)
         self.lines.append(line)
 
-    def table(self, *header: str) -> None:
+    def table(self, *header: str, text_columns: tuple[int, ...] = (0,)) -> None:
+        """A table's header: text columns left-aligned, figures right-aligned."""
         self.say("| " + " | ".join(header) + " |")
-        self.say("| " + " | ".join("---" if n == 0 else "---:" for n in range(len(header))) + " |")
+        self.say("| " + " | ".join("---" if n in text_columns else "---:" for n in range(len(header))) + " |")
 
     def row(self, *cells: object) -> None:
         self.say("| " + " | ".join(str(cell) for cell in cells) + " |")
@@ -127,7 +127,7 @@ class Drill:
         self.report.say("How long each took to show at the gateway, what the gateway answered meanwhile, and how")
         self.report.say("long until the route served again (from the moment the fault was undone, or from the")
         self.report.say("fault itself where the stack undoes it).\n")
-        self.report.table("fault", "seen after", "answer while down", "serving again after")
+        self.report.table("fault", "seen after", "answer while down", "serving again after", text_columns=(0, 2))
         self.crash()
         self.stop_and_start()
         self.pause()
@@ -180,11 +180,13 @@ class Drill:
         container = self.stack.container(ORDERS)
         backend = self.stack.docker.networks.get(f"{self.stack.project}_backend")
         backend.disconnect(container)
-        seen, answer = watch(order, lambda status: status != "201", 5)
+        watched = 5
+        seen, answer = watch(order, lambda status: status != "201", watched)
         backend.connect(container, aliases=[ORDERS])
         recovered, _ = watch(order, lambda status: status == "201", 30)
         # Calls between services travel the gateway's socket, in a volume: no network is needed for an order.
-        self.report.row("orders cut off every network, then reconnected (an order)", seconds(seen), answer,
+        seen_text = f"never ({watched} s watched)" if seen is None else seconds(seen)
+        self.report.row("orders cut off every network, then reconnected (an order)", seen_text, answer,
                         seconds(recovered))  # fmt: skip
 
     def outbox_backlog(self, orders: int) -> None:
@@ -286,19 +288,6 @@ class Drill:
             self.stack.down()
 
 
-def preamble() -> list[str]:
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return [
-        "# The fault drill",
-        "",
-        f"Written by `make drill` ({commit.stdout.strip() or 'no commit'}, {when}, {os.cpu_count()} cores, "
-        f"{platform.system()} {platform.release()}). Every figure below was measured in that run; a drill, not a "
-        "test: it asserts nothing. What the stack promises is in the integration tests.",
-        "",
-    ]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "drill.md", help="where the report goes")
@@ -306,7 +295,9 @@ def main() -> int:
     report = Report()
     Drill(report).run()
     arguments.out.parent.mkdir(parents=True, exist_ok=True)
-    arguments.out.write_text("\n".join([*preamble(), *report.lines]) + "\n")
+    preamble = report_preamble("The fault drill", "make drill")
+    lines = [*preamble, "A drill, not a test: it asserts nothing.", "", *report.lines]
+    arguments.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {arguments.out}")
     return 0
 

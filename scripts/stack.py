@@ -9,6 +9,7 @@ benchmark and the tests put on it; and the one error shape of a tool (ToolError,
 import fcntl
 import json
 import os
+import platform
 import re
 import socket
 import subprocess
@@ -17,6 +18,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -55,6 +57,19 @@ ROUTED_SERVER = re.compile(r"^\s*server (?P<address>\S+) max_fails=0;$", re.MULT
 def routed_replicas(upstreams: str) -> dict[str, list[str]]:
     """Per service, the addresses (unix:<socket> or ip:port) of the replicas the gateway routes to."""
     return {block["service"]: ROUTED_SERVER.findall(block["servers"]) for block in UPSTREAM_BLOCK.finditer(upstreams)}
+
+
+def report_preamble(title: str, tool: str) -> list[str]:
+    """The first lines of a report a tool writes into docs/: what wrote it, from which commit, when, on what."""
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return [
+        f"# {title}",
+        "",
+        f"Written by `{tool}` ({commit.stdout.strip() or 'no commit'}, {when}, {os.cpu_count()} cores, "
+        f"{platform.system()} {platform.release()}). Every figure below was measured in that one run.",
+        "",
+    ]
 
 
 class ToolError(Exception):

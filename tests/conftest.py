@@ -133,7 +133,12 @@ def pytest_collection_modifyitems(session, config, items):
     order = {SHARED: 0}
     for item in items:
         order.setdefault(stack_group(module_of(item)), len(order))
-    items.sort(key=lambda item: order[stack_group(module_of(item))])  # stable: file order within a group
+
+    def place(item: pytest.Item) -> tuple[int, bool]:
+        module = module_of(item)
+        return order[stack_group(module)], any(mark.name == "runs_last" for mark in module.own_markers)
+
+    items.sort(key=place)  # stable: file order within a group
     LAST_MODULE_OF_GROUP.clear()
     for item in items:
         LAST_MODULE_OF_GROUP[stack_group(module_of(item))] = module_of(item).nodeid

@@ -10,8 +10,9 @@ import pytest
 
 from stack import ACCOUNTS, CATALOG, GATEWAY, GATEWAY_UPSTREAMS, SERVICES, SteadyLoad, routed_replicas, wait_until
 
-# A stack of its own, shared with the other "swarm" modules: it scales, redeploys and kills tasks.
-pytestmark = pytest.mark.own_stack("swarm")
+# No stack of its own, though it scales, redeploys and kills tasks: a second swarm stack would make and leave a
+# swarm of its own under the first. It runs last (conftest.py), after every module that shares the stack.
+pytestmark = pytest.mark.runs_last
 
 HEALTH = f"/api/{ACCOUNTS}/health/"
 

@@ -103,7 +103,7 @@ bench: $(VENV)/.installed
 
 ## bench-smoke: the benchmark in a short mode, only to prove it runs (CI); its figures mean little
 bench-smoke: $(VENV)/.installed
-	$(VENV)/bin/python scripts/bench.py --seconds 1 --out "$$(mktemp -d)"
+	$(VENV)/bin/python scripts/bench.py --smoke --seconds 1 --out "$$(mktemp -d)"
 
 ## drill: a rolling deploy under load and a fault drill on its own copy of the stack; writes docs/drill.md
 drill: $(VENV)/.installed

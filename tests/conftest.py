@@ -31,9 +31,10 @@ if STACK_KIND == "swarm":
     collect_ignore = [path.name for path in Path(__file__).parent.glob("test_*.py") if path.name not in SWARM_MODULES]
 elif STACK_KIND == "compose":
     collect_ignore = ["test_swarm.py"]
-    # README "Add a service" covers docker-compose.yml; it is followed once, on the default database.
+    # What the databases do not change is proven once, on the default one: following README "Add a service"
+    # (docker-compose.yml), and the gateway's TLS and TCP transport, which each start a copy of their own.
     if DATABASE != "sqlite":
-        collect_ignore.append("test_add_a_service.py")
+        collect_ignore += ["test_add_a_service.py", "test_tls.py", "test_transport_tcp.py"]
 else:
     raise SystemExit(f"STACK={STACK_KIND!r}: the suite runs on compose or swarm")
 

@@ -24,8 +24,8 @@ from stack import (
     wait_until,
 )
 
-# A stack of its own, shared with the other "crashes" modules: it kills services mid-order, and takes it down.
-pytestmark = pytest.mark.own_stack("crashes")
+# A stack of its own, shared with the other "outages" modules: it kills and pauses services mid-order.
+pytestmark = pytest.mark.own_stack("outages")
 
 
 def test_orders_killed_while_30_clients_order_leaks_no_stock(stack, make_product, customer):

@@ -4,8 +4,8 @@ import pytest
 
 from stack import ORDERS
 
-# A stack of its own, shared with the other "crashes" modules: it kills services mid-order, and takes it down.
-pytestmark = pytest.mark.own_stack("crashes")
+# A stack of its own, shared with the other "rollouts" modules: it takes the stack down and up.
+pytestmark = pytest.mark.own_stack("rollouts")
 
 
 def test_data_survives_down_and_up(stack, make_product, customer):

@@ -184,7 +184,7 @@ def service_of(container: Container) -> str:
 
 def routes_to(replicas: list[str], container: Container) -> bool:
     """Whether the replicas of an upstream (routed_replicas) include the container: its socket, or its address."""
-    if f"unix:/run/uwsgi/{service_of(container)}/{hostname(container)}.sock" in replicas:
+    if any(replica.endswith(f"/{hostname(container)}.sock") for replica in replicas):
         return True
     addresses = [network["IPAddress"] for network in container.attrs["NetworkSettings"]["Networks"].values()]
     return any(replica.startswith(f"{address}:") for replica in replicas for address in addresses if address)

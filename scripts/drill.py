@@ -271,10 +271,9 @@ class Drill:
             f"p99 {percentiles[98]:.0f} ms, max {max(latencies):.0f} ms."
         )
 
-    def customer(self, username: str) -> dict[str, str]:
-        password = uuid.uuid4().hex
-        self.stack.post(f"/api/{ACCOUNTS}/register", {"username": username, "password": password})
-        return {"Authorization": f"Bearer {self.stack.login(username, password)}"}
+    def customer(self, prefix: str) -> dict[str, str]:
+        """The Authorization header of a newly registered user."""
+        return {"Authorization": self.stack.customer(prefix)["Authorization"]}
 
     def run(self) -> None:
         print(f"Starting the drill stack ({self.stack.project}) ...", flush=True)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -233,6 +234,13 @@ class Stack(ComposeProject):
 
     def post(self, path: str, body, **kwargs) -> requests.Response:
         return self.request("POST", path, json=body, **kwargs)
+
+    def customer(self, prefix: str = "user") -> dict[str, str]:
+        """A newly registered user: its username and its Authorization header."""
+        username, password = f"{prefix}-{uuid.uuid4().hex[:12]}", uuid.uuid4().hex
+        response = self.post(f"/api/{ACCOUNTS}/register", {"username": username, "password": password})
+        assert response.status_code == 201, response.text
+        return {"username": username, "Authorization": f"Bearer {self.login(username, password)}"}
 
     def login(self, username: str, password: str) -> str:
         response = self.post(f"/api/{ACCOUNTS}/login", {"username": username, "password": password})

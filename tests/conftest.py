@@ -177,9 +177,7 @@ def staff_token(stack) -> str:
 @pytest.fixture
 def customer(stack) -> dict[str, str]:
     """A newly registered customer: username and Authorization header."""
-    username, password = f"user-{uuid.uuid4().hex[:12]}", uuid.uuid4().hex
-    assert stack.post(f"/api/{ACCOUNTS}/register", {"username": username, "password": password}).status_code == 201
-    return {"username": username, "Authorization": f"Bearer {stack.login(username, password)}"}
+    return stack.customer()
 
 
 @pytest.fixture

@@ -17,10 +17,11 @@ debian_image="$tag_prefix/debian:$suite"
 python_image="$tag_prefix/python:$suite"
 nginx_image="$tag_prefix/nginx:$suite"
 postgres_image="$tag_prefix/postgres:$suite"
+# Raised when the recipe of the Debian image changes, so an image made by an older one is made again.
+recipe_label=org.microstack.base-recipe
+recipe=2
 
 log() { echo "base-images: $*" >&2; }
-
-image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 
 build_debian_image() {
   local rootfs
@@ -33,9 +34,34 @@ build_debian_image() {
     cp "$ca_bundle" "$rootfs/usr/local/share/ca-certificates/extra-ca.crt"
     chroot "$rootfs" update-ca-certificates >&2
   fi
-  # Keep images small: no package lists or caches in the layer.
-  rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb
-  tar -C "$rootfs" -c . | docker import --change 'CMD ["bash"]' - "$debian_image" >&2
+  slim_rootfs "$rootfs"
+  tar -C "$rootfs" -c . | docker import --change 'CMD ["bash"]' --change "LABEL $recipe_label=$recipe" - "$debian_image" >&2
+}
+
+# What Debian's own slim images leave out, now and in every package installed later: documentation (but the
+# copyright files), manual pages, translations; and apt's caches and package lists, which images never use.
+slim_rootfs() {
+  local rootfs=$1
+  cat >"$rootfs/etc/dpkg/dpkg.cfg.d/slim" <<'EOF'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/lintian/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+EOF
+  cat >"$rootfs/etc/apt/apt.conf.d/slim" <<'EOF'
+APT::Install-Recommends "false";
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+DPkg::Post-Invoke { "rm -rf /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb"; };
+EOF
+  find "$rootfs/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
+  find "$rootfs/usr/share/doc" -mindepth 1 -type d -empty -delete
+  rm -rf "$rootfs"/usr/share/{man,info,groff,lintian}/* "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*
+  find "$rootfs/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} +
 }
 
 build_on_debian() {
@@ -53,10 +79,11 @@ if [[ -n "$ca_bundle" && ! -r "$ca_bundle" ]]; then
   log "CA_BUNDLE=$ca_bundle is not a readable file"; exit 1
 fi
 
-if [[ "${FORCE:-0}" == 1 ]] || ! image_exists "$debian_image"; then
+made_by=$(docker image inspect --format "{{index .Config.Labels \"$recipe_label\"}}" "$debian_image" 2>/dev/null || true)
+if [[ "${FORCE:-0}" == 1 || "$made_by" != "$recipe" ]]; then
   build_debian_image
 else
-  log "$debian_image exists (FORCE=1 rebuilds it)"
+  log "$debian_image exists, made by this recipe (FORCE=1 makes it again)"
 fi
 build_on_debian "$python_image" python.Dockerfile
 build_on_debian "$nginx_image" nginx.Dockerfile

@@ -14,7 +14,7 @@ endif
 export DB
 
 .DEFAULT_GOAL := help
-.PHONY: help lock up down logs deploy lint test unit unit-tests integration test-swarm swarm-up swarm-down swarm-deploy bench bench-smoke drill variants \
+.PHONY: help lock up down logs deploy lint test unit unit-tests integration test-swarm swarm-up swarm-down swarm-deploy bench bench-smoke sizes drill variants \
 	base-images venv clean
 
 ## help: this list: every target, with what it does (the `## target:` lines of this file)
@@ -104,6 +104,10 @@ bench: $(VENV)/.installed
 ## bench-smoke: the benchmark in a short mode, only to prove it runs (CI); its figures mean little
 bench-smoke: $(VENV)/.installed
 	$(VENV)/bin/python scripts/bench.py --smoke --seconds 1 --out "$$(mktemp -d)"
+
+## sizes: image sizes, start time, idle CPU and a one-service rebuild, on its own copy of the stack; docs/sizes.md
+sizes: $(VENV)/.installed
+	$(VENV)/bin/python scripts/sizes.py
 
 ## drill: a rolling deploy under load and a fault drill on its own copy of the stack; writes docs/drill.md
 drill: $(VENV)/.installed

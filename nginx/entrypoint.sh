@@ -30,45 +30,54 @@ TLS_KEY=/run/secrets/gateway_tls_key
 # What nginx last loaded with success, and the watcher's heartbeat and pid.
 APPLIED=${GENERATED}/upstreams.applied
 HEARTBEAT=/tmp/nginx/watcher.heartbeat
+PAUSE_PIPE=/tmp/nginx/watcher.pause
 WATCHER_PID=/tmp/nginx/watcher.pid
 TRANSPORT=${SERVICE_TRANSPORT:-unix}
 TCP_PORT=${SERVICE_TCP_PORT:-3031}
 POLL_SECONDS=${DISCOVERY_POLL_SECONDS:-1}
 REPLICA_DNS_NAME=${REPLICA_DNS_NAME:-"{service}"}
 
+# The replicas of a service, one per line, into the array REPLICAS. With unix sockets this runs no program (a
+# glob is sorted): the watcher lists them every POLL_SECONDS, and an idle gateway should cost next to nothing.
 replicas_of() {
-  local service=$1
+  local service=$1 socket
+  REPLICAS=()
   if [[ "$TRANSPORT" == tcp ]]; then
-    getent ahostsv4 "${REPLICA_DNS_NAME//\{service\}/$service}" | awk -v port="$TCP_PORT" '{print $1 ":" port}' | sort -u
+    mapfile -t REPLICAS < <(getent ahostsv4 "${REPLICA_DNS_NAME//\{service\}/$service}" \
+      | awk -v port="$TCP_PORT" '{print $1 ":" port}' | sort -u)
   else
-    find "$SOCKET_ROOT/$service" -maxdepth 1 -type s -name '*.sock' -printf 'unix:%p\n' | sort
+    for socket in "$SOCKET_ROOT/$service"/*.sock; do
+      [[ -S "$socket" ]] && REPLICAS+=("unix:$socket")
+    done
   fi
+  return 0
 }
 
 # One upstream per service, named after it, listing its replicas; and which names are services, for the one
 # route that takes the service from the path (snippets/routes.inc).
 render_upstreams() {
-  local directory service replica found
+  local directory service replica services=()
+  for directory in "$SOCKET_ROOT"/*/; do
+    directory=${directory%/}
+    services+=("${directory##*/}")
+  done
   echo 'map $route_service $route_service_known {'
   echo '    default 0;'
-  for directory in "$SOCKET_ROOT"/*/; do
-    echo "    $(basename "$directory") 1;"
+  for service in "${services[@]}"; do
+    echo "    $service 1;"
   done
   echo '}'
-  for directory in "$SOCKET_ROOT"/*/; do
-    service=$(basename "$directory")
+  for service in "${services[@]}"; do
     echo "upstream $service {"
-    found=0
-    while read -r replica; do
-      [[ -n "$replica" ]] || continue
+    replicas_of "$service" || return 1
+    for replica in "${REPLICAS[@]}"; do
       # max_fails=0: no error ever marks a replica failed. A client can provoke errors (a reset), and marking
       # would let it take every replica out; a replica that is really gone refuses at once and nginx tries the
       # next (uwsgi_next_upstream).
       echo "    server $replica max_fails=0;"
-      found=1
-    done < <(replicas_of "$service")
+    done
     # No replica at all: nginx answers at once, and the gateway's error page makes that a JSON 503.
-    [[ "$found" == 1 ]] || echo "    server unix:$directory/no-replica.sock down;"
+    ((${#REPLICAS[@]})) || echo "    server unix:$SOCKET_ROOT/$service/no-replica.sock down;"
     echo "}"
   done
 }
@@ -127,10 +136,11 @@ render_all() {
 }
 
 # One pass: the replicas as they are now, applied if they changed. Returns non-zero when they cannot be.
+# APPLIED_TEXT holds what nginx last loaded, so a pass that finds no change reads no file.
 sync_upstreams() {
   local next
   next=$(render_upstreams) || { echo "gateway: could not list the replicas" >&2; return 1; }
-  [[ "$next" != "$(cat "$APPLIED" 2>/dev/null)" ]] || return 0
+  [[ "$next" != "$APPLIED_TEXT" ]] || return 0
   printf '%s\n' "$next" >"$UPSTREAMS"
   if ! nginx -q -t -e stderr -c "$CONFIG/nginx.conf" || ! nginx -e stderr -c "$CONFIG/nginx.conf" -s reload; then
     echo "gateway: reloading the new replicas failed; the last good upstreams stay, trying again" >&2
@@ -138,14 +148,20 @@ sync_upstreams() {
     return 1
   fi
   cp "$UPSTREAMS" "$APPLIED"
+  APPLIED_TEXT=$next
   echo "gateway: replicas changed, nginx reloaded" >&2
 }
 
+# The heartbeat holds the time of the last good pass; writing it, like the wait between passes (a read that
+# times out on a pipe no one writes to), starts no program.
 watch_upstreams() {
   set +o errexit
+  local pause
+  APPLIED_TEXT=$(<"$APPLIED")
+  rm -f "$PAUSE_PIPE" && mkfifo "$PAUSE_PIPE" && exec {pause}<>"$PAUSE_PIPE"
   while true; do
-    sync_upstreams && touch "$HEARTBEAT"
-    sleep "$POLL_SECONDS"
+    sync_upstreams && echo "$EPOCHSECONDS" >"$HEARTBEAT"
+    read -r -t "$POLL_SECONDS" -u "$pause"
   done
 }
 
@@ -164,7 +180,7 @@ mkdir -p "$(dirname "$CONFIG")"
 rm -rf "$CONFIG" && cp -r /etc/nginx "$CONFIG"
 render_all
 cp "$UPSTREAMS" "$APPLIED"
-touch "$HEARTBEAT"
+echo "$EPOCHSECONDS" >"$HEARTBEAT"
 # A socket left by a gateway that was killed would make nginx's bind fail.
 [[ "$INTERNAL_LISTEN" == unix:* ]] && rm -f "${INTERNAL_LISTEN#unix:}"
 

@@ -49,13 +49,15 @@ class Row:
 class Goal:
     what: str
     measured: float
-    comparison: str  # ">=", "<" or "=="
+    comparison: str  # ">=", "<=", "<" or "=="
     target: float
 
     def met(self) -> bool:
         """Judged on the unrounded measurement: 1.197 against ">= 1.2" is a miss."""
         if self.comparison == ">=":
             return self.measured >= self.target
+        if self.comparison == "<=":
+            return self.measured <= self.target
         if self.comparison == "<":
             return self.measured < self.target
         return self.measured == self.target

@@ -1,0 +1,162 @@
+"""What the stack weighs and costs at rest (`make sizes`): image sizes, start time, idle CPU, a one-service rebuild.
+
+On its own copy of the stack (own project name, free port on 127.0.0.1): the size of each image it builds, the
+time `docker compose up --wait` takes from built images to every container healthy (fresh volumes, so migrations
+run), the CPU the idle stack uses (its containers' cgroups; the Docker engine's own share, which runs every
+healthcheck, apart), and the time to rebuild one service's image after a change to its code. It prints the figures
+and the goals, each judged on its unrounded value, and writes them to docs/sizes.md. It asserts nothing.
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from bench import Goal
+from stack import CATALOG, GATEWAY, ROOT, SERVICES, Stack, ToolError, report_preamble, run, timed, tool_main
+
+SERVICE_IMAGE_LIMIT_MB = 150
+GATEWAY_IMAGE_LIMIT_MB = 100
+START_LIMIT_SECONDS = 8
+IDLE_LIMIT_PERCENT = 2
+REBUILD_LIMIT_SECONDS = 10
+# The engine's processes: the daemon, containerd, and the shims that run each container's healthchecks (runc).
+ENGINE_PROCESSES = ("dockerd", "containerd")
+ENGINE_PROCESS_PREFIX = "containerd-shim"
+
+
+def megabytes(size_bytes: int) -> float:
+    """As `docker images` shows sizes: in millions of bytes."""
+    return size_bytes / 1e6
+
+
+def engine_cpu_seconds() -> float:
+    """CPU time the Docker engine's processes and the children they reaped (runc, healthchecks) have used."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for process in Path("/proc").glob("[0-9]*"):
+        try:
+            name = (process / "comm").read_text().strip()
+            if name in ENGINE_PROCESSES or name.startswith(ENGINE_PROCESS_PREFIX):
+                # utime, stime, cutime, cstime: fields 14 to 17, counted after the parenthesised command name.
+                fields = (process / "stat").read_text().rsplit(")", 1)[1].split()
+                total += sum(int(field) for field in fields[11:15])
+        except (OSError, IndexError, ValueError):  # gone meanwhile, or not ours to read
+            continue
+    return total / ticks
+
+
+class Sizes:
+    def __init__(self, idle_seconds: int):
+        self.idle_seconds = idle_seconds
+        self.stack = Stack(f"microstack-sizes-{uuid.uuid4().hex[:8]}")
+        self.lines: list[str] = []
+        self.goals: list[Goal] = []
+
+    def say(self, line: str = "") -> None:
+        self.lines.append(line)
+        print(line, flush=True)
+
+    def run(self) -> None:
+        print(f"Building the stack's images ({self.stack.project}) ...", file=sys.stderr, flush=True)
+        try:
+            self.stack.compose("build", timeout=1800)
+            self.image_sizes()
+            self.start_time()
+            self.idle_cpu()
+            self.rebuild_time()
+        finally:
+            self.stack.down()
+        self.say()
+        self.say("| goal | measured | target | met |")
+        self.say("| --- | ---: | --- | --- |")
+        for goal in self.goals:
+            verdict = "yes" if goal.met() else "MISSED"
+            self.say(f"| {goal.what} | {goal.measured:.2f} | {goal.comparison} {goal.target:g} | {verdict} |")
+
+    def image_sizes(self) -> None:
+        self.say("| image | MB |")
+        self.say("| --- | ---: |")
+        for service in [*SERVICES, GATEWAY]:
+            size = megabytes(self.stack.docker.images.get(self.stack.image_of(service)).attrs["Size"])
+            self.say(f"| {service} | {size:.1f} |")
+            limit = GATEWAY_IMAGE_LIMIT_MB if service == GATEWAY else SERVICE_IMAGE_LIMIT_MB
+            self.goals.append(Goal(f"{service} image, MB", size, "<=", limit))
+        self.say()
+
+    def start_time(self) -> None:
+        _, took = timed(lambda: self.stack.compose("up", "--detach", "--wait", "--wait-timeout", "120", timeout=300))
+        self.say(f"`docker compose up --wait`, built images, fresh volumes: {took:.1f} s")
+        self.goals.append(Goal("start to every container healthy, s", took, "<=", START_LIMIT_SECONDS))
+
+    def container_cpu_seconds(self) -> dict[str, float]:
+        """CPU time each running container of the stack has used so far (its cgroup's total)."""
+        used = {}
+        for container in self.stack.containers():
+            stats = self.stack.docker.api.stats(container.id, stream=False, one_shot=True)
+            used[container.name] = stats["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
+        return used
+
+    def idle_cpu(self) -> None:
+        time.sleep(5)  # what starting leaves behind (the first cron run, say) is not idleness
+        containers_before, engine_before, started = self.container_cpu_seconds(), engine_cpu_seconds(), time.monotonic()
+        time.sleep(self.idle_seconds)
+        containers_after, engine_after = self.container_cpu_seconds(), engine_cpu_seconds()
+        elapsed = time.monotonic() - started
+        self.say(f"Idle CPU over {elapsed:.0f} s, % of one core:")
+        self.say()
+        self.say("| container | % |")
+        self.say("| --- | ---: |")
+        total = 0.0
+        for name in sorted(containers_after):
+            percent = 100 * (containers_after[name] - containers_before.get(name, containers_after[name])) / elapsed
+            total += percent
+            self.say(f"| {name.removeprefix(self.stack.project + '-')} | {percent:.2f} |")
+        self.say(f"| **the stack's containers** | **{total:.2f}** |")
+        engine = 100 * (engine_after - engine_before) / elapsed
+        self.say(f"| the Docker engine (all of it, healthchecks included) | {engine:.2f} |")
+        self.say()
+        self.goals.append(Goal("idle CPU of the stack's containers, % of one core", total, "<", IDLE_LIMIT_PERCENT))
+
+    def rebuild_time(self) -> None:
+        """A copy of the tree, built, then built again after a change to one service's code: the second build."""
+        with tempfile.TemporaryDirectory() as directory:
+            tree = Path(directory) / "tree"
+            ignored = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*_cache", "docs", "tests")
+            shutil.copytree(ROOT, tree, ignore=ignored)
+            image = self.stack.image_of(CATALOG)
+            command = ("docker", "compose", "--project-name", self.stack.project, "build", CATALOG)
+            run(*command, cwd=tree, timeout=900)
+            before = self.stack.docker.images.get(image).id
+            with (tree / CATALOG / "config" / "urls.py").open("a") as code:
+                code.write(f"# changed at {time.time()}\n")
+            _, took = timed(lambda: run(*command, cwd=tree, timeout=900))
+            if self.stack.docker.images.get(image).id == before:
+                raise ToolError(f"changing {CATALOG}'s code did not change its image")
+        self.say(f"Rebuild of {CATALOG}'s image after a change to its code: {took:.1f} s")
+        self.goals.append(Goal("rebuild after a one-service code change, s", took, "<=", REBUILD_LIMIT_SECONDS))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--idle-seconds", type=int, default=30, help="how long the idle CPU is measured")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where sizes.md goes")
+    arguments = parser.parse_args()
+    sizes = Sizes(arguments.idle_seconds)
+
+    def work() -> None:
+        sizes.run()
+        arguments.out.mkdir(parents=True, exist_ok=True)
+        preamble = report_preamble("Image sizes, start time, idle CPU and a one-service rebuild", "make sizes")
+        (arguments.out / "sizes.md").write_text("\n".join([*preamble, *sizes.lines]) + "\n")
+        print(f"wrote {arguments.out / 'sizes.md'}")
+
+    return tool_main("sizes", work)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -57,9 +57,10 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/bandit -q -r servicekit/servicekit $(SERVICES) -x '*/tests/*,*/migrations/*,servicekit/servicekit/testing.py'
 	$(VENV)/bin/hadolint servicekit/Dockerfile nginx/Dockerfile database/Dockerfile base/*.Dockerfile
-	# The stack with every override merged: each service, the gateway with TLS, and each database.
+	# The stack with every override merged: each service, the gateway with TLS, each database, the bench's rows.
 	merged=$$(mktemp --suffix=.yml) && GATEWAY_TLS_CERT=/dev/null GATEWAY_TLS_KEY=/dev/null COMPOSE_FILE= \
-	  docker compose -f docker-compose.yml -f docker-compose.tls.yml -f docker-compose.postgres.yml config >"$$merged" \
+	  docker compose -f docker-compose.yml -f docker-compose.tls.yml -f docker-compose.postgres.yml \
+	    -f docker-compose.bench.yml --profile bench-rows config >"$$merged" \
 	  && $(VENV)/bin/compose-lint check --quiet --strict-config --fail-on low "$$merged"; \
 	  status=$$?; rm -f "$$merged"; exit $$status
 	docker stack config --compose-file docker-stack.yml >/dev/null
@@ -136,7 +137,7 @@ LOCK := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip
 
 ## lock: lock every dependency with hashes: servicekit/requirements.lock (every image), requirements-dev.lock (host)
 lock: $(VENV)/.installed
-	$(LOCK) --extra server --extra postgres --output-file servicekit/requirements.lock servicekit/pyproject.toml \
+	$(LOCK) --extra server --extra postgres --extra bench-peers --output-file servicekit/requirements.lock servicekit/pyproject.toml \
 	  servicekit/build-requirements.txt $(SERVICES:%=%/requirements.txt)
 	$(LOCK) --extra postgres --output-file requirements-dev.lock servicekit/pyproject.toml \
 	  $(SERVICES:%=%/requirements.txt) requirements-dev.txt

@@ -3,8 +3,11 @@
 It starts its own copy of the stack (own project name, free port on 127.0.0.1), reconfigures one service at a
 time (workers, threads, replicas, transport, database connections), drives it with wrk for a bounded time per
 row, and prints a table of requests per second, p50 and p99 latency, errors and the CPU the driven service used
-per request, then the goals: each a ratio within this run, judged on its unrounded value. It writes the tables
-(bench.md) and a chart (bench.png) into --out. A benchmark, not a test: nothing here asserts a figure.
+per request, then the goals: each a ratio within this run, judged on its unrounded value. Besides the stack's
+own rows: the limits (a bare WSGI callable and a bare Django view on the same uWSGI socket) and the peers (the
+same endpoint on gunicorn and on uWSGI's http-socket, behind proxy_pass), all from the catalog's image
+(docker-compose.bench.yml). It writes the tables (bench.md) and a chart (bench.png) into --out. A benchmark, not
+a test: nothing here asserts a figure.
 """
 
 import argparse
@@ -18,7 +21,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from stack import ACCOUNTS, CATALOG, GATEWAY, ROOT, Stack, report_preamble
+from stack import ACCOUNTS, CATALOG, GATEWAY, ROOT, Stack, ToolError, report_preamble, wait_until
 
 MINIMAL = f"/api/{CATALOG}/health/"
 LOGIN = f"/api/{ACCOUNTS}/login"
@@ -31,6 +34,17 @@ UNLIMITED = {
     "GATEWAY_CONNECTIONS_PER_CLIENT": "4096",
     "LOGINS_AT_ONCE": "64",
 }
+# The same minimal endpoint served other ways (docker-compose.bench.yml, profile bench-rows): (row, service).
+BARE_WSGI = "bare WSGI callable, uWSGI socket, 2 workers"
+BARE_DJANGO = "bare Django view, no middleware, uWSGI socket, 2 workers"
+GUNICORN = "gunicorn, 2 sync workers, behind proxy_pass over TCP"
+HTTP_SOCKET = "uWSGI http-socket, 2 workers, behind proxy_pass over TCP"
+OTHERS = [
+    (BARE_WSGI, "bare-wsgi"),
+    (BARE_DJANGO, "bare-django"),
+    (GUNICORN, "peer-gunicorn"),
+    (HTTP_SOCKET, "peer-http-socket"),
+]
 
 
 @dataclass
@@ -41,8 +55,8 @@ class Row:
     p99_ms: float
     requests: int
     errors: int
-    # CPU time the containers of the driven service (the gateway for its own row) used, per request.
-    cpu_ms_per_request: float = 0.0
+    # CPU seconds the containers of the driven service (the gateway for its own row) used per 1,000 requests.
+    cpu_seconds_per_1000: float = 0.0
 
 
 @dataclass
@@ -115,7 +129,7 @@ class Bench:
         self.seconds = seconds
         self.smoke = smoke
         self.connections = connections
-        self.stack = Stack(f"microstack-bench-{uuid.uuid4().hex[:8]}", UNLIMITED)
+        self.stack = Stack(f"microstack-bench-{uuid.uuid4().hex[:8]}", UNLIMITED, ("docker-compose.bench.yml",))
         self.rows: list[Row] = []
 
     def wrk_once(self, path: str, *, connections: int, script: str, seconds: int, name: str = "") -> Row:
@@ -141,7 +155,7 @@ class Bench:
         row = self.wrk_once(
             path, connections=connections or self.connections, script=script, seconds=self.seconds, name=name
         )
-        row.cpu_ms_per_request = 1000 * (self.cpu_seconds(service) - cpu_before) / max(row.requests, 1)
+        row.cpu_seconds_per_1000 = 1000 * (self.cpu_seconds(service) - cpu_before) / max(row.requests, 1)
         self.rows.append(row)
         print(format_row(row), flush=True)
         return row
@@ -160,6 +174,21 @@ class Bench:
             connections=connections,
             script=wrk_script(delay_ms=pause_ms),
         )
+
+    def others(self) -> None:
+        """The limits and the peers, each on the catalog's minimal endpoint; they run only for their rows."""
+        services = [service for _, service in OTHERS]
+        profile = ("--profile", "bench-rows")
+        self.stack.compose(*profile, "up", "--detach", "--wait", *services, timeout=600)
+        try:
+            # The gateway routes a new socket within its watcher's pass (a second).
+            paths = [f"/api/{service}/health/" for service in services]
+            if not wait_until(lambda: all(self.stack.answers(path) for path in paths), timeout=30):
+                raise ToolError(f"not all of {', '.join(paths)} answer 200 through the gateway")
+            for (name, service), path in zip(OTHERS, paths, strict=True):
+                self.wrk(name, path, service=service)
+        finally:
+            self.stack.compose(*profile, "rm", "--stop", "--force", *services, timeout=120)
 
     def configure(self, **environment: str) -> None:
         """Recreates what the change touches (compose compares the configuration) and waits for health."""
@@ -182,8 +211,9 @@ class Bench:
         login = wrk_script(body={"username": USERNAME, "password": PASSWORD})
         print(header(), flush=True)
         self.wrk("gateway /healthz (ceiling)", "/healthz", service=GATEWAY)
-        if self.smoke:  # one row of each kind (plain, rated, reconfigured, replicas): only to prove each path runs
+        if self.smoke:  # one row of each kind (plain, others, rated, reconfigured, replicas): to prove each runs
             self.wrk("minimal endpoint, 2 workers", MINIMAL, service=CATALOG)
+            self.others()
             self.rated(MINIMAL, 0.7 * self.rows[-1].requests_per_second)
             self.configure(SERVICE1_PROCESSES="1", SERVICE1_THREADS="1")
             self.wrk("login, 1 worker", LOGIN, service=ACCOUNTS, connections=8, script=login)
@@ -195,6 +225,7 @@ class Bench:
             self.configure(SERVICE2_PROCESSES=str(workers))
             self.wrk(f"minimal endpoint, {workers} worker{'s' * (workers > 1)}", MINIMAL, service=CATALOG)
         self.rated(MINIMAL, 0.7 * self.rows[-1].requests_per_second)
+        self.others()
         self.configure(SERVICE2_THREADS="1")
         self.wrk("minimal endpoint, 2 workers, 1 thread each", MINIMAL, service=CATALOG)
         self.configure(DB_CONN_MAX_AGE="0")
@@ -218,7 +249,7 @@ class Bench:
 
 def header() -> str:
     return (
-        "| row | req/s | p50 ms | p99 ms | requests | errors | CPU ms/request |\n"
+        "| row | req/s | p50 ms | p99 ms | requests | errors | CPU s / 1,000 requests |\n"
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
     )
 
@@ -226,7 +257,7 @@ def header() -> str:
 def format_row(row: Row) -> str:
     return (
         f"| {row.name} | {row.requests_per_second:.0f} | {row.p50_ms:.2f} | {row.p99_ms:.2f} "
-        f"| {row.requests} | {row.errors} | {row.cpu_ms_per_request:.3f} |"
+        f"| {row.requests} | {row.errors} | {row.cpu_seconds_per_1000:.3f} |"
     )
 
 
@@ -238,7 +269,11 @@ RATE_GOALS = [
     ("login 2 workers / 1 worker", "login, 2 workers", "login, 1 worker", ">=", 1.8),
     ("login 2 replicas / 1 worker", "login, 2 replicas of 1 worker", "login, 1 worker", ">=", 1.8),
     ("unix socket / TCP (minimal, 2 workers)", MINIMAL_2, "minimal endpoint, 2 workers, TCP", ">=", 1.2),
+    ("minimal endpoint / gunicorn behind proxy_pass", MINIMAL_2, GUNICORN, ">=", 1.3),
+    ("minimal endpoint / uWSGI http-socket behind proxy_pass", MINIMAL_2, HTTP_SOCKET, ">=", 1.0),
 ]
+# What servicekit costs over Django alone, in the catalog's CPU per request: (what, numerator, denominator, target).
+CPU_GOALS = [("servicekit's CPU per request / the bare Django view's", MINIMAL_2, BARE_DJANGO, 1.15)]
 # What one change buys the minimal endpoint: its row is MINIMAL_2 with the change appended.
 CHANGES = ["1 thread each", "a new database connection per request", "no service access log"]
 
@@ -253,6 +288,11 @@ def goals(rows: dict[str, Row]) -> list[Goal]:
         Goal(what, rate_ratio(rows[top], rows[bottom]), comparison, target)
         for what, top, bottom, comparison, target in RATE_GOALS
         if top in rows and bottom in rows
+    ]
+    found += [
+        Goal(what, rows[top].cpu_seconds_per_1000 / rows[bottom].cpu_seconds_per_1000, "<=", target)
+        for what, top, bottom, target in CPU_GOALS
+        if top in rows and bottom in rows and rows[bottom].cpu_seconds_per_1000 > 0
     ]
     if RATED in rows:
         found.append(Goal("p99 ms of the minimal endpoint at 70% of its peak", rows[RATED].p99_ms, "<", 10))

@@ -58,7 +58,7 @@ def main() -> int:
     services = sorted(ROOT.glob("*/config/settings.py"))
     service_pins = [pin for path in services for pin in pins_in_requirements(path.parent.parent / "requirements.txt")]
     build_pins = pins_in_requirements(ROOT / "servicekit" / "build-requirements.txt")
-    found = problems(IMAGE_LOCK, [*pins_of_servicekit("server", "postgres"), *service_pins, *build_pins])
+    found = problems(IMAGE_LOCK, [*pins_of_servicekit("server", "postgres", "bench-peers"), *service_pins, *build_pins])
     dev_pins = pins_in_requirements(ROOT / "requirements-dev.txt")
     found += problems(DEV_LOCK, [*pins_of_servicekit("postgres"), *service_pins, *dev_pins])
     for problem in found:

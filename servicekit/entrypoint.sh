@@ -58,6 +58,8 @@ uwsgi_options=(--ini /etc/uwsgi/uwsgi.ini)
 [[ -f uwsgi.ini ]] && uwsgi_options+=(--ini uwsgi.ini)
 # Adaptive workers: keep CHEAPER workers when idle, up to UWSGI_PROCESSES under load.
 [[ -n "${CHEAPER:-}" ]] && uwsgi_options+=(--cheaper "$CHEAPER" --cheaper-initial "$CHEAPER" --cheaper-algo spare)
+# The container's command adds options last, so they win: `--module <another application>` (make bench's rows).
+uwsgi_options+=("$@")
 
 [[ "$stopping" == 1 ]] && exit 0
 serving=1

@@ -6,10 +6,18 @@ PYTHON ?= python3
 # DB=postgres gives each service a PostgreSQL server of its own (docker-compose.postgres.yml) in everything below
 # that runs the stack; DB=sqlite (the default) keeps each service on SQLite in its volume. `make test` without DB
 # runs the tests on both, then on Swarm.
+# On engines with the healthcheck's start_interval (Docker 25 and later), the commands below also add
+# docker-compose.start-interval.yml: checks every second while a container starts, every 30 s after. Not when
+# COMPOSE_FILE is already chosen (here or in .env): that choice stands.
+start_interval_file = $(if $(shell scripts/engine-has-start-interval.sh && echo yes),:docker-compose.start-interval.yml)
 ifeq ($(DB),postgres)
-export COMPOSE_FILE := docker-compose.yml:docker-compose.postgres.yml
+export COMPOSE_FILE := docker-compose.yml:docker-compose.postgres.yml$(start_interval_file)
 else ifneq ($(filter-out sqlite,$(DB)),)
 $(error DB=$(DB): choose sqlite or postgres)
+else ifeq ($(origin COMPOSE_FILE)$(shell grep -qs '^COMPOSE_FILE=' .env && echo ' in .env'),undefined)
+ifneq ($(start_interval_file),)
+export COMPOSE_FILE := docker-compose.yml$(start_interval_file)
+endif
 endif
 export DB
 
@@ -60,7 +68,7 @@ lint: $(VENV)/.installed
 	# The stack with every override merged: each service, the gateway with TLS, each database, the bench's rows.
 	merged=$$(mktemp --suffix=.yml) && GATEWAY_TLS_CERT=/dev/null GATEWAY_TLS_KEY=/dev/null COMPOSE_FILE= \
 	  docker compose -f docker-compose.yml -f docker-compose.tls.yml -f docker-compose.postgres.yml \
-	    -f docker-compose.bench.yml --profile bench-rows config >"$$merged" \
+	    -f docker-compose.bench.yml -f docker-compose.start-interval.yml --profile bench-rows config >"$$merged" \
 	  && $(VENV)/bin/compose-lint check --quiet --strict-config --fail-on low "$$merged"; \
 	  status=$$?; rm -f "$$merged"; exit $$status
 	docker stack config --compose-file docker-stack.yml >/dev/null

@@ -21,7 +21,17 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from stack import ACCOUNTS, CATALOG, GATEWAY, ROOT, Stack, ToolError, report_preamble, wait_until
+from stack import (
+    ACCOUNTS,
+    CATALOG,
+    GATEWAY,
+    ROOT,
+    Stack,
+    ToolError,
+    container_cpu_seconds,
+    report_preamble,
+    wait_until,
+)
 
 MINIMAL = f"/api/{CATALOG}/health/"
 LOGIN = f"/api/{ACCOUNTS}/login"
@@ -143,11 +153,7 @@ class Bench:
 
     def cpu_seconds(self, service: str) -> float:
         """CPU time the running containers of service have used so far (their cgroups' total)."""
-        total_ns = 0
-        for container in self.stack.containers(service):
-            stats = self.stack.docker.api.stats(container.id, stream=False, one_shot=True)
-            total_ns += stats["cpu_stats"]["cpu_usage"]["total_usage"]
-        return total_ns / 1e9
+        return sum(container_cpu_seconds(container) for container in self.stack.containers(service))
 
     def wrk(self, name: str, path: str, *, service: str, connections: int | None = None, script: str = "") -> Row:
         """One recorded row, with the CPU service used per request while it ran."""

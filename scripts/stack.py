@@ -142,6 +142,31 @@ def timed(call: Callable):
     return result, time.monotonic() - started
 
 
+# Where a container's CPU time is kept, by cgroup version and Docker's cgroup driver: (file, field or None).
+CGROUP_CPU_FILES = [
+    ("/sys/fs/cgroup/cpuacct/docker/{id}/cpuacct.usage", None),  # v1, cgroupfs: nanoseconds
+    ("/sys/fs/cgroup/cpuacct/system.slice/docker-{id}.scope/cpuacct.usage", None),  # v1, systemd
+    ("/sys/fs/cgroup/system.slice/docker-{id}.scope/cpu.stat", "usage_usec"),  # v2, systemd
+    ("/sys/fs/cgroup/docker/{id}/cpu.stat", "usage_usec"),  # v2, cgroupfs
+]
+
+
+def container_cpu_seconds(container: Container) -> float:
+    """CPU time a running container has used so far, read from its cgroup at this instant (the stats API
+    averages over a second on older engines); the stats API where the cgroup is not visible (a remote engine)."""
+    for pattern, field in CGROUP_CPU_FILES:
+        path = Path(pattern.format(id=container.id))
+        if not path.exists():
+            continue
+        text = path.read_text()
+        if field is None:
+            return int(text) / 1e9
+        usage = dict(line.split() for line in text.splitlines())
+        return int(usage[field]) / 1e6
+    stats = container.client.api.stats(container.id, stream=False, one_shot=True)
+    return stats["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
+
+
 class ComposeProject:
     """A Compose project of this stack: `docker compose` run for it, its containers by their labels, its images."""
 

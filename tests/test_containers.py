@@ -1,7 +1,7 @@
 """What the containers are: one per service (and one per database, on PostgreSQL) plus the gateway, healthy,
 unprivileged, with private sockets."""
 
-from stack import DATABASE_SERVICES, GATEWAY, SERVICES
+from stack import CATALOG, DATABASE_SERVICES, GATEWAY, SERVICES, container_cpu_seconds
 
 
 def test_one_container_per_service_and_its_database_plus_the_gateway(stack):
@@ -55,3 +55,15 @@ def test_a_service_cannot_see_another_service_socket(stack):
     first, second = SERVICES[0], SERVICES[1]
     result = stack.container(first).exec_run(["ls", f"/run/uwsgi/{second}"])
     assert result.exit_code != 0
+
+
+def test_the_cpu_time_the_tools_read_is_the_containers_own(stack):
+    # make bench and make sizes read a container's CPU time from its cgroup: it must be the one the engine
+    # reports for that container, between a read before the engine's figure and one after.
+    container = stack.container(CATALOG)
+    before = container_cpu_seconds(container)
+    for _ in range(50):
+        stack.get(f"/api/{CATALOG}/health/")
+    reported = stack.docker.api.stats(container.id, stream=False)["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
+    after = container_cpu_seconds(container)
+    assert before < reported <= after

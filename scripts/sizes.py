@@ -27,6 +27,7 @@ from pathlib import Path
 from bench import Goal
 from stack import (
     CATALOG,
+    DATABASE_SERVICES,
     GATEWAY,
     ROOT,
     SERVICES,
@@ -160,13 +161,17 @@ class Sizes:
         self.say()
 
     def all_healthy(self) -> bool:
-        states = [container.attrs["State"] for container in self.stack.containers()]
-        return all(state.get("Health", {}).get("Status") == "healthy" for state in states)
+        """Every container of the stack has passed its healthcheck (KeyError for one that has none)."""
+        return all(self.stack.is_healthy(service) for service in [*SERVICES, *DATABASE_SERVICES, GATEWAY])
 
     def start_time(self, variant: str = "") -> None:
         _, took = timed(lambda: self.stack.compose("up", "--detach", "--wait", "--wait-timeout", "120", timeout=300))
         # --wait returns at once for a container without a healthcheck: each must have passed one.
-        if not self.all_healthy():
+        try:
+            healthy = self.all_healthy()
+        except KeyError:
+            healthy = False
+        if not healthy:
             raise ToolError("a container has no healthcheck, or has not passed it")
         self.say(f"`docker compose up --wait`, built images, fresh volumes: {took:.1f} s")
         self.say()

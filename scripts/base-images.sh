@@ -4,8 +4,12 @@
 #
 # debootstrap makes a minimal Debian root file system, `docker import` turns it into an image, and small
 # Dockerfiles in base/ add Python, nginx or PostgreSQL with apt. An optional CA bundle (CA_BUNDLE) is trusted by
-# all, for networks whose TLS is intercepted by a proxy. The last lines printed are PYTHON_IMAGE=…, NGINX_IMAGE=…
-# and POSTGRES_IMAGE=…, ready for `export` or for .env.
+# all, for networks whose TLS is intercepted by a proxy. The images are named in the project's .env
+# (PYTHON_IMAGE=…, NGINX_IMAGE=…, POSTGRES_IMAGE=…), which Compose reads in every later shell, and printed.
+#
+# Settings (environment): CA_BUNDLE (a PEM file to trust), BASE_IMAGE_PREFIX (the images' names,
+# microstack-base/…: tags are global on an engine, so projects sharing one pick their own), DEBIAN_SUITE
+# (trixie), DEBIAN_MIRROR, FORCE=1 (debootstrap again even if the Debian image is up to date).
 set -o errexit -o nounset -o pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -89,6 +93,6 @@ build_on_debian "$python_image" python.Dockerfile
 build_on_debian "$nginx_image" nginx.Dockerfile
 build_on_debian "$postgres_image" postgres.Dockerfile
 
-echo "PYTHON_IMAGE=$python_image"
-echo "NGINX_IMAGE=$nginx_image"
-echo "POSTGRES_IMAGE=$postgres_image"
+images=("PYTHON_IMAGE=$python_image" "NGINX_IMAGE=$nginx_image" "POSTGRES_IMAGE=$postgres_image")
+"$here/scripts/set-env.sh" "${images[@]}"
+printf '%s\n' "${images[@]}"

@@ -10,7 +10,6 @@ gateway and applied with a graceful reload; an invalid one is refused and the ru
 
 import argparse
 import io
-import json
 import subprocess
 import sys
 import tarfile
@@ -19,7 +18,16 @@ from pathlib import Path
 
 from docker.models.containers import Container
 
-from stack import GATEWAY, GATEWAY_UPSTREAMS, ComposeProject, ToolError, routed_replicas, run, tool_main
+from stack import (
+    GATEWAY,
+    GATEWAY_UPSTREAMS,
+    SERVICES,
+    ComposeProject,
+    ToolError,
+    compose_project_name,
+    routed_replicas,
+    tool_main,
+)
 
 # Where the gateway runs its configuration from (see nginx/entrypoint.sh).
 LIVE_CONFIG = "/tmp/nginx/conf"
@@ -120,6 +128,7 @@ class Deployment(ComposeProject):
     # --- the gateway ----------------------------------------------------------------------------------------
 
     def reload_gateway(self, build: bool, config_dir: Path | None) -> None:
+        gateway = self.gateway()  # before building: a stack that is not running has nothing to reload
         if config_dir is None:
             if build:
                 say("building the gateway image")
@@ -127,7 +136,6 @@ class Deployment(ComposeProject):
             archive = self.config_from_image()
         else:
             archive = config_from_directory(config_dir)
-        gateway = self.gateway()
         self.exec_in_gateway("rm", "-rf", STAGED_CONFIG)
         self.unpack_in_gateway(archive, ARCHIVE_TARGET)
         try:
@@ -157,11 +165,6 @@ class Deployment(ComposeProject):
             return b"".join(stream)
         finally:
             container.remove()
-
-
-def compose_project_name() -> str:
-    """The project name Compose itself would use here: COMPOSE_PROJECT_NAME, .env, or the file's `name:`."""
-    return json.loads(run("docker", "compose", "config", "--format", "json").stdout)["name"]
 
 
 def config_from_directory(directory: Path) -> bytes:
@@ -205,6 +208,8 @@ def main() -> int:
     arguments = parser.parse_args()
 
     def deploy() -> None:
+        if arguments.service not in [*SERVICES, GATEWAY]:
+            raise DeployError(f"unknown service {arguments.service!r}: choose one of {', '.join([*SERVICES, GATEWAY])}")
         deployment = Deployment(arguments.project or compose_project_name(), arguments.timeout)
         if arguments.service == GATEWAY:
             deployment.reload_gateway(build=not arguments.no_build, config_dir=arguments.config_dir)

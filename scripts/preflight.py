@@ -1,0 +1,94 @@
+"""What `make up` checks before it builds or starts anything, so a stack never comes up half way.
+
+- The gateway's host port is free (or already this project's gateway's): otherwise Compose would create every
+  container and leave the gateway "Created".
+- Every base image the Dockerfiles start from is on this engine, or can be pulled: otherwise the build fails
+  with a registry lookup error that names no way out. Without a registry, `make base-images` builds them.
+
+Runs on the host's own Python (no venv, no Docker SDK): it is the first thing a newcomer runs.
+"""
+
+import errno
+import json
+import socket
+import subprocess
+import sys
+
+BASE_IMAGE_ARGUMENTS = ("PYTHON_IMAGE", "NGINX_IMAGE", "POSTGRES_IMAGE")
+
+
+def docker(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", *arguments], capture_output=True, text=True)
+
+
+def port_problem(config: dict) -> str | None:
+    project = config["name"]
+    for service, spec in config["services"].items():
+        for port in spec.get("ports", []):
+            address, published = port.get("host_ip") or "0.0.0.0", int(port["published"])  # noqa: S104 (as Compose)
+            ours = docker(
+                "ps",
+                "--quiet",
+                "--filter",
+                f"label=com.docker.compose.project={project}",
+                "--filter",
+                f"label=com.docker.compose.service={service}",
+                "--filter",
+                f"publish={published}",
+            ).stdout.strip()
+            if ours:
+                continue
+            with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as probe:
+                try:
+                    probe.bind((address, published))
+                except OSError as error:
+                    if error.errno != errno.EADDRINUSE:
+                        raise
+                    return (
+                        f"{address}:{published}, where the gateway would listen, is taken by another program. "
+                        f"Stop it, or choose another port: GATEWAY_PORT={published + 1} in .env "
+                        f"(or `GATEWAY_PORT={published + 1} make up`)."
+                    )
+    return None
+
+
+def base_image_problems(config: dict) -> list[str]:
+    images = sorted(
+        {
+            value
+            for spec in config["services"].values()
+            for name, value in ((spec.get("build") or {}).get("args") or {}).items()
+            if name in BASE_IMAGE_ARGUMENTS
+        }
+    )
+    problems = []
+    for image in images:
+        if docker("image", "inspect", image).returncode == 0:
+            continue
+        print(f"up: pulling the base image {image}", file=sys.stderr)
+        pulled = docker("pull", "--quiet", image)
+        if pulled.returncode != 0:
+            reason = (pulled.stderr.strip().splitlines() or ["no reason given"])[-1]
+            problems.append(f"the base image {image} is not on this engine and cannot be pulled ({reason}).")
+    if problems:
+        problems.append(
+            "No registry here? `make base-images` builds the base images from Debian packages and names them "
+            "in .env, for every later command (README: Building without a registry)."
+        )
+    return problems
+
+
+def main() -> int:
+    rendered = subprocess.run(["docker", "compose", "config", "--format", "json"], capture_output=True, text=True)
+    if rendered.returncode != 0:
+        print(f"up: {rendered.stderr.strip()}", file=sys.stderr)
+        return 1
+    config = json.loads(rendered.stdout)
+    problems = [problem for problem in [port_problem(config)] if problem] + base_image_problems(config)
+    for problem in problems:
+        print(f"up: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

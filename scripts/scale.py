@@ -1,0 +1,63 @@
+"""Scales one service of the running stack and keeps the setting (`make scale SERVICE=service1 REPLICAS=3`).
+
+Replicas and workers are written to .env (SERVICEn_REPLICAS, SERVICEn_PROCESSES, SERVICEn_THREADS), which Compose
+reads on every later command: a plain `docker compose up -d` keeps them, and every replica runs the same workers.
+`docker compose up --scale` alone lasts until the next `up`; worker settings given only in a shell's environment
+last that shell, and replicas started later in another shell would run other workers.
+"""
+
+import argparse
+import subprocess
+import sys
+
+from stack import ROOT, SERVICES, ComposeProject, ToolError, compose_project_name, tool_main
+
+
+def say(message: str) -> None:
+    print(f"scale: {message}", flush=True)
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def environment_of(container, name: str) -> str:
+    prefix = f"{name}="
+    return next((item[len(prefix) :] for item in container.attrs["Config"]["Env"] if item.startswith(prefix)), "?")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("service", help=f"one of {', '.join(SERVICES)}")
+    parser.add_argument("--replicas", type=positive, help="containers of the service")
+    parser.add_argument("--processes", type=positive, help="uWSGI worker processes in each")
+    parser.add_argument("--threads", type=positive, help="threads in each worker process")
+    arguments = parser.parse_args()
+
+    def scale() -> None:
+        if arguments.service not in SERVICES:
+            raise ToolError(f"unknown service {arguments.service!r}: choose one of {', '.join(SERVICES)}")
+        prefix = arguments.service.upper()
+        settings = {"REPLICAS": arguments.replicas, "PROCESSES": arguments.processes, "THREADS": arguments.threads}
+        chosen = [f"{prefix}_{name}={value}" for name, value in settings.items() if value is not None]
+        if not chosen:
+            raise ToolError("nothing to change: give REPLICAS=, PROCESSES= or THREADS=")
+        project = ComposeProject(compose_project_name())
+        subprocess.run([str(ROOT / "scripts" / "set-env.sh"), *chosen], check=True)
+        say(f"applying .env to project {project.project} (replicas whose settings changed are replaced)")
+        project.compose("up", "--detach", "--wait", timeout=600)
+        replicas = sorted(project.containers(arguments.service), key=lambda container: container.name)
+        say(f"{arguments.service} runs {len(replicas)} replica(s):")
+        for container in replicas:
+            processes = environment_of(container, "UWSGI_PROCESSES")
+            threads = environment_of(container, "UWSGI_THREADS")
+            print(f"  {container.name}  {processes} processes x {threads} threads")
+
+    return tool_main("scale", scale)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

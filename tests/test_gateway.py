@@ -31,10 +31,20 @@ def test_a_service_the_stack_does_not_have_is_a_json_404(stack, path):
     assert response.json()["error"]["code"] == "not_found"
 
 
-def test_service_prefix_without_slash_redirects_relatively(stack):
-    response = stack.get(f"/api/{SERVICES[0]}", allow_redirects=False)
-    assert response.status_code == 301
-    assert response.headers["Location"] == f"/api/{SERVICES[0]}/"
+@pytest.mark.parametrize("suffix", ["", "/"])
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_service_prefix_names_the_service_and_links_to_what_it_serves(stack, service, suffix):
+    response = stack.get(f"/api/{service}{suffix}", allow_redirects=False)
+    assert response.status_code == 200
+    assert response.json()["service"] == service
+    for link in response.json()["links"].values():
+        assert stack.get(link).status_code == 200, link
+
+
+@pytest.mark.parametrize("path", ["/health", "/health/", "/products", "/products/"])
+def test_a_path_answers_with_or_without_its_trailing_slash(stack, path):
+    service = SERVICES[0] if path.startswith("/health") else SERVICES[1]
+    assert stack.get(f"/api/{service}{path}", allow_redirects=False).status_code == 200
 
 
 def test_client_request_id_is_returned_by_the_service(stack):

@@ -199,6 +199,14 @@ def test_a_login_flood_gets_429s_while_other_clients_order_and_read_their_feed_f
     assert len(latencies) >= 100 and p99 < seconds(0.5), (len(latencies), p99, flood.outcomes)
 
 
+def test_logins_with_a_trailing_slash_meet_the_same_limit(stack):
+    """The services answer /login/ as /login: the gateway's login limit must count that form too."""
+    with LoginFlood(stack, threads=10, seconds=4, path=f"/api/{ACCOUNTS}/login/") as flood:
+        pass
+    assert flood.outcomes["429"] > 0, flood.outcomes
+    assert flood.outcomes["401"] > 0, flood.outcomes
+
+
 # --- hardening ------------------------------------------------------------------------------------------------
 
 

@@ -48,8 +48,17 @@ def test_register_twice_is_a_conflict(client):
     assert response.json()["error"]["code"] == "username_taken"
 
 
-def test_login_with_a_wrong_password_is_401(client, token):
-    response = post_json(client, "/login", {"username": "ada", "password": "wrong password"})
+def test_register_with_another_case_of_a_taken_name_is_a_conflict(client):
+    post_json(client, "/register", {"username": "ada", "password": "correct horse"})
+    response = post_json(client, "/register", {"username": "Ada", "password": "another one"})
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "username_taken"
+    assert User.objects.count() == 1
+
+
+@pytest.mark.parametrize("password", ["wrong password", "short", "", "x" * 200])
+def test_login_with_a_wrong_password_of_any_length_is_401(client, token, password):
+    response = post_json(client, "/login", {"username": "ada", "password": password})
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "invalid_credentials"
 

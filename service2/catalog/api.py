@@ -5,11 +5,12 @@ from decimal import Decimal
 
 from django.http import Http404, HttpRequest
 from ninja import Field, Schema, Status
+from pydantic import field_serializer
 
 from catalog import selectors, services
 from catalog.errors import InsufficientStock, ProductExists, ProductNotFound, ReservationConflict, ReservationReleased
 from catalog.models import Product
-from servicekit.api import create_api
+from servicekit.api import create_api, errors
 from servicekit.auth import BearerAuth, require_staff
 from servicekit.internal import ServiceAuth
 
@@ -48,6 +49,11 @@ class ProductOut(Schema):
     price: Decimal
     stock: int
 
+    @field_serializer("price")
+    def price_with_cents(self, price: Decimal) -> str:
+        """Always two decimal places, as stored: "4.20", whether the client sent 4.2 or "4.20"."""
+        return f"{price:.2f}"
+
 
 class ReservationIn(Schema):
     product_id: int = Field(..., ge=1)
@@ -58,6 +64,13 @@ class ReservationOut(Schema):
     id: uuid.UUID
     product_id: int
     quantity: int
+    # The name when the stock was reserved: the order's events name what was ordered.
+    product_name: str
+
+    @staticmethod
+    def resolve_product_name(reservation) -> str:
+        return reservation.product.name if reservation.product else ""
+
     status: str
 
 
@@ -71,13 +84,13 @@ def product_get(request: HttpRequest, product_id: int):
     return existing_product(product_id)
 
 
-@api.post("/products", auth=BearerAuth(), response={201: ProductOut})
+@api.post("/products", auth=BearerAuth(), response={201: ProductOut, **errors(403, 409)})
 def product_create(request: HttpRequest, product: ProductIn):
     require_staff(request.auth)
     return Status(201, services.product_create(**product.dict()))
 
 
-@api.patch("/products/{product_id}", auth=BearerAuth(), response=ProductOut)
+@api.patch("/products/{product_id}", auth=BearerAuth(), response={200: ProductOut, **errors(403, 409)})
 def product_update(request: HttpRequest, product_id: int, changes: ProductChanges):
     require_staff(request.auth)
     product = existing_product(product_id)

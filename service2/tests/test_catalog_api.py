@@ -56,6 +56,14 @@ def test_staff_creates_a_product(client):
     assert Product.objects.get(name="Mug").stock == 3
 
 
+@pytest.mark.parametrize("price, shown", [(4.2, "4.20"), ("4.2", "4.20"), ("7", "7.00"), ("0.05", "0.05")])
+def test_a_price_is_always_answered_with_two_decimal_places(client, price, shown):
+    response = send_json(client, "post", "/products", {"name": "Mug", "price": price, "stock": 3}, STAFF)
+    assert response.status_code == 201
+    assert response.json()["price"] == shown
+    assert client.get(f"{PREFIX}/products/{response.json()['id']}").json()["price"] == shown
+
+
 def test_creating_without_a_token_is_401(client):
     response = send_json(client, "post", "/products", {"name": "Mug", "price": "9.50", "stock": 3})
     assert response.status_code == 401
@@ -100,7 +108,9 @@ def test_staff_updates_a_product(client, product):
 
 def test_a_reservation_takes_stock_once_per_id(client, product):
     reservation_id = uuid.uuid4()
-    assert reserve(client, reservation_id, product.id, 3).status_code == 201
+    first = reserve(client, reservation_id, product.id, 3)
+    assert first.status_code == 201
+    assert first.json()["product_name"] == "Mug"
     assert reserve(client, reservation_id, product.id, 3).status_code == 200
     product.refresh_from_db()
     assert product.stock == 7

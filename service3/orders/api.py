@@ -9,7 +9,7 @@ from ninja import Field, Header, Schema, Status
 from orders import selectors, services
 from orders.errors import CatalogRefused, IdempotencyKeyReused, OrderAbandoned, OrderInProgress, ProductNotFound
 from orders.models import Order
-from servicekit.api import create_api
+from servicekit.api import create_api, errors
 from servicekit.auth import BearerAuth
 from servicekit.errors import error_response
 
@@ -43,7 +43,7 @@ class OrderOut(Schema):
 IDEMPOTENCY_KEY = Header(None, alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")
 
 
-@api.post("/orders", auth=BearerAuth(), response={200: OrderOut, 201: OrderOut})
+@api.post("/orders", auth=BearerAuth(), response={200: OrderOut, 201: OrderOut, **errors(409)})
 def order_place(request: HttpRequest, order: OrderIn, idempotency_key: str | None = IDEMPOTENCY_KEY):
     """201 for a new order; 200 with the first order when its Idempotency-Key is sent again."""
     placed, created = services.order_place(
@@ -62,7 +62,7 @@ def order_get(request: HttpRequest, order_id: uuid.UUID):
     return your_order(request, order_id)
 
 
-@api.post("/orders/{order_id}/cancel", auth=BearerAuth(), response=OrderOut)
+@api.post("/orders/{order_id}/cancel", auth=BearerAuth(), response={200: OrderOut, **errors(409)})
 def order_cancel(request: HttpRequest, order_id: uuid.UUID):
     return services.order_cancel(order=your_order(request, order_id))
 

@@ -17,6 +17,8 @@ class Order(models.Model):
     id = models.UUIDField(primary_key=True)
     user_id = models.BigIntegerField(db_index=True)
     product_id = models.BigIntegerField()
+    # As the catalog named it when the stock was reserved (empty until then).
+    product_name = models.CharField(max_length=200, blank=True, default="")
     quantity = models.PositiveIntegerField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)

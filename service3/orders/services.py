@@ -33,12 +33,13 @@ def reservation_path(order_id: uuid.UUID) -> str:
     return f"/internal/reservations/{order_id}"
 
 
-def stock_reserve(*, order_id: uuid.UUID, product_id: int, quantity: int) -> None:
+def stock_reserve(*, order_id: uuid.UUID, product_id: int, quantity: int) -> str:
+    """Reserves the stock at the catalog; the product's name, as the catalog knows it now."""
     response = client_for(settings.CATALOG_SERVICE).request(
         "PUT", reservation_path(order_id), json={"product_id": product_id, "quantity": quantity}
     )
     if response.status_code in (200, 201):
-        return
+        return str(response.json().get("product_name", ""))
     if response.status_code == 404:
         raise ProductNotFound(f"No product {product_id}")
     if response.status_code == 409:
@@ -101,7 +102,7 @@ def order_place(*, caller: Caller, product_id: int, quantity: int, idempotency_k
         return existing, False
 
     try:
-        stock_reserve(order_id=order.id, product_id=product_id, quantity=quantity)
+        product_name = stock_reserve(order_id=order.id, product_id=product_id, quantity=quantity)
     except DependencyUnavailable:
         order_abandon(order_id=order.id)  # the reservation may exist: release it
         raise
@@ -113,10 +114,12 @@ def order_place(*, caller: Caller, product_id: int, quantity: int, idempotency_k
         raise
 
     with transaction.atomic():
-        confirmed = Order.objects.filter(id=order.id, status=Order.Status.PENDING).update(status=Order.Status.PLACED)
+        confirmed = Order.objects.filter(id=order.id, status=Order.Status.PENDING).update(
+            status=Order.Status.PLACED, product_name=product_name
+        )
         if not confirmed:  # given up by the sweeper meanwhile, which released the stock
             raise OrderAbandoned("The order took too long and was given up; send it again")
-        order.status = Order.Status.PLACED
+        order.status, order.product_name = Order.Status.PLACED, product_name
         event_enqueue(event_type="order.placed", user_id=caller.user_id, data=order_summary(order))
     return order, True
 
@@ -135,4 +138,9 @@ def order_cancel(*, order: Order) -> Order:
 
 
 def order_summary(order: Order) -> dict:
-    return {"order_id": str(order.id), "product_id": order.product_id, "quantity": order.quantity}
+    return {
+        "order_id": str(order.id),
+        "product_id": order.product_id,
+        "product_name": order.product_name,
+        "quantity": order.quantity,
+    }

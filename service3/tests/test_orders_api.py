@@ -48,7 +48,8 @@ class FakeCatalog:
             return 409, {}, json.dumps({"error": {"code": "insufficient_stock", "message": "Not enough stock"}})
         self.stock -= body["quantity"]
         self.reservations[reservation_id] = body["quantity"]
-        return 201, {}, json.dumps({})
+        answer = {"id": reservation_id, "product_id": 1, "quantity": body["quantity"], "product_name": "Mug"}
+        return 201, {}, json.dumps(answer)
 
     def release(self, request):
         if self.down:
@@ -86,6 +87,7 @@ def test_an_order_reserves_stock_and_queues_its_event(client, catalog):
     (message,) = OutboxMessage.objects.all()
     assert message.body["type"] == "order.placed"
     assert message.body["data"]["order_id"] == str(order.id)
+    assert message.body["data"]["product_name"] == order.product_name == "Mug"
 
 
 def test_the_same_idempotency_key_makes_one_order(client, catalog):

@@ -16,8 +16,8 @@ from servicekit.internal import ServiceAuth
 api = create_api(title="notifications (service4)", description="Each user's feed of order events.")
 
 MESSAGES = {
-    "order.placed": "Your order of {quantity} x product {product_id} is placed.",
-    "order.cancelled": "Your order of {quantity} x product {product_id} is cancelled.",
+    "order.placed": "Your order of {quantity} x {product} is placed.",
+    "order.cancelled": "Your order of {quantity} x {product} is cancelled.",
 }
 # The events this service takes: any other type is refused (400), so every stored event has a message.
 EventType = Literal["order.placed", "order.cancelled"]
@@ -44,7 +44,10 @@ class NotificationOut(Schema):
         if template is None:
             return notification.type
         try:
-            return template.format_map(notification.data)
+            data = notification.data
+            # The product's name as it was at order time; events of older orders name only its id.
+            product = data.get("product_name") or f"product {data['product_id']}"
+            return template.format_map({**data, "product": product})
         except (KeyError, IndexError, ValueError, AttributeError, TypeError):
             return notification.type
 

@@ -34,6 +34,12 @@ def test_an_event_appears_in_its_user_feed(client):
     assert feed[0]["message"] == "Your order of 2 x product 3 is placed."
 
 
+def test_the_message_names_the_product_as_it_was_named_at_order_time(client):
+    assert deliver(client, uuid.uuid4(), order_placed(product_name="Ceramic mug")).status_code == 201
+    (item,) = client.get(PREFIX + "/feed", headers=ADA).json()
+    assert item["message"] == "Your order of 2 x Ceramic mug is placed."
+
+
 def test_a_redelivered_event_is_stored_once(client):
     event_id = uuid.uuid4()
     assert deliver(client, event_id, order_placed()).status_code == 201

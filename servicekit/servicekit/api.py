@@ -6,10 +6,13 @@ settings (SERVICE_API) for servicekit.urls to mount.
 
 import logging
 from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
+from ninja.openapi.schema import OpenAPISchema
 
 from servicekit.errors import error_response
 from servicekit.exceptions import ApiError, DependencyUnavailable, DomainError
@@ -40,10 +43,67 @@ def status_of(error_class: type[DomainError], statuses: Mapping[type[DomainError
     return None
 
 
+class ErrorBody(Schema):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorOut(Schema):
+    """The one error shape of the stack (servicekit.errors.error_response)."""
+
+    error: ErrorBody
+
+
+def errors(*statuses: int) -> dict[int, type[ErrorOut]]:
+    """What a route answers besides what every route may (documented_errors): `response={201: X, **errors(409)}`."""
+    return dict.fromkeys(statuses, ErrorOut)
+
+
+WRITES = {"post", "put", "patch", "delete"}
+
+
+def documented_errors(path: str, method: str, operation: dict) -> dict[int, str]:
+    """The errors an operation may answer whatever the service: from its input, its auth, the gateway's limits."""
+    found = {503: "The service, or one it needs, is unavailable (service_unavailable, dependency_unavailable)"}
+    if operation.get("parameters") or operation.get("requestBody"):
+        found[400] = "The request is not valid: each wrong field is named (validation_error)"
+    if operation.get("requestBody"):
+        found[413] = "The body is over 1 MiB (payload_too_large)"
+        found[415] = "The body is not JSON (unsupported_media_type)"
+    if operation.get("security"):
+        found[401] = "No valid bearer token (unauthorized)"
+    if "{" in path:
+        found[404] = "No such resource (not_found)"
+    if method in WRITES:
+        found[429] = "Too many requests from this client; see Retry-After (too_many_requests)"
+    return found
+
+
 class ServiceApi(NinjaAPI):
-    """A service's API, which knows the status each of its domain errors is answered with."""
+    """A service's API, which knows the status each of its domain errors is answered with, and documents every
+    error a route may answer and where the API is served."""
 
     domain_statuses: Mapping[type[DomainError], int] = SHARED_STATUSES
+
+    def get_openapi_schema(self, *, path_prefix: str | None = None, path_params: dict | None = None) -> OpenAPISchema:
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        schema["servers"] = [{"url": "/", "description": "the gateway this document was read through"}]
+        reference = {"$ref": "#/components/schemas/ErrorOut"}
+        schema.setdefault("components", {}).setdefault("schemas", {})["ErrorOut"] = ErrorOut.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        for path, operations in schema["paths"].items():
+            for method, operation in operations.items():
+                responses = operation.setdefault("responses", {})
+                for status, description in documented_errors(path, method, operation).items():
+                    responses.setdefault(status, {"description": description})
+                for status, response in responses.items():
+                    if int(status) >= 400:
+                        response["content"] = {"application/json": {"schema": reference}}
+                        if response.get("description") in (None, "", "OK"):
+                            response["description"] = HTTPStatus(int(status)).phrase
+        return schema
 
 
 def create_api(*, title: str, description: str, statuses: Mapping[type[DomainError], int] | None = None) -> ServiceApi:
@@ -54,7 +114,7 @@ def create_api(*, title: str, description: str, statuses: Mapping[type[DomainErr
         description=description,
         version="1.0.0",
         openapi_url="/openapi.json",
-        docs_url=None,
+        docs_url="/docs",
         urls_namespace="api",
     )
 

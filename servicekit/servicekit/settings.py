@@ -40,9 +40,13 @@ GATEWAY_INTERNAL_HOST = "gateway"
 PUBLIC_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 ALLOWED_HOSTS = [*PUBLIC_HOSTS, "localhost", GATEWAY_INTERNAL_HOST]
 
+# ninja: its interactive API docs page, served at /api/<service>/docs with its own scripts (servicekit.urls).
 INSTALLED_APPS = [
     "servicekit",
+    "ninja",
 ]
+TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}]
+STATIC_URL = f"/api/{SERVICE_NAME}/static/"
 
 # Only what an API behind a gateway needs: no sessions, CSRF or messages unless a service adds them.
 MIDDLEWARE = [
@@ -122,7 +126,7 @@ LOGGING = {
     },
     "formatters": {
         "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
+            "()": "servicekit.logs.JsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },

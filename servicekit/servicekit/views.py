@@ -1,4 +1,4 @@
-"""Views every service serves: its health."""
+"""Views every service serves: what it is, and its health."""
 
 from django.conf import settings
 from django.db import DatabaseError, connection
@@ -7,6 +7,15 @@ from django.utils.module_loading import import_string
 from django.views.decorators.http import require_GET
 
 from servicekit import server
+
+
+@require_GET
+def index(request: HttpRequest) -> JsonResponse:
+    """/api/<service>: the service's name and version, and where its health and API documents are."""
+    prefix = f"/api/{settings.SERVICE_NAME}"
+    api = import_string(settings.SERVICE_API)
+    links = {"health": f"{prefix}/health", "docs": f"{prefix}/docs", "openapi": f"{prefix}/openapi.json"}
+    return JsonResponse({"service": settings.SERVICE_NAME, "title": api.title, "version": api.version, "links": links})
 
 
 @require_GET

@@ -125,6 +125,31 @@ render_public() {
   fi
 }
 
+# The status page (STATUS_PAGE, on by default): its route, and each request's line sent to it as syslog. Off too
+# where the status container's volume is not mounted (Swarm has no status page yet): nginx would log an error for
+# every request it could not send.
+STATUS_SOCKETS=${STATUS_SOCKETS:-/run/status}
+render_status() {
+  local directory=$1 status=${STATUS_PAGE:-true}
+  [[ -d "$STATUS_SOCKETS" || -n "${RENDER_ONLY:-}" ]] || status=false
+  case "$status" in
+    false | 0 | no | off)
+      echo '# The status page is off (STATUS_PAGE).' >"$directory/status.conf"
+      echo 'location ^~ /status { return 404; }' >"$directory/status-route.inc"
+      ;;
+    *)
+      echo 'access_log syslog:server=unix:/run/status/log.sock,nohostname,tag=gateway status if=$status_loggable;' \
+        >"$directory/status.conf"
+      cat >"$directory/status-route.inc" <<'EOF'
+location ^~ /status {
+    uwsgi_pass unix:/run/status/status.sock;
+    include snippets/uwsgi_proxy.inc;
+}
+EOF
+      ;;
+  esac
+}
+
 render_all() {
   mkdir -p "$GENERATED"
   # .inc, not .conf: included by the internal server (conf.d/internal.conf), not at the http level.
@@ -132,6 +157,7 @@ render_all() {
   render_limits >"$GENERATED/limits.conf"
   render_hosts >"$GENERATED/hosts.conf"
   render_public "${1:-}" >"$GENERATED/public.conf"
+  render_status "$GENERATED"
   render_upstreams >"$UPSTREAMS"
 }
 
@@ -171,10 +197,34 @@ start_watcher() {
   echo "$watcher" >"$WATCHER_PID"
 }
 
+# nginx's error log and this script's own messages, as JSON lines like every other (the access log is JSON by its
+# log_format). Starts no program per line: a builtin read, replacements and printf.
+json_lines() {
+  local line level time
+  while IFS= read -r line; do
+    level=INFO  # the services' level names (Python's), from nginx's
+    if [[ "$line" =~ \[(emerg|alert|crit|error|warn)\] ]]; then
+      case "${BASH_REMATCH[1]}" in
+        warn) level=WARNING ;;
+        error) level=ERROR ;;
+        *) level=CRITICAL ;;
+      esac
+    fi
+    line=${line//\\/\\\\}
+    line=${line//\"/\\\"}
+    line=${line//[$'\001'-$'\037']/ }
+    TZ=UTC printf -v time '%(%Y-%m-%dT%H:%M:%S)T' -1
+    printf '{"time":"%s.%sZ","level":"%s","service":"gateway","message":"%s"}\n' \
+      "$time" "${EPOCHREALTIME: -6:3}" "$level" "$line"
+  done
+}
+
 if [[ "${1:-}" == render ]]; then
-  GENERATED=$2/generated UPSTREAMS=$2/generated/upstreams.conf render_all "${3:-}"
+  RENDER_ONLY=1 GENERATED=$2/generated UPSTREAMS=$2/generated/upstreams.conf render_all "${3:-}"
   exit 0
 fi
+
+exec 2> >(json_lines >&2)
 
 mkdir -p "$(dirname "$CONFIG")"
 rm -rf "$CONFIG" && cp -r /etc/nginx "$CONFIG"

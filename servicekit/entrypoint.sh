@@ -7,6 +7,10 @@
 # Each step runs in the background and is waited for, so a TERM is handled at once, during migrations too.
 set -o errexit -o nounset -o pipefail
 
+# Every line this container writes is one JSON object: uWSGI's banner and the migrations' output are made so
+# (servicekit.loglines); the service's own log lines pass through as they are.
+exec > >(exec python -m servicekit.loglines) 2>&1
+
 child=""
 serving=0
 stopping=0
@@ -50,8 +54,13 @@ fi
 
 UWSGI_SOCKET=$(python -m servicekit.sockets)
 export UWSGI_SOCKET
-# After a crash this replica's socket file is still there, dead; it is ours (named by our hostname) to replace.
-[[ "$UWSGI_SOCKET" == /* ]] && rm -f "$UWSGI_SOCKET"
+if [[ "$UWSGI_SOCKET" == /* ]]; then
+  # uWSGI's stats server (JSON over HTTP) beside the socket: the gateway serves it on its internal listener to
+  # the status page (servicekit/servicekit/status).
+  export UWSGI_STATS=${UWSGI_SOCKET%.sock}.stats UWSGI_STATS_HTTP=true
+  # After a crash this replica's sockets are still there, dead; they are ours (named by our hostname) to replace.
+  rm -f "$UWSGI_SOCKET" "$UWSGI_STATS"
+fi
 
 uwsgi_options=(--ini /etc/uwsgi/uwsgi.ini)
 # A service adds options of its own (service3's outbox mule, say) in a uwsgi.ini in its folder.

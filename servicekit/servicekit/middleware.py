@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 
 from servicekit.context import request_id_var
 from servicekit.errors import error_response
+from servicekit.healthcheck import HEALTHCHECK_VARIABLE
 
 # The gateway checks the same pattern; a service checks again because it may be reached another way.
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -47,15 +48,23 @@ class RequestContextMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
+        # One rule for paths: no trailing slash; the slashed form is the same route (answered, not redirected,
+        # so a POST keeps its body).
+        if len(request.path_info) > 1 and request.path_info.endswith("/"):
+            request.path_info = request.path_info.rstrip("/") or "/"
+            request.path = request.path.rstrip("/") or "/"
         request_id = request_id_for(request)
         token = request_id_var.set(request_id)
         try:
             response = self.refuse_unknown_host(request) or self.get_response(request)
             if response.status_code >= 400 and not is_json(response):
                 response = as_json_error(response)
+            # A JSON body ends its line, as the gateway's own do: a shell prompt after curl starts on a new line.
+            if not response.streaming and is_json(response) and not response.content.endswith(b"\n"):
+                response.content += b"\n"
             response["X-Request-ID"] = request_id
             response["X-Served-By"] = self.served_by
-            if self.access_log:
+            if self.access_log and HEALTHCHECK_VARIABLE not in request.META:
                 self.log_access(request, response, started)
             return response
         finally:

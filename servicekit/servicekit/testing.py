@@ -7,6 +7,7 @@ pytest.ini collects servicekit.contract, which opts in.
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -67,7 +68,7 @@ class ServiceContract:
         return f"/api/{settings.SERVICE_NAME}"
 
     def test_health_names_the_service_and_instance(self, client):
-        response = client.get(f"{self.prefix}/health/")
+        response = client.get(f"{self.prefix}/health")
         body = response.json()
         assert response.status_code == 200
         assert body["service"] == settings.SERVICE_NAME
@@ -76,19 +77,41 @@ class ServiceContract:
         assert body["checks"] == {"database": "ok"}
 
     def test_every_response_says_who_served_it(self, client):
-        response = client.get(f"{self.prefix}/health/")
+        response = client.get(f"{self.prefix}/health")
         assert response["X-Served-By"] == f"{settings.SERVICE_NAME}/{settings.INSTANCE_NAME}"
 
     def test_a_valid_request_id_is_returned_unchanged(self, client):
-        response = client.get(f"{self.prefix}/health/", headers={"X-Request-ID": "abc-123"})
+        response = client.get(f"{self.prefix}/health", headers={"X-Request-ID": "abc-123"})
         assert response["X-Request-ID"] == "abc-123"
 
     def test_a_missing_or_malformed_request_id_is_replaced(self, client):
-        missing = client.get(f"{self.prefix}/health/")
-        malformed = client.get(f"{self.prefix}/health/", headers={"X-Request-ID": "bad id\twith spaces"})
+        missing = client.get(f"{self.prefix}/health")
+        malformed = client.get(f"{self.prefix}/health", headers={"X-Request-ID": "bad id\twith spaces"})
         assert len(missing["X-Request-ID"]) == 32
         assert len(malformed["X-Request-ID"]) == 32
         assert missing["X-Request-ID"] != malformed["X-Request-ID"]
+
+    @pytest.mark.parametrize("suffix", ["", "/"])
+    def test_a_route_answers_with_or_without_a_trailing_slash(self, client, suffix):
+        response = client.get(f"{self.prefix}/health{suffix}")
+        assert response.status_code == 200
+        assert response.json()["service"] == settings.SERVICE_NAME
+
+    @pytest.mark.parametrize("suffix", ["", "/"])
+    def test_the_service_prefix_names_the_service_and_links_to_what_it_serves(self, client, suffix):
+        response = client.get(f"{self.prefix}{suffix}")
+        body = response.json()
+        assert response.status_code == 200
+        assert (body["service"], body["version"]) == (settings.SERVICE_NAME, "1.0.0")
+        assert set(body["links"]) == {"health", "docs", "openapi"}
+        for link in body["links"].values():
+            assert client.get(link).status_code == 200, link
+
+    @pytest.mark.parametrize("path", ["/health", "", "/no-such-route", "/openapi.json"])
+    def test_every_json_body_ends_with_a_newline(self, client, path):
+        response = client.get(f"{self.prefix}{path}")
+        assert response["Content-Type"].startswith("application/json")
+        assert response.content.endswith(b"}\n")
 
     def test_unknown_route_is_a_json_404(self, client):
         response = client.get(f"{self.prefix}/no-such-route/")
@@ -96,7 +119,7 @@ class ServiceContract:
         assert response.json()["error"]["code"] == "not_found"
 
     def test_wrong_method_is_a_json_405(self, client):
-        response = client.post(f"{self.prefix}/health/", content_type="application/json")
+        response = client.post(f"{self.prefix}/health", content_type="application/json")
         assert response.status_code == 405
         assert response.json()["error"]["code"] == "method_not_allowed"
         assert response["Allow"] == "GET"
@@ -106,17 +129,26 @@ class ServiceContract:
 
     def test_each_request_is_logged_once_with_its_context(self, client, caplog):
         caplog.set_level("INFO", logger="servicekit.access")
-        client.get(f"{self.prefix}/health/", headers={"X-Request-ID": "log-me"})
+        client.get(f"{self.prefix}/health", headers={"X-Request-ID": "log-me"})
         (record,) = self.access_log_records(caplog)
-        assert (record.method, record.path, record.status) == ("GET", f"{self.prefix}/health/", 200)
+        assert (record.method, record.path, record.status) == ("GET", f"{self.prefix}/health", 200)
         assert (record.service, record.instance) == (settings.SERVICE_NAME, settings.INSTANCE_NAME)
         assert record.request_id == "log-me"
         assert record.duration_ms >= 0
 
+    def test_the_docker_healthcheck_is_not_logged_and_a_client_cannot_pass_for_it(self, client, caplog):
+        from servicekit.healthcheck import HEALTHCHECK_VARIABLE
+
+        caplog.set_level("INFO", logger="servicekit.access")
+        client.get(f"{self.prefix}/health", **{HEALTHCHECK_VARIABLE: "1"})
+        assert self.access_log_records(caplog) == []
+        client.get(f"{self.prefix}/health", headers={"Servicekit-Healthcheck": "1"})
+        assert len(self.access_log_records(caplog)) == 1
+
     def test_the_access_log_can_be_turned_off(self, client, caplog, settings):
         settings.ACCESS_LOG = False
         caplog.set_level("INFO", logger="servicekit.access")
-        client.get(f"{self.prefix}/health/")
+        client.get(f"{self.prefix}/health")
         assert self.access_log_records(caplog) == []
 
     @pytest.mark.parametrize(("value", "debug"), [(None, False), ("0", False), ("false", False), ("true", True)])
@@ -172,9 +204,44 @@ class ServiceContract:
         assert paths
         assert [path for path in paths if "/internal/" in path] == []
 
+    def test_the_api_document_says_where_it_is_served_and_every_error_each_route_answers(self, client):
+        document = client.get(f"{self.prefix}/openapi.json").json()
+        assert document["servers"] == [{"url": "/", "description": "the gateway this document was read through"}]
+        error_shape = {"$ref": "#/components/schemas/ErrorOut"}
+        for path, operations in document["paths"].items():
+            for method, operation in operations.items():
+                responses = {int(status): response for status, response in operation["responses"].items()}
+                expected = {503} | ({400} if operation.get("parameters") or operation.get("requestBody") else set())
+                expected |= {401} if operation.get("security") else set()
+                expected |= {413, 415} if operation.get("requestBody") else set()
+                expected |= {429} if method in ("post", "put", "patch", "delete") else set()
+                assert expected <= set(responses), (method, path, sorted(responses))
+                for status, response in responses.items():
+                    if status >= 400:
+                        assert response["content"]["application/json"]["schema"] == error_shape, (path, status)
+                        assert response["description"], (path, status)
+
+    def test_the_interactive_api_docs_load_only_their_own_files(self, client):
+        page = client.get(f"{self.prefix}/docs")
+        assert page.status_code == 200
+        assert page["Content-Type"].startswith("text/html")
+        html = page.content.decode()
+        assert "://" not in html, "nothing from another origin"
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert any(asset.endswith("swagger-ui-bundle.js") for asset in assets), assets
+        types = {".js": "text/javascript", ".css": "text/css", ".png": "image/png", ".svg": "image/svg+xml"}
+        for asset in assets:
+            assert asset.startswith(f"{self.prefix}/static/"), asset
+            response = client.get(asset)
+            assert response.status_code == 200, asset
+            assert response["Content-Type"].startswith(types[asset[asset.rindex(".") :]]), (
+                asset,
+                response["Content-Type"],
+            )
+
     def test_deeply_nested_json_is_a_json_400(self, client):
         nested = "[" * 100_000 + "]" * 100_000
-        response = client.post(f"{self.prefix}/health/", nested, content_type="application/json")
+        response = client.post(f"{self.prefix}/health", nested, content_type="application/json")
         assert response.status_code == 400
         assert response.json()["error"]["code"] == "malformed_json"
 
@@ -186,7 +253,7 @@ class ServiceContract:
 
         monkeypatch.setattr(views.connection, "ensure_connection", broken)
         client.raise_request_exception = False
-        response = client.get(f"{self.prefix}/health/", headers={"X-Request-ID": "find-me"})
+        response = client.get(f"{self.prefix}/health", headers={"X-Request-ID": "find-me"})
         assert response.status_code == 500
         assert response.json()["error"] == {
             "code": "internal_error",
@@ -211,7 +278,7 @@ class ServiceContract:
         assert missing == []
 
     def test_a_host_not_allowed_is_a_json_400(self, client):
-        response = client.get(f"{self.prefix}/health/", headers={"Host": "evil.example"})
+        response = client.get(f"{self.prefix}/health", headers={"Host": "evil.example"})
         assert response.status_code == 400
         assert response.json()["error"]["code"] == "invalid_host"
 

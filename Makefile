@@ -22,7 +22,7 @@ endif
 export DB
 
 .DEFAULT_GOAL := help
-.PHONY: help lock up down logs deploy lint test unit unit-tests integration test-swarm swarm-up swarm-down swarm-deploy bench bench-smoke sizes drill variants \
+.PHONY: help lock up down logs deploy scale load lint test unit unit-tests integration test-swarm swarm-up swarm-down swarm-deploy bench bench-smoke sizes drill variants \
 	base-images venv clean
 
 ## help: this list: every target, with what it does (the `## target:` lines of this file)
@@ -31,20 +31,32 @@ help:
 
 ## up: build and start the stack, returning once every container is healthy
 up:
+	@$(PYTHON) scripts/preflight.py
 	docker compose up --build --detach --wait
 
 ## down: stop the stack (add V=1 to delete its volumes too)
 down:
 	docker compose down $(if $(V),--volumes)
 
-## logs: follow every container's logs
+## logs: follow the logs, readably, of every container or one service (SERVICE=service2); raw JSON: docker compose logs
 logs:
-	docker compose logs --follow
+	docker compose logs --follow --no-log-prefix $(SERVICE) | $(PYTHON) scripts/readable-logs.py
 
 ## deploy: roll one service to its new image without touching the others (SERVICE=service2), or reload nginx
 deploy: $(VENV)/.installed
 	@test -n "$(SERVICE)" || { echo "usage: make deploy SERVICE=<service1..service4|nginx>"; exit 2; }
 	$(VENV)/bin/python scripts/deploy.py $(SERVICE)
+
+## scale: replicas and workers of one service, kept in .env (SERVICE=service1 REPLICAS=3 PROCESSES=4 THREADS=2)
+scale: $(VENV)/.installed
+	@test -n "$(SERVICE)" || { echo "usage: make scale SERVICE=<service1..service4> [REPLICAS=n] [PROCESSES=n] [THREADS=n]"; exit 2; }
+	$(VENV)/bin/python scripts/scale.py $(SERVICE) $(if $(REPLICAS),--replicas $(REPLICAS)) \
+	  $(if $(PROCESSES),--processes $(PROCESSES)) $(if $(THREADS),--threads $(THREADS))
+
+## load: bounded load on one service through the gateway, to watch /status/ (SERVICE=service1 RATE=50 SECONDS=60)
+load: $(VENV)/.installed
+	@test -n "$(SERVICE)" || { echo "usage: make load SERVICE=<service1..service4> [RATE=50] [SECONDS=60]"; exit 2; }
+	$(VENV)/bin/python scripts/load.py $(SERVICE) --rate $(or $(RATE),50) --seconds $(or $(SECONDS),60)
 
 ## swarm-up: the same images on Docker Swarm (a single-node swarm if the engine is in none), stack microstack
 swarm-up: $(VENV)/.installed

@@ -31,6 +31,7 @@ from stack import (
     GATEWAY,
     ROOT,
     SERVICES,
+    STATUS,
     Stack,
     ToolError,
     container_cpu_seconds,
@@ -84,7 +85,7 @@ class Sizes:
         # as the images say, unless set), to measure what start_interval would give.
         self.interval_file = directory / "health-interval.yml"
         interval = {"healthcheck": {"interval": "${SIZES_HEALTH_INTERVAL:-2s}"}}
-        self.interval_file.write_text(json.dumps({"services": dict.fromkeys([*SERVICES, GATEWAY], interval)}))
+        self.interval_file.write_text(json.dumps({"services": dict.fromkeys([*SERVICES, GATEWAY, STATUS], interval)}))
         override = "docker-compose.start-interval.yml" if self.start_interval else str(self.interval_file)
         self.stack = Stack(f"microstack-sizes-{uuid.uuid4().hex[:8]}", overrides=(override,))
         self.lines: list[str] = []
@@ -162,7 +163,7 @@ class Sizes:
 
     def all_healthy(self) -> bool:
         """Every container of the stack has passed its healthcheck (KeyError for one that has none)."""
-        return all(self.stack.is_healthy(service) for service in [*SERVICES, *DATABASE_SERVICES, GATEWAY])
+        return all(self.stack.is_healthy(service) for service in [*SERVICES, *DATABASE_SERVICES, GATEWAY, STATUS])
 
     def start_time(self, variant: str = "") -> None:
         _, took = timed(lambda: self.stack.compose("up", "--detach", "--wait", "--wait-timeout", "120", timeout=300))

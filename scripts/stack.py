@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # A service is a folder holding a Django project; the folder's name is the service's name.
 SERVICES = sorted(path.parent.parent.name for path in ROOT.glob("*/config/settings.py"))
 GATEWAY = "nginx"
+# The status page's container (servicekit/servicekit/status).
+STATUS = "status"
 # Where the services keep their data, as the suite was asked to run (DB=sqlite or DB=postgres, Makefile): SQLite
 # in each service's volume, or a PostgreSQL server per service, added by its Compose file.
 DATABASE = os.environ.get("DB") or "sqlite"
@@ -165,6 +167,11 @@ def container_cpu_seconds(container: Container) -> float:
         return int(usage[field]) / 1e6
     stats = container.client.api.stats(container.id, stream=False, one_shot=True)
     return stats["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
+
+
+def compose_project_name() -> str:
+    """The project name Compose itself would use here: COMPOSE_PROJECT_NAME, .env, or the file's `name:`."""
+    return json.loads(run("docker", "compose", "config", "--format", "json").stdout)["name"]
 
 
 class ComposeProject:
@@ -401,13 +408,14 @@ class SteadyLoad:
 OVERSIZED_HEADERS = {f"X-Filler-{index}": "a" * 7000 for index in range(3)}
 
 # What LoginFlood runs: threads posting logins with made-up names (a password hash apiece), each at most every
-# 0.2 s, at most 200 times, for at most argv[2] seconds; it prints the count of each outcome as JSON.
+# 0.2 s, at most 200 times, for at most argv[2] seconds, to the path argv[3]; it prints the count of each outcome
+# as JSON.
 LOGIN_FLOOD_SCRIPT = """
 import json, sys, threading, time, uuid
 from collections import Counter
 import requests
 
-threads, deadline = int(sys.argv[1]), time.monotonic() + float(sys.argv[2])
+threads, deadline, path = int(sys.argv[1]), time.monotonic() + float(sys.argv[2]), sys.argv[3]
 outcomes, lock = Counter(), threading.Lock()
 
 def flood():
@@ -417,7 +425,7 @@ def flood():
             return
         credentials = {"username": f"flood-{uuid.uuid4().hex[:12]}", "password": "not the password"}
         try:
-            outcome = session.post("http://nginx:8080/api/service1/login", json=credentials,
+            outcome = session.post("http://nginx:8080" + path, json=credentials,
                                    headers={"Host": "localhost"}, timeout=10).status_code
         except requests.RequestException as error:
             outcome = type(error).__name__
@@ -439,15 +447,15 @@ class LoginFlood:
     of its own (every client on the host shares one, Docker's proxy's) and meets the per-client limits alone.
     Bounded: threads x 200 requests at most, for at most seconds. outcomes counts each status, once it ends."""
 
-    def __init__(self, stack: "Stack", threads: int = 60, seconds: float = 15):
-        self.stack, self.threads, self.seconds = stack, threads, seconds
+    def __init__(self, stack: "Stack", threads: int = 60, seconds: float = 15, path: str = f"/api/{ACCOUNTS}/login"):
+        self.stack, self.threads, self.seconds, self.path = stack, threads, seconds, path
         self.outcomes: Counter = Counter()
         self.thread = threading.Thread(target=self.run)
 
     def run(self) -> None:
         output = self.stack.docker.containers.run(
             f"{self.stack.project}-{ACCOUNTS}",
-            entrypoint=["python", "-c", LOGIN_FLOOD_SCRIPT, str(self.threads), str(self.seconds)],
+            entrypoint=["python", "-c", LOGIN_FLOOD_SCRIPT, str(self.threads), str(self.seconds), self.path],
             network=f"{self.stack.project}_edge",
             labels={"com.docker.compose.project": self.stack.project},
             remove=True,

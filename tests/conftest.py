@@ -7,6 +7,7 @@ contract, which holds on either, and test_swarm.py. DB=postgres runs it on Postg
 """
 
 import os
+import shutil
 import subprocess
 import threading
 import uuid
@@ -32,9 +33,16 @@ if STACK_KIND == "swarm":
 elif STACK_KIND == "compose":
     collect_ignore = ["test_swarm.py"]
     # What the databases do not change is proven once, on the default one: following README "Add a service"
-    # (docker-compose.yml), and the gateway's TLS and TCP transport, which each start a copy of their own.
+    # (docker-compose.yml), the gateway's TLS and TCP transport, which each start a copy of their own, the
+    # newcomer's commands and the status page (the unit tests run the case-blind usernames on PostgreSQL).
     if DATABASE != "sqlite":
-        collect_ignore += ["test_add_a_service.py", "test_tls.py", "test_transport_tcp.py"]
+        collect_ignore += [
+            "test_add_a_service.py",
+            "test_tls.py",
+            "test_transport_tcp.py",
+            "test_learners_path.py",
+            "test_status_page.py",
+        ]
 else:
     raise SystemExit(f"STACK={STACK_KIND!r}: the suite runs on compose or swarm")
 
@@ -48,6 +56,10 @@ TEST_STACK_ENVIRONMENT = {
     "SERVICE4_PROCESSES": "3",
     "SERVICE4_THREADS": "3",
     "SERVICE4_CHEAPER": "1",
+    # What a user's .env may change for their own stack (make scale, the status switch) is set here, so the
+    # suite's stacks are the same on every machine.
+    **{f"{service.upper()}_REPLICAS": "1" for service in SERVICES},
+    "STATUS_PAGE": "true",
 }
 
 
@@ -193,3 +205,21 @@ def make_product(stack, staff_token):
     """Creates a product with the given stock; returns its id."""
 
     return lambda stock: stack.product(stock, staff_token)
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium from the distribution's packages, driven by Selenium (no download at test time)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    driver_path, browser_path = shutil.which("chromedriver"), shutil.which("chromium")
+    assert driver_path and browser_path, "chromium and chromium-driver are missing: apt-get install chromium-driver"
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser_path
+    for argument in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,620"]:
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "SEVERE"})  # console errors, for the tests to read
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
+    yield driver
+    driver.quit()

@@ -1,12 +1,12 @@
 """What the containers are: one per service (and one per database, on PostgreSQL) plus the gateway, healthy,
 unprivileged, with private sockets."""
 
-from stack import CATALOG, DATABASE_SERVICES, GATEWAY, SERVICES, container_cpu_seconds
+from stack import CATALOG, DATABASE_SERVICES, GATEWAY, SERVICES, STATUS, container_cpu_seconds
 
 
-def test_one_container_per_service_and_its_database_plus_the_gateway(stack):
+def test_one_container_per_service_and_its_database_plus_the_gateway_and_the_status_page(stack):
     services = sorted(container.labels["com.docker.compose.service"] for container in stack.containers())
-    assert services == sorted([*SERVICES, *DATABASE_SERVICES, GATEWAY])
+    assert services == sorted([*SERVICES, *DATABASE_SERVICES, GATEWAY, STATUS])
 
 
 def test_every_container_is_healthy(stack):

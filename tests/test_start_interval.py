@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from stack import GATEWAY, ROOT, SERVICES
+from stack import GATEWAY, ROOT, SERVICES, STATUS
 
 SCRIPT = ROOT / "scripts" / "engine-has-start-interval.sh"
 
@@ -25,6 +25,6 @@ def test_the_start_interval_file_checks_every_container_each_second_while_it_sta
         [*command, "config", "--format", "json"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
     )
     services = json.loads(merged.stdout)["services"]
-    assert set(services) == {*SERVICES, GATEWAY}
+    assert set(services) == {*SERVICES, GATEWAY, STATUS}
     for name, service in services.items():
         assert (service["healthcheck"]["start_interval"], service["healthcheck"]["interval"]) == ("1s", "30s"), name

@@ -58,10 +58,12 @@ def is_dead(path: Path) -> bool:
 
 
 def remove_dead_sockets() -> list[Path]:
-    """Removes the dead sockets of sibling replicas, so the gateway stops routing to them; returns them."""
+    """Removes the dead sockets (uWSGI's and its stats server's) of sibling replicas, so the gateway stops routing
+    to them; returns them."""
     removed = []
-    for path in SOCKET_DIR.glob("*.sock"):
-        if path == own_socket_path():
+    own = own_socket_path()
+    for path in [*SOCKET_DIR.glob("*.sock"), *SOCKET_DIR.glob("*.stats")]:
+        if path.stem == own.stem:
             continue
         try:
             if is_dead(path):

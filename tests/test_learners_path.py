@@ -1,0 +1,238 @@
+"""The wrong turns a newcomer took from clone to scaled service, each made a right one (README "Run it").
+
+Most of these run the project's own commands (make, scripts/) as a newcomer would, on a project name of their
+own, and check what they say and leave behind.
+"""
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from stack import ACCOUNTS, CATALOG, GATEWAY, ROOT, SERVICES, wait_until
+
+DEPLOY = [sys.executable, str(ROOT / "scripts" / "deploy.py")]
+
+
+def newcomer_environment(**extra: str) -> dict[str, str]:
+    """A shell of the user's: a project name no stack has, none of the suite's own settings."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("COMPOSE_", "GATEWAY_"))}
+    return {**environment, "COMPOSE_PROJECT_NAME": f"newcomer-{uuid.uuid4().hex[:8]}", **extra}
+
+
+def make(*arguments: str, environment: dict[str, str], cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    command = ["make", "--no-print-directory", *arguments]
+    return subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=300)
+
+
+def containers_of(project: str) -> str:
+    listed = ["docker", "ps", "--all", "--quiet", "--filter", f"label=com.docker.compose.project={project}"]
+    return subprocess.run(listed, capture_output=True, text=True, check=True).stdout.strip()
+
+
+# --- make -------------------------------------------------------------------------------------------------------
+
+
+def test_bare_make_lists_every_target_and_starts_nothing():
+    environment = newcomer_environment()
+    result = make(environment=environment)
+    assert result.returncode == 0, result.stderr
+    listed = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
+    documented = set(re.findall(r"^## ([a-z-]+): ", (ROOT / "Makefile").read_text(), re.MULTILINE))
+    assert listed == documented and {"up", "test", "scale", "load", "logs"} <= listed
+    assert containers_of(environment["COMPOSE_PROJECT_NAME"]) == ""
+
+
+# --- make up: what it checks before starting anything -----------------------------------------------------------
+
+
+def test_a_taken_port_fails_make_up_at_once_naming_the_port_and_the_setting():
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        environment = newcomer_environment(GATEWAY_PORT=str(port))
+        result = make("up", environment=environment)
+    assert result.returncode != 0
+    assert f"127.0.0.1:{port}" in result.stderr and "GATEWAY_PORT" in result.stderr, result.stderr
+    assert containers_of(environment["COMPOSE_PROJECT_NAME"]) == "", "nothing may be left half up"
+
+
+def test_a_base_image_that_cannot_be_had_points_to_make_base_images():
+    environment = newcomer_environment(PYTHON_IMAGE=f"microstack-test-missing/python:{uuid.uuid4().hex[:8]}")
+    result = make("up", environment=environment)
+    assert result.returncode != 0
+    assert environment["PYTHON_IMAGE"] in result.stderr and "make base-images" in result.stderr, result.stderr
+    assert containers_of(environment["COMPOSE_PROJECT_NAME"]) == ""
+
+
+def test_make_base_images_names_them_in_env_for_every_later_shell(tmp_path):
+    """After `make base-images`, a new shell (no exported *_IMAGE) builds from them: Compose reads .env."""
+    tree = tmp_path / "tree"
+    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(".venv", ".git", "var", "*_cache", ".env"))
+    (tree / ".env").write_text("# mine\nGATEWAY_PORT=8099\nPYTHON_IMAGE=python:3.13.9-slim-trixie\n")
+    environment = newcomer_environment()
+    for name in ("PYTHON_IMAGE", "NGINX_IMAGE", "POSTGRES_IMAGE"):
+        environment.pop(name, None)
+    built = subprocess.run(
+        ["make", "--no-print-directory", "base-images"],
+        cwd=tree,
+        env={**environment, "CA_BUNDLE": os.environ.get("CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")},
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    written = dict(line.split("=", 1) for line in (tree / ".env").read_text().splitlines() if "=" in line)
+    assert written["GATEWAY_PORT"] == "8099", "the user's own settings stay"
+    assert (tree / ".env").read_text().startswith("# mine\n")
+    images = {name: written[name] for name in ("PYTHON_IMAGE", "NGINX_IMAGE", "POSTGRES_IMAGE")}
+    assert all(image.startswith("microstack-base/") for image in images.values()), images
+    config = subprocess.run(
+        ["docker", "compose", "config", "--format", "json"], cwd=tree, env=environment, capture_output=True, text=True
+    )
+    assert config.returncode == 0, config.stderr
+    assert f'"PYTHON_IMAGE": "{images["PYTHON_IMAGE"]}"' in config.stdout.replace('":"', '": "')
+    build = subprocess.run(
+        ["docker", "compose", "build", GATEWAY], cwd=tree, env=environment, capture_output=True, text=True, timeout=600
+    )
+    assert build.returncode == 0, build.stderr[-2000:]
+
+
+# --- deploy -----------------------------------------------------------------------------------------------------
+
+
+def test_deploying_a_service_the_stack_does_not_have_says_so():
+    result = subprocess.run([*DEPLOY, "service9"], env=newcomer_environment(), capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "unknown service 'service9'" in result.stderr and "service1" in result.stderr, result.stderr
+
+
+def test_reloading_the_gateway_of_a_stack_that_is_not_running_builds_nothing_first():
+    result = subprocess.run([*DEPLOY, GATEWAY], env=newcomer_environment(), capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "running gateway" in result.stderr, result.stderr
+    assert "building" not in result.stdout
+
+
+# --- the stack --------------------------------------------------------------------------------------------------
+
+
+def test_what_make_unit_and_make_lint_leave_does_not_rebuild_an_image(stack):
+    """Their caches are not in the build context (.dockerignore): the next `make up` rebuilds nothing."""
+    left = []
+    for name in (".pytest_cache", ".ruff_cache", ".mypy_cache", "__pycache__"):
+        for folder in (ROOT, ROOT / CATALOG, ROOT / "servicekit" / "servicekit"):
+            left.append(folder / name / f"left-by-a-test-{uuid.uuid4().hex[:6]}")
+            left[-1].parent.mkdir(exist_ok=True)
+            left[-1].write_text("x")
+    try:
+        built = stack.compose("--progress", "plain", "build", CATALOG)
+    finally:
+        for path in left:
+            path.unlink()
+    output = built.stdout + built.stderr
+    steps = set(re.findall(r"^#(\d+) \[[^\]]+\] (?:COPY|RUN) ", output, re.MULTILINE))
+    cached = set(re.findall(r"^#(\d+) CACHED$", output, re.MULTILINE))
+    assert len(steps) >= 5, output[-3000:]
+    assert steps <= cached, output[-3000:]
+
+
+def test_a_short_wrong_password_is_a_401_like_any_wrong_one(stack):
+    username = f"short-{uuid.uuid4().hex[:8]}"
+    assert stack.post(f"/api/{ACCOUNTS}/register", {"username": username, "password": "long enough"}).status_code == 201
+    for password in ("short", "wrong but long enough"):
+        response = stack.post(f"/api/{ACCOUNTS}/login", {"username": username, "password": password})
+        assert response.status_code == 401, response.text
+        assert response.json()["error"]["code"] == "invalid_credentials"
+
+
+def test_a_username_is_taken_whatever_its_case(stack):
+    username = f"Case-{uuid.uuid4().hex[:8]}"
+    assert stack.post(f"/api/{ACCOUNTS}/register", {"username": username, "password": "long enough"}).status_code == 201
+    response = stack.post(f"/api/{ACCOUNTS}/register", {"username": username.lower(), "password": "long enough"})
+    assert response.status_code == 409, response.text
+
+
+def test_a_price_is_answered_as_stored_with_two_decimal_places(stack, staff_token):
+    body = {"name": f"normalised-{uuid.uuid4().hex[:8]}", "price": "4.2", "stock": 1}
+    response = stack.post(f"/api/{CATALOG}/products", body, headers={"Authorization": f"Bearer {staff_token}"})
+    assert response.status_code == 201, response.text
+    assert response.json()["price"] == "4.20"
+
+
+@pytest.mark.parametrize(
+    "path", ["/healthz", f"/api/{ACCOUNTS}", f"/api/{ACCOUNTS}/health", "/no/such/path", "/status/data.json"]
+)
+def test_every_json_body_ends_with_a_newline(stack, path):
+    response = stack.get(path)
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert response.content.endswith(b"\n"), response.content[-40:]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_links_to_its_interactive_api_docs_which_work_through_the_gateway(stack, browser, service):
+    """Swagger UI from the service's own files, under the gateway's content security policy: no console error."""
+    docs = stack.get(f"/api/{service}").json()["links"]["docs"]
+    browser.get(f"{stack.base_url}{docs}")
+    summaries = "return [...document.querySelectorAll('.opblock-summary-path')].map(path => path.textContent);"
+    assert wait_until(lambda: browser.execute_script(summaries), timeout=10)
+    shown = set(browser.execute_script(summaries))
+    assert shown == set(stack.get(f"/api/{service}/openapi.json").json()["paths"]) and shown, shown
+    assert [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"] == []
+
+
+# --- logs -------------------------------------------------------------------------------------------------------
+
+ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+def test_every_log_line_of_every_container_is_json_with_one_timestamp_format(stack):
+    lines = [line for line in stack.compose("logs", "--no-log-prefix", "--no-color").stdout.splitlines() if line]
+    assert len(lines) > 50  # uWSGI's banners, the migrations, requests: all of them
+    for line in lines:
+        record = json.loads(line)
+        assert ISO_UTC.fullmatch(record["time"]), line
+        assert record["level"] in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), line
+        assert record["service"], line
+
+
+def test_healthchecks_stay_out_of_the_access_logs(stack):
+    """Every container is checked every 2 s; none of those checks may be a log line."""
+    since = datetime.now(UTC)
+    containers = [*(stack.container(service) for service in SERVICES), stack.container(GATEWAY)]
+
+    def checked_since(container) -> bool:
+        container.reload()
+        checks = container.attrs["State"]["Health"]["Log"]
+        return any(datetime.fromisoformat(check["Start"][:26] + "+00:00") > since for check in checks)
+
+    assert wait_until(lambda: all(checked_since(container) for container in containers), timeout=15)
+    for container in containers:
+        # The engine's `since` is in whole seconds: each line's own time decides.
+        records = [json.loads(line) for line in container.logs(since=since).decode().splitlines() if line]
+        requests = [r for r in records if "path" in r and datetime.fromisoformat(r["time"]) > since]
+        assert requests == [], (container.name, requests)
+
+
+def test_make_logs_follows_one_service_readably(stack):
+    """scripts/readable-logs.py, which `make logs` pipes the JSON lines through: a request reads as one line."""
+    stack.get(f"/api/{CATALOG}/products", headers={"X-Request-ID": "readable-logs-1"})
+    lines = stack.compose("logs", "--no-log-prefix", "--no-color", CATALOG).stdout
+    readable = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "readable-logs.py")], input=lines, capture_output=True, text=True
+    ).stdout.splitlines()
+    (request,) = [line for line in readable if "[readable-logs-1]" in line]
+    expected = (
+        rf"\d\d:\d\d:\d\d\.\d{{3}} INFO +{CATALOG}/\w+ +GET /api/{CATALOG}/products 200 [\d.]+ ms  \[readable-logs-1\]"
+    )
+    assert re.fullmatch(expected, request), request
+    assert len(readable) == len(lines.splitlines())

@@ -1,0 +1,135 @@
+"""The live status page (/status/): what it shows is what the stack runs, as it changes, in a real browser too."""
+
+import os
+import signal
+import subprocess
+import threading
+
+import pytest
+
+from load import send
+from stack import ACCOUNTS, ROOT, SERVICES, seconds, wait_until
+
+# A stack of its own, shared with the other "rollouts" modules: it scales and kills replicas.
+pytestmark = pytest.mark.own_stack("rollouts")
+
+SCREENSHOT = ROOT / "docs" / "status.png"
+
+
+def status(stack) -> dict:
+    response = stack.get("/status/data.json")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def replicas_shown(stack, service: str) -> dict[str, dict]:
+    (shown,) = [entry for entry in status(stack)["services"] if entry["name"] == service]
+    return {replica["instance"]: replica for replica in shown["replicas"]}
+
+
+def test_the_data_names_every_service_each_replica_and_its_uwsgi_workers(stack):
+    data = status(stack)
+    assert [service["name"] for service in data["services"]] == SERVICES
+    for service in data["services"]:
+        containers = stack.containers(service["name"])
+        assert {replica["instance"] for replica in service["replicas"]} == {
+            container.attrs["Config"]["Hostname"] for container in containers
+        }
+        processes = int(
+            next(v.split("=")[1] for v in containers[0].attrs["Config"]["Env"] if v.startswith("UWSGI_PROCESSES="))
+        )
+        for replica in service["replicas"]:
+            assert len(replica["workers"]) == processes, (service["name"], replica)
+            assert replica["busy"] + replica["idle"] == processes
+
+
+def test_requests_are_counted_for_the_replica_that_served_them(stack):
+    sent = 40
+    for _ in range(sent):
+        assert stack.get(f"/api/{ACCOUNTS}/health").status_code == 200
+    (instance,) = [container.attrs["Config"]["Hostname"] for container in stack.containers(ACCOUNTS)]
+
+    def counted() -> bool:
+        replica = replicas_shown(stack, ACCOUNTS)[instance]
+        return replica["requests_per_second"] * status(stack)["window_seconds"] >= sent
+
+    assert wait_until(counted, timeout=seconds(3))
+    replica = replicas_shown(stack, ACCOUNTS)[instance]
+    assert replica["errors"] == 0 and 0 < replica["p50_ms"] <= replica["p99_ms"]
+
+
+def test_the_page_reads_as_a_table_without_javascript(stack):
+    response = stack.get("/status/")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/html")
+    for service in SERVICES:
+        assert f'<th scope="row">{service}</th>' in response.text
+    assert '<noscript><meta http-equiv="refresh"' in response.text
+    # Everything it loads is its own: the gateway's policy allows no other origin.
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    assert "://" not in response.text.split("<body>")[0]
+
+
+def test_a_killed_replica_is_gone_from_the_page_within_five_seconds(stack):
+    stack.scale(ACCOUNTS, 2)
+    try:
+        victim, survivor = stack.containers(ACCOUNTS)
+        hostname = victim.attrs["Config"]["Hostname"]
+        assert wait_until(lambda: hostname in replicas_shown(stack, ACCOUNTS), timeout=seconds(5))
+        victim.update(restart_policy={"Name": "no"})  # stays dead, so "gone" is not a race with its restart
+        os.kill(victim.attrs["State"]["Pid"], signal.SIGKILL)
+        assert wait_until(lambda: hostname not in replicas_shown(stack, ACCOUNTS), timeout=seconds(5), interval=0.1)
+        assert survivor.attrs["Config"]["Hostname"] in replicas_shown(stack, ACCOUNTS)
+        victim.remove(force=True)
+    finally:
+        stack.scale(ACCOUNTS, 1)
+
+
+def test_the_status_page_can_be_turned_off(tmp_path):
+    """STATUS_PAGE=false: no route to the page, and the gateway sends it no log line."""
+    rendered = tmp_path / "gateway"
+    environment = {**os.environ, "STATUS_PAGE": "false"}
+    subprocess.run([ROOT / "nginx" / "entrypoint.sh", "render", rendered], env=environment, check=True)
+    assert (rendered / "generated" / "status-route.inc").read_text().strip() == "location ^~ /status { return 404; }"
+    assert "access_log" not in (rendered / "generated" / "status.conf").read_text()
+    subprocess.run([ROOT / "nginx" / "entrypoint.sh", "render", rendered], env=os.environ, check=True)
+    assert "uwsgi_pass" in (rendered / "generated" / "status-route.inc").read_text()
+
+
+# --- in a browser -----------------------------------------------------------------------------------------------
+
+
+def rows_on_page(browser, service: str) -> list[list[str]]:
+    """The replica rows the page shows for a service, as cell texts (instance, workers, rate, p50, p99, errors).
+    Read in one script: the page rebuilds its rows every second, so elements found one call earlier go stale."""
+    script = """return [...document.querySelectorAll(`tr.replica[data-service="${arguments[0]}"]`)]
+        .map(row => [...row.cells].slice(1).map(cell => cell.textContent));"""
+    return browser.execute_script(script, service)
+
+
+def serving(rows: list[list[str]]) -> int:
+    """How many of the rows show requests served in the window."""
+    return sum(1 for row in rows if row[2] != "–" and float(row[2]) > 0)
+
+
+def test_in_a_browser_scaling_under_load_shows_each_new_replica_taking_requests(stack, browser):
+    browser.get(f"{stack.base_url}/status/")
+    shown = "return [...document.querySelectorAll('tr.service th')].map(cell => cell.textContent);"
+    assert wait_until(lambda: browser.execute_script(shown) == SERVICES, timeout=5)
+    url = f"{stack.base_url}/api/{ACCOUNTS}/health"
+    stop = threading.Event()
+    load = threading.Thread(target=send, args=(url, 60, seconds(60), 4, stop))  # bounded: 60 requests/s, 60 s
+    load.start()
+    try:
+        stack.scale(ACCOUNTS, 3)
+        assert wait_until(lambda: serving(rows_on_page(browser, ACCOUNTS)) == 3, timeout=seconds(10), interval=0.5), (
+            rows_on_page(browser, ACCOUNTS)
+        )
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        browser.save_screenshot(str(SCREENSHOT))
+        stack.scale(ACCOUNTS, 1)
+        assert wait_until(lambda: len(rows_on_page(browser, ACCOUNTS)) == 1, timeout=seconds(10), interval=0.5)
+    finally:
+        stop.set()
+        load.join(timeout=10)
+        stack.scale(ACCOUNTS, 1)

@@ -1,5 +1,8 @@
 """The status page's figures from what the servers keep: nginx's log lines, upstreams and counters, uWSGI stats."""
 
+import threading
+import time
+
 import pytest
 
 from servicekit.status import app
@@ -115,3 +118,17 @@ def test_the_page_is_a_table_with_a_row_per_service_and_replica(collector, monke
 def test_names_in_the_page_are_escaped(collector):
     collector.replicas = {"<script>": {}}
     assert "<script>" not in app.rows_of(collector.snapshot(now=1000.0)).replace('<th scope="row">', "")
+
+
+def test_an_unwatched_collector_polls_nothing_and_a_first_look_polls_at_once(monkeypatch):
+    watched = Collector()
+    polls = []
+    monkeypatch.setattr(watched, "poll", lambda: polls.append(time.monotonic()))
+    watched.watched.set()  # a stale wake-up: nobody has read the page
+    threading.Thread(target=watched.poll_forever, daemon=True).start()
+    time.sleep(0.3)
+    assert polls == []  # waits for a reader, polling nothing
+    watched.watch()
+    assert len(polls) == 1  # the first look polls before it answers
+    time.sleep(2.5)
+    assert len(polls) >= 3  # and polling goes on every second while watched

@@ -29,5 +29,5 @@ def health(request: HttpRequest) -> HttpResponse:
     return HttpResponse(BODY, content_type="application/json")
 
 
-urlpatterns = [re_path(r"^api/[^/]+/health/$", health)]
+urlpatterns = [re_path(r"^api/[^/]+/health/?$", health)]
 application = get_wsgi_application()

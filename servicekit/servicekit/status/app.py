@@ -81,8 +81,10 @@ def application(environ: dict, start_response: StartResponse) -> Iterable[bytes]
     elif environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
         status, content_type, body = "405 Method Not Allowed", "application/json", error_body("method_not_allowed")
     elif path in ("/status", "/status/"):
+        collector.watch()
         status, content_type, body = "200 OK", "text/html; charset=utf-8", page(collector.snapshot()).encode()
     elif path == "/status/data.json":
+        collector.watch()
         status, content_type, body = "200 OK", "application/json", json.dumps(collector.snapshot()).encode() + b"\n"
     elif path in ASSETS:
         asset = resources.files(__package__).joinpath(path.rsplit("/", 1)[1]).read_bytes()

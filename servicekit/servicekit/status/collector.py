@@ -7,7 +7,9 @@
   nginx also sends here line by line as syslog datagrams (one unix socket in the status volume);
 - the gateway's connections and its request count: nginx's stub_status.
 
-A replica is shown while its stats server answers: one that stops or dies is gone at the next poll.
+A replica is shown while its stats server answers: one that stops or dies is gone at the next poll. Polling
+runs only while someone watches (the page or its JSON was read in the last WATCHED_SECONDS): an idle stack pays
+for none of it, and the first look polls at once.
 """
 
 import json
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 10
 POLL_SECONDS = float(os.environ.get("STATUS_POLL_SECONDS", "1"))
+WATCHED_SECONDS = 60
 LOG_SOCKET = Path(os.environ.get("STATUS_LOG_SOCKET", "/run/uwsgi/log.sock"))
 GATEWAY_SOCKET = os.environ.get("GATEWAY_INTERNAL_SOCKET", "/run/gateway/internal.sock")
 
@@ -122,7 +125,9 @@ class Collector:
     replicas: dict = field(default_factory=dict)  # service -> {instance: [workers]}
     gateway: dict = field(default_factory=dict)
     polled_at: float = 0.0
+    watched_at: float = float("-inf")
     lock: threading.Lock = field(default_factory=threading.Lock)
+    watched: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.session = requests.Session()
@@ -179,11 +184,24 @@ class Collector:
 
     def poll_forever(self) -> None:
         while True:
-            try:
-                self.poll()
-            except (requests.RequestException, ValueError, IndexError) as error:
-                log.warning("status: could not poll the gateway: %s", error)
+            if time.monotonic() - self.watched_at > WATCHED_SECONDS:
+                self.watched.clear()
+                self.watched.wait()  # until the page is read again (watch)
+            self.poll_logging_failure()
             time.sleep(POLL_SECONDS)
+
+    def poll_logging_failure(self) -> None:
+        try:
+            self.poll()
+        except (requests.RequestException, ValueError, IndexError) as error:
+            log.warning("status: could not poll the gateway: %s", error)
+
+    def watch(self) -> None:
+        """Someone reads the page: keep polling, and poll now if the last figures are stale (a first look)."""
+        self.watched_at = time.monotonic()
+        self.watched.set()
+        if time.time() - self.polled_at > 2 * POLL_SECONDS:
+            self.poll_logging_failure()
 
     # --- what the page shows ----------------------------------------------------------------------------------
 

@@ -196,7 +196,9 @@ def test_a_login_flood_gets_429s_while_other_clients_order_and_read_their_feed_f
     assert flood.outcomes["429"] > 0, flood.outcomes
     assert set(statuses) == {200, 201}, statuses
     p99 = statistics.quantiles(latencies, n=100)[98]
-    assert len(latencies) >= 100 and p99 < seconds(0.5), (len(latencies), p99, flood.outcomes)
+    # Starved, they would wait behind the flood's password hashes for seconds (each takes a worker ~0.1 s of CPU
+    # and 60 threads send them); served, their p99 is 0.2-0.8 s on a shared 2-core machine, flood included.
+    assert len(latencies) >= 100 and p99 < seconds(1.5), (len(latencies), p99, flood.outcomes)
 
 
 def test_logins_with_a_trailing_slash_meet_the_same_limit(stack):

@@ -132,3 +132,29 @@ def test_an_unwatched_collector_polls_nothing_and_a_first_look_polls_at_once(mon
     assert len(polls) == 1  # the first look polls before it answers
     time.sleep(2.5)
     assert len(polls) >= 3  # and polling goes on every second while watched
+
+
+def call(path: str) -> tuple[str, dict, bytes]:
+    answered = {}
+    body = b"".join(
+        app.application(
+            {"PATH_INFO": path, "REQUEST_METHOD": "GET"},
+            lambda status, headers: answered.update(status=status, headers=dict(headers)),
+        )
+    )
+    return answered["status"], answered["headers"], body
+
+
+def test_turned_off_the_page_and_its_data_are_a_json_404(monkeypatch):
+    monkeypatch.setattr(app, "ENABLED", False)
+    for path in ("/status/", "/status/data.json"):
+        status, headers, body = call(path)
+        assert status.startswith("404") and headers["Content-Type"] == "application/json"
+        assert "STATUS_PAGE=false" in body.decode()
+
+
+def test_its_own_script_and_style_are_served_with_their_types(monkeypatch):
+    monkeypatch.setattr(app.collector, "watch", lambda: None)
+    assert call("/status/status.js")[1]["Content-Type"].startswith("application/javascript")
+    assert call("/status/status.css")[1]["Content-Type"].startswith("text/css")
+    assert call("/status/nothing.js")[0].startswith("404")

@@ -33,8 +33,8 @@ if STACK_KIND == "swarm":
 elif STACK_KIND == "compose":
     collect_ignore = ["test_swarm.py"]
     # What the databases do not change is proven once, on the default one: following README "Add a service"
-    # (docker-compose.yml), the gateway's own answers, its TLS and TCP transport, which each start a copy of their own, the
-    # newcomer's commands and the status page (the unit tests run the case-blind usernames on PostgreSQL).
+    # (docker-compose.yml), the gateway's own answers, its TLS and TCP transport (each starts a copy of its own),
+    # the newcomer's commands and the status page (the unit tests run the case-blind usernames on PostgreSQL).
     if DATABASE != "sqlite":
         collect_ignore += [
             "test_add_a_service.py",

@@ -34,7 +34,8 @@ elif STACK_KIND == "compose":
     collect_ignore = ["test_swarm.py"]
     # What the databases do not change is proven once, on the default one: following README "Add a service"
     # (docker-compose.yml), the gateway's own answers, its TLS and TCP transport (each starts a copy of its own),
-    # the newcomer's commands and the status page (the unit tests run the case-blind usernames on PostgreSQL).
+    # the newcomer's commands and the status page (the unit tests run the case-blind usernames on PostgreSQL), and
+    # scaling (sockets, discovery, draining: test_deploy and test_integrity run replicas side by side on it).
     if DATABASE != "sqlite":
         collect_ignore += [
             "test_add_a_service.py",
@@ -42,6 +43,7 @@ elif STACK_KIND == "compose":
             "test_tls.py",
             "test_transport_tcp.py",
             "test_learners_path.py",
+            "test_scaling.py",
             "test_status_page.py",
         ]
 else:

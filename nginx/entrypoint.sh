@@ -138,8 +138,10 @@ render_status() {
       echo 'location ^~ /status { return 404; }' >"$directory/status-route.inc"
       ;;
     *)
-      echo 'access_log syslog:server=unix:/run/status/log.sock,nohostname,tag=gateway status if=$status_loggable;' \
-        >"$directory/status.conf"
+      {
+        echo 'access_log syslog:server=unix:/run/status/log.sock,nohostname,tag=gateway status if=$status_loggable;'
+        echo 'include snippets/status-plane.inc;'
+      } >"$directory/status.conf"
       cat >"$directory/status-route.inc" <<'EOF'
 location ^~ /status {
     uwsgi_pass unix:/run/status/status.sock;

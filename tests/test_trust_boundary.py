@@ -148,6 +148,58 @@ def test_the_public_api_documents_no_internal_route(stack, service):
     assert [path for path in paths if "/internal/" in path] == []
 
 
+# --- the stats plane -------------------------------------------------------------------------------------------
+
+# Run inside a container: the statuses and bodies of GETs of the gateway's stats resources through a unix socket.
+ASK_THE_GATEWAY = """
+import json, sys
+from urllib.parse import quote
+import requests
+from requests_unixsocket import UnixAdapter
+socket_path, paths = sys.argv[1], json.loads(sys.argv[2])
+session = requests.Session()
+session.mount("http+unix://", UnixAdapter())
+base = "http+unix://" + quote(socket_path, safe="")
+answers = {}
+for path in paths:
+    response = session.get(base + path, headers={"Host": "localhost"}, timeout=5)
+    answers[path] = [response.status_code, response.text]
+print(json.dumps(answers))
+"""
+
+
+def ask_the_gateway(container, socket_path: str, paths: list[str]) -> dict[str, list]:
+    result = container.exec_run(["python", "-c", ASK_THE_GATEWAY, socket_path, json.dumps(paths)])
+    assert result.exit_code == 0, result.output.decode()
+    return json.loads(result.output.decode().strip().splitlines()[-1])
+
+
+def stats_paths(stack) -> list[str]:
+    instances = [(service, stack.container(service).attrs["Config"]["Hostname"]) for service in SERVICES]
+    return [
+        "/_gateway/upstreams",
+        "/_gateway/stub_status",
+        *(f"/_gateway/stats/{service}/{instance}" for service, instance in instances),
+    ]
+
+
+def test_a_service_that_asks_the_gateway_for_stats_gets_404(stack, service):
+    answers = ask_the_gateway(stack.container(service), "/run/gateway/internal.sock", stats_paths(stack))
+    assert {path: status for path, (status, _) in answers.items()} == dict.fromkeys(answers, 404)
+
+
+def test_the_status_plane_serves_each_replicas_workers_but_no_request_variables(stack):
+    answers = ask_the_gateway(stack.container("status"), "/run/gateway-status/status.sock", stats_paths(stack))
+    stats = {path: json.loads(body) for path, (status, body) in answers.items() if "/stats/" in path}
+    assert {path: status for path, (status, _) in answers.items()} == dict.fromkeys(answers, 200)
+    assert len(stats) == len(SERVICES)
+    for path, replica in stats.items():
+        assert replica["workers"], path
+        for worker in replica["workers"]:
+            assert "requests" in worker and "status" in worker, path
+            assert "cores" not in worker, path  # each core's "vars" are the headers of the request in flight
+
+
 # --- limits ---------------------------------------------------------------------------------------------------
 
 

@@ -1,8 +1,8 @@
 """Where the status page's figures come from, none of them a second copy of the request path:
 
 - the replicas: the upstreams the gateway routes to (its internal listener serves the file it loaded);
-- each replica's workers, busy or idle: the replica's uWSGI stats server, read through the gateway's internal
-  listener (stats-http on a unix socket beside the replica's own);
+- each replica's workers, busy or idle: the replica's uWSGI stats server, read through the gateway's status
+  plane (stats-http on a unix socket beside the replica's own), a listener no service can reach;
 - requests per second, p50 and p99 latency and errors, per replica and in all: the gateway's access log, which
   nginx also sends here line by line as syslog datagrams (one unix socket in the status volume);
 - the gateway's connections and its request count: nginx's stub_status.
@@ -33,7 +33,7 @@ WINDOW_SECONDS = 10
 POLL_SECONDS = float(os.environ.get("STATUS_POLL_SECONDS", "1"))
 WATCHED_SECONDS = 60
 LOG_SOCKET = Path(os.environ.get("STATUS_LOG_SOCKET", "/run/uwsgi/log.sock"))
-GATEWAY_SOCKET = os.environ.get("GATEWAY_INTERNAL_SOCKET", "/run/gateway/internal.sock")
+GATEWAY_SOCKET = os.environ.get("GATEWAY_STATUS_SOCKET", "/run/gateway-status/status.sock")
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ import json, time, uuid
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
-from servicekit.http import client_for, retrying_session
+from servicekit.http import client_for, connect_retrying_session
 from servicekit.internal import INTERNAL_CALLERS
 
 event = {"type": "order.placed", "user_id": 999999, "occurred_at": "2026-01-01T00:00:00Z", "data": {}}
@@ -102,8 +102,8 @@ for route, (target, method, path, body) in routes.items():
     forged = {"X-Service-Token": jwt.encode(claims, forger, algorithm="EdDSA")}
     results[route] = {
         "signed": client_for(target).request(method, path, json=body).status_code,
-        "unsigned": retrying_session().request(method, url, json=body, timeout=5).status_code,
-        "forged": retrying_session().request(method, url, json=body, headers=forged, timeout=5).status_code,
+        "unsigned": connect_retrying_session().request(method, url, json=body, timeout=5).status_code,
+        "forged": connect_retrying_session().request(method, url, json=body, headers=forged, timeout=5).status_code,
     }
 policy = {route: sorted(callers) for routes in INTERNAL_CALLERS.values() for route, callers in routes.items()}
 print(json.dumps({"results": results, "policy": policy}))
@@ -277,3 +277,43 @@ def test_no_image_has_a_setuid_or_setgid_file(stack):
     for container in stack.containers():
         result = container.exec_run(["find", "/", "-xdev", "-perm", "/6000", "-type", "f"], user="root", stderr=False)
         assert result.output.decode().split() == [], container.name
+
+
+# --- service tokens: one request, once ------------------------------------------------------------------------
+
+# Run in the orders service's container: one reservation call signed by orders itself, sent twice as it is, then
+# its token on another reservation, then a token orders signs to live ten years. Prints the statuses.
+REPLAY_A_TOKEN = """
+import json, time, uuid
+import jwt, requests
+from django.conf import settings
+from servicekit import identity
+from servicekit.http import connect_retrying_session
+
+session = connect_retrying_session()
+def send(path, body, token):
+    url = settings.GATEWAY_INTERNAL_URL + path
+    headers = {"Content-Type": "application/json", "X-Service-Token": token}
+    return session.put(url, data=body, headers=headers, timeout=5).status_code
+
+body = json.dumps({"product_id": PRODUCT, "quantity": 1})
+path = f"/api/service2/internal/reservations/{uuid.uuid4()}"
+token = identity.service_token("service2", "PUT", path, body)
+statuses = {"first": send(path, body, token), "replayed": send(path, body, token)}
+statuses["elsewhere"] = send(f"/api/service2/internal/reservations/{uuid.uuid4()}", body, token)
+now = int(time.time())
+claims = jwt.decode(identity.service_token("service2", "PUT", path, body), options={"verify_signature": False})
+claims.update(iat=now, exp=now + 10 * 365 * 86400, jti=uuid.uuid4().hex)
+statuses["ten_years"] = send(path, body, jwt.encode(claims, identity.private_key(), algorithm="EdDSA"))
+print(json.dumps(statuses))
+"""
+
+
+def test_a_service_token_is_worth_one_identical_request_once(stack, make_product):
+    product_id = make_product(stock=5)
+    script = REPLAY_A_TOKEN.replace("PRODUCT", str(product_id))
+    result = stack.container(ORDERS).exec_run(["django-admin", "shell", "-c", script])
+    assert result.exit_code == 0, result.output.decode()
+    statuses = json.loads(result.output.decode().strip().splitlines()[-1])
+    assert statuses == {"first": 201, "replayed": 401, "elsewhere": 401, "ten_years": 401}
+    assert stack.stock_of(product_id) == 4  # the one reservation made, and no other

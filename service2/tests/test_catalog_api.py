@@ -1,14 +1,21 @@
 """The catalog API: public reads, staff-only writes, and reservations that never take stock below zero."""
 
+import json
+import time
 import uuid
+from datetime import timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.utils import timezone
 
 from catalog.models import Product, Reservation
 from catalog.selectors import stock_report
+from servicekit import identity
+from servicekit.identity import body_digest
+from servicekit.models import AcceptedServiceToken
 from servicekit.testing import ADA as CUSTOMER
-from servicekit.testing import STAFF, signed_by
+from servicekit.testing import STAFF, internal_call, signed_by
 
 PREFIX = "/api/service2"
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("accounts")]
@@ -29,13 +36,15 @@ def send_json(client, method, path, body, headers=None):
     return getattr(client, method)(PREFIX + path, body, content_type="application/json", headers=headers or {})
 
 
-def reserve(client, reservation_id, product_id, quantity):
+def reserve(client, reservation_id, product_id, quantity, caller="service3", **token_options):
     body = {"product_id": product_id, "quantity": quantity}
-    return send_json(client, "put", f"/internal/reservations/{reservation_id}", body, signed_by("service3"))
+    return internal_call(
+        client, caller, "PUT", f"{PREFIX}/internal/reservations/{reservation_id}", body, **token_options
+    )
 
 
 def release(client, reservation_id):
-    return client.delete(f"{PREFIX}/internal/reservations/{reservation_id}", headers=signed_by("service3"))
+    return internal_call(client, "service3", "DELETE", f"{PREFIX}/internal/reservations/{reservation_id}")
 
 
 def test_products_are_listed_for_anyone(client, product):
@@ -159,6 +168,10 @@ def reserve_as(client, headers):
     return send_json(client, "put", f"/internal/reservations/{uuid.uuid4()}", body, headers)
 
 
+def reserve_as_signed(client, caller="service3", **token_options):
+    return reserve(client, uuid.uuid4(), 1, 1, caller, **token_options)
+
+
 def test_an_internal_route_without_a_service_token_is_401(client):
     response = reserve_as(client, {})
     assert response.status_code == 401
@@ -175,13 +188,49 @@ def test_an_internal_route_without_a_service_token_is_401(client):
     ids=["forged", "for-another-service", "expired"],
 )
 def test_an_internal_route_refuses_a_token_that_is_not_valid_here(client, token_options):
-    response = reserve_as(client, signed_by("service3", **token_options))
+    response = reserve_as_signed(client, **token_options)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "invalid_service_token"
 
 
+def test_a_service_token_is_accepted_once(client, product):
+    path = f"{PREFIX}/internal/reservations/{uuid.uuid4()}"
+    body = json.dumps({"product_id": product.id, "quantity": 1})
+    headers = signed_by("service3", "PUT", path, body)
+    first = client.put(path, body, content_type="application/json", headers=headers)
+    replayed = client.put(path, body, content_type="application/json", headers=headers)
+    assert (first.status_code, replayed.status_code) == (201, 401)
+    assert "used already" in replayed.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{"htm": "DELETE"}, {"htu": f"{PREFIX}/internal/reservations/{uuid.uuid4()}"}, {"bdh": body_digest(b"{}")}],
+    ids=["another-method", "another-path", "another-body"],
+)
+def test_a_service_token_made_for_another_request_is_refused(client, product, claims):
+    response = reserve(client, uuid.uuid4(), product.id, 1, **claims)
+    assert response.status_code == 401
+    assert "another request" in response.json()["error"]["message"]
+    assert Reservation.objects.count() == 0
+
+
+def test_a_service_token_that_lives_longer_than_a_minute_is_refused_whatever_its_issuer_set(client, product):
+    now = int(time.time())
+    response = reserve(client, uuid.uuid4(), product.id, 1, iat=now, exp=now + 10 * 365 * 86400)
+    assert response.status_code == 401
+    assert "at most 60 s" in response.json()["error"]["message"]
+
+
+def test_accepted_token_ids_are_forgotten_once_expired(client, product, monkeypatch):
+    monkeypatch.setattr(identity, "PRUNE_EVERY", 1)
+    AcceptedServiceToken.objects.create(jti="expired", expires_at=timezone.now() - timedelta(seconds=1))
+    assert reserve(client, uuid.uuid4(), product.id, 1).status_code == 201
+    assert not AcceptedServiceToken.objects.filter(jti="expired").exists()
+
+
 def test_an_internal_route_refuses_a_service_the_policy_does_not_name(client):
-    response = reserve_as(client, signed_by("service4"))
+    response = reserve_as_signed(client, "service4")
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "caller_not_allowed"
     assert Reservation.objects.count() == 0

@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from notifications.models import Notification
-from servicekit.testing import ADA, GRACE, TEST_USERS, signed_by
+from servicekit.testing import ADA, GRACE, TEST_USERS, internal_call
 
 PREFIX = "/api/service4"
 ADA_ID = TEST_USERS["ada-token"]["id"]
@@ -13,8 +13,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("accounts")]
 
 
 def deliver(client, event_id, body):
-    headers = signed_by("service3")
-    return client.put(f"{PREFIX}/internal/events/{event_id}", body, content_type="application/json", headers=headers)
+    return internal_call(client, "service3", "PUT", f"{PREFIX}/internal/events/{event_id}", body)
 
 
 def order_placed(user_id=ADA_ID, **data):

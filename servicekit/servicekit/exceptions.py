@@ -25,9 +25,14 @@ class DependencyUnavailable(DomainError):
 
     code = "dependency_unavailable"
 
-    def __init__(self, dependency: str, reason: str):
+    # A dependency is tried again by the next request after at most this many seconds (the breaker's trial).
+    retry_after = 1
+
+    def __init__(self, dependency: str, reason: str, retry_after: int | None = None):
         super().__init__(f"{dependency} is unavailable", {"dependency": dependency, "reason": reason})
         self.dependency = dependency
+        if retry_after is not None:
+            self.retry_after = max(retry_after, 1)
 
 
 class ApiError(Exception):

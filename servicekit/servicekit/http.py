@@ -1,15 +1,23 @@
 """Calls to another service, always through the gateway's internal listener, never to its database.
 
 The internal listener is a unix socket in a volume only the gateway and the services mount (http+unix:// URLs),
-or an address on a private network where the stack spans hosts. Every call carries this service's signed token
-(servicekit.identity) and the current X-Request-ID, and has a connect and a read timeout. A call that could not
-connect is retried whatever its method (nothing was sent); one that failed later, or was answered 502/503/504,
-only when its method is idempotent, never a POST. Every call goes through a circuit breaker: a dependency that
-keeps failing is not called again until its reset timeout passes. Whatever goes wrong surfaces as
-DependencyUnavailable, which the API answers as 503.
+or an address on a private network where the stack spans hosts. Every call carries a token signed for that one
+request (servicekit.identity) and the current X-Request-ID.
+
+Every call fails fast:
+- it waits at most what is left of the incoming request's time budget (the gateway's timeout), less a margin,
+  and never longer than HTTP_READ_TIMEOUT; with no time left it is not made at all;
+- only a connection that was refused or could not be made is tried again (nothing was sent); a read that timed
+  out, or an answer of 502/503/504, is not: the dependency is slow or down, and trying again only waits longer;
+- a circuit breaker per dependency, shared by every worker of the replica (servicekit.breaker), stops calling a
+  dependency that keeps failing, so callers get an answer at once instead of a timeout each.
+
+Whatever goes wrong surfaces as DependencyUnavailable, which the API answers as 503 with Retry-After.
 """
 
-import pybreaker
+import math
+from urllib.parse import urlsplit
+
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
@@ -17,24 +25,29 @@ from requests_unixsocket import UnixAdapter
 from urllib3.util.retry import Retry
 
 from servicekit import identity
-from servicekit.context import request_id_var
+from servicekit.breaker import CircuitBreaker, CircuitOpen
+from servicekit.context import request_id_var, seconds_left
 from servicekit.exceptions import DependencyUnavailable
 
 # The gateway answers these when the dependency itself is down or stuck.
 UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
+# Of the time left to the incoming request, what a call leaves for the caller to answer with (a 503, say).
+DEADLINE_MARGIN_SECONDS = 0.25
 
 
 class UpstreamFailure(Exception):
     """A response that counts as a failure of the dependency (for the breaker)."""
 
 
-def retrying_session() -> requests.Session:
+def connect_retrying_session() -> requests.Session:
+    """A session that tries a connection again when it could not be made, and nothing else."""
     retry = Retry(
         total=settings.HTTP_RETRIES,
-        backoff_factor=0.1,
-        status_forcelist=sorted(UNAVAILABLE_STATUSES),
-        # Read errors and these statuses retry idempotent methods only; urllib3 retries connect errors for any.
-        allowed_methods=Retry.DEFAULT_ALLOWED_METHODS,
+        connect=settings.HTTP_RETRIES,
+        read=0,
+        status=0,
+        other=0,
+        backoff_factor=0.05,
         raise_on_status=False,
     )
     session = requests.Session()
@@ -46,7 +59,18 @@ def retrying_session() -> requests.Session:
 
 
 def timeouts() -> tuple[float, float]:
-    return (settings.HTTP_CONNECT_TIMEOUT, settings.HTTP_READ_TIMEOUT)
+    """Connect and read timeouts for a call made now; raises NoTimeLeft when the incoming request has none left."""
+    read = settings.HTTP_READ_TIMEOUT
+    left = seconds_left()
+    if left is not None:
+        read = min(read, left - DEADLINE_MARGIN_SECONDS)
+        if read <= 0:
+            raise NoTimeLeft()
+    return (min(settings.HTTP_CONNECT_TIMEOUT, read), read)
+
+
+class NoTimeLeft(Exception):
+    """The incoming request's budget is spent: its caller has stopped waiting."""
 
 
 _gateway_session: requests.Session | None = None
@@ -56,10 +80,10 @@ def gateway_get(path: str) -> requests.Response:
     """A GET of the gateway's own internal resources (the services' public keys); raises DependencyUnavailable."""
     global _gateway_session
     if _gateway_session is None:
-        _gateway_session = retrying_session()
+        _gateway_session = connect_retrying_session()
     try:
         return _gateway_session.get(settings.GATEWAY_INTERNAL_URL + path, timeout=timeouts())
-    except requests.RequestException as error:
+    except (requests.RequestException, NoTimeLeft) as error:
         raise DependencyUnavailable("gateway", type(error).__name__) from error
 
 
@@ -69,30 +93,45 @@ class ServiceClient:
     def __init__(self, service: str, *, circuit_reset_seconds: float | None = None):
         self.service = service
         self.base_url = f"{settings.GATEWAY_INTERNAL_URL}/api/{service}"
-        self.session = retrying_session()
-        self.breaker = pybreaker.CircuitBreaker(
+        self.session = connect_retrying_session()
+        reset_seconds = circuit_reset_seconds or settings.CIRCUIT_RESET_SECONDS
+        self.breaker = CircuitBreaker(
+            f"{service}/{reset_seconds}",  # a client with other breaker settings keeps a state of its own
             fail_max=settings.CIRCUIT_FAIL_MAX,
-            reset_timeout=circuit_reset_seconds or settings.CIRCUIT_RESET_SECONDS,
-            exclude=[lambda error: not isinstance(error, (requests.RequestException, UpstreamFailure))],
-            name=service,
+            reset_seconds=reset_seconds,
+            trial_seconds=settings.HTTP_CONNECT_TIMEOUT + settings.HTTP_READ_TIMEOUT,
         )
 
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
         """The dependency's response for any status but 502/503/504; raises DependencyUnavailable otherwise."""
         try:
-            return self.breaker.call(self._send, method, path, **kwargs)
-        except pybreaker.CircuitBreakerError:
-            raise DependencyUnavailable(self.service, "circuit open after repeated failures") from None
+            timeout = timeouts()
+            self.breaker.before_call()
+        except CircuitOpen as error:
+            raise DependencyUnavailable(self.service, str(error), retry_after=math.ceil(error.retry_after)) from None
+        except NoTimeLeft:
+            raise DependencyUnavailable(self.service, "no time left of the request's budget") from None
+        try:
+            response = self._send(method, path, timeout, **kwargs)
         except (requests.RequestException, UpstreamFailure) as error:
+            self.breaker.failed()
             raise DependencyUnavailable(self.service, type(error).__name__) from error
+        self.breaker.succeeded()
+        return response
 
-    def _send(self, method: str, path: str, **kwargs) -> requests.Response:
-        headers = {
-            "X-Request-ID": request_id_var.get(),
-            identity.TOKEN_HEADER: identity.service_token(self.service),
-            **kwargs.pop("headers", {}),
-        }
-        response = self.session.request(method, self.base_url + path, headers=headers, timeout=timeouts(), **kwargs)
+    def _send(self, method: str, path: str, timeout: tuple[float, float], **kwargs) -> requests.Response:
+        headers = {"X-Request-ID": request_id_var.get(), **kwargs.pop("headers", {})}
+        prepared = self.session.prepare_request(
+            requests.Request(method, self.base_url + path, headers=headers, **kwargs)
+        )
+        url = urlsplit(str(prepared.url))
+        bound_path = url.path + (f"?{url.query}" if url.query else "")
+        if not isinstance(prepared.body, bytes | str | None):  # the token signs the body's digest: it is sent whole
+            raise TypeError("a call to another service sends its body whole, not streamed")
+        prepared.headers[identity.TOKEN_HEADER] = identity.service_token(
+            self.service, method, bound_path, prepared.body
+        )
+        response = self.session.send(prepared, timeout=timeout)
         if response.status_code in UNAVAILABLE_STATUSES:
             raise UpstreamFailure(f"{self.service} answered {response.status_code}")
         return response
@@ -102,7 +141,7 @@ _clients: dict[tuple[str, float | None], ServiceClient] = {}
 
 
 def client_for(service: str, *, circuit_reset_seconds: float | None = None) -> ServiceClient:
-    """One client per dependency (and breaker setting) per process, so its pool and breaker are shared."""
+    """One client per dependency (and breaker setting) per process, so its connection pool is shared."""
     key = (service, circuit_reset_seconds)
     if key not in _clients:
         _clients[key] = ServiceClient(service, circuit_reset_seconds=circuit_reset_seconds)
@@ -110,5 +149,8 @@ def client_for(service: str, *, circuit_reset_seconds: float | None = None) -> S
 
 
 def forget_clients() -> None:
-    """Drops every client, and so every breaker's state (for tests)."""
+    """Drops every client and every breaker's state (for tests)."""
+    from servicekit.breaker import shared_state
+
     _clients.clear()
+    shared_state.clear()

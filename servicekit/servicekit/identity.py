@@ -3,14 +3,22 @@
 The private key is made on first start in the service's data volume (or given as a file, a Docker secret say:
 SERVICE_KEY_FILE). Its public half is published in the service's socket volume, which only the gateway reads;
 the gateway serves it at /keys/<service> on its internal listener. A caller signs a JWT naming itself (iss) and
-the service it calls (aud); the callee checks the signature with the caller's published key. A token is valid
-for seconds and for one callee, so a callee cannot replay it elsewhere.
+the service it calls (aud); the callee checks the signature with the caller's published key.
+
+A token is worth one request, once: it names the callee, the method, the path and a digest of the body, it lives
+at most MAX_TOKEN_SECONDS (the callee checks iat and exp, whatever the caller chose), and the callee keeps the id
+(jti) of every token it accepted until the token expires (servicekit.models.AcceptedServiceToken), in its own
+database, so every worker and replica of the callee refuses it a second time.
 """
 
+import base64
+import datetime
+import hashlib
 import os
 import re
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import jwt
@@ -18,6 +26,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils import timezone
 
 from servicekit.keys import read_or_create
 
@@ -32,6 +43,10 @@ PUBLIC_KEY_CACHE_SECONDS = 60
 SERVICE_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,50}")
 # Clock differences between containers that a token's times tolerate.
 LEEWAY_SECONDS = 5
+# The longest a token may live, from iat to exp, whatever its issuer set: a stolen one is soon worth nothing.
+MAX_TOKEN_SECONDS = 60
+# What binds a token to its request: method, path (with its query) and the body's digest.
+REQUEST_CLAIMS = ("htm", "htu", "bdh")
 
 
 class InvalidServiceToken(Exception):
@@ -80,20 +95,26 @@ def publish_public_key(directory: Path) -> Path:
     return path
 
 
-_issued: dict[str, tuple[str, float]] = {}
+def body_digest(body: bytes | str | None) -> str:
+    """The body's SHA-256, base64url without padding (an empty body has one too)."""
+    data = body.encode() if isinstance(body, str) else (body or b"")
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-def service_token(audience: str) -> str:
-    """A token that proves this service is calling audience; reused until it is half-way to expiry."""
-    now = time.time()
-    cached = _issued.get(audience)
-    if cached and cached[1] > now:
-        return cached[0]
-    lifetime = settings.SERVICE_TOKEN_SECONDS
-    claims = {"iss": settings.SERVICE_NAME, "aud": audience, "iat": int(now), "exp": int(now + lifetime)}
-    token = jwt.encode(claims, private_key(), algorithm=ALGORITHM)
-    _issued[audience] = (token, now + lifetime / 2)
-    return token
+def service_token(audience: str, method: str, path: str, body: bytes | str | None = None) -> str:
+    """A token that proves this service is calling audience with this one request (path with its query)."""
+    now = int(time.time())
+    claims = {
+        "iss": settings.SERVICE_NAME,
+        "aud": audience,
+        "iat": now,
+        "exp": now + settings.SERVICE_TOKEN_SECONDS,
+        "jti": uuid.uuid4().hex,
+        "htm": method.upper(),
+        "htu": path,
+        "bdh": body_digest(body),
+    }
+    return jwt.encode(claims, private_key(), algorithm=ALGORITHM)
 
 
 class PublicKeys:
@@ -133,8 +154,9 @@ def fetch_public_key(service: str) -> str | None:
 public_keys = PublicKeys()
 
 
-def verified_caller(token: str) -> str:
-    """The name of the service that signed token for this service; raises InvalidServiceToken otherwise."""
+def verified_caller(token: str, request: HttpRequest) -> str:
+    """The name of the service that signed token for this very request to this service, accepted once; raises
+    InvalidServiceToken otherwise."""
     try:
         issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
     except jwt.PyJWTError as error:
@@ -145,15 +167,56 @@ def verified_caller(token: str) -> str:
     if key is None:
         raise InvalidServiceToken(f"no published key for {issuer!r}")
     try:
-        jwt.decode(
+        claims = jwt.decode(
             token,
             key,
             algorithms=[ALGORITHM],
             audience=settings.SERVICE_NAME,
             issuer=issuer,
             leeway=LEEWAY_SECONDS,
-            options={"require": ["iss", "aud", "iat", "exp"]},
+            options={"require": ["iss", "aud", "iat", "exp", "jti", *REQUEST_CLAIMS]},
         )
     except jwt.PyJWTError as error:
         raise InvalidServiceToken(str(error)) from None
+    check_lifetime(claims)
+    check_bound_to(claims, request)
+    accept_once(claims)
     return issuer
+
+
+def check_lifetime(claims: dict) -> None:
+    issued, expires = claims["iat"], claims["exp"]
+    if not (isinstance(issued, int) and isinstance(expires, int)) or expires - issued > MAX_TOKEN_SECONDS:
+        raise InvalidServiceToken(f"a token may live at most {MAX_TOKEN_SECONDS} s")
+
+
+def check_bound_to(claims: dict, request: HttpRequest) -> None:
+    expected = {"htm": request.method, "htu": request.get_full_path(), "bdh": body_digest(request.body)}
+    for claim, value in expected.items():
+        if claims[claim] != value:
+            raise InvalidServiceToken(f"the token was made for another request ({claim})")
+
+
+# Every this many accepted tokens, a worker deletes the expired ids: the table holds about a minute of calls.
+PRUNE_EVERY = 200
+_accepted_since_prune = 0
+
+
+def accept_once(claims: dict) -> None:
+    """Records the token's id until it expires; raises InvalidServiceToken when it was accepted before."""
+    global _accepted_since_prune
+    from servicekit.models import AcceptedServiceToken
+
+    jti = claims["jti"]
+    if not isinstance(jti, str) or not 1 <= len(jti) <= AcceptedServiceToken.JTI_LENGTH:
+        raise InvalidServiceToken("the token's id (jti) is not valid")
+    expires_at = datetime.datetime.fromtimestamp(claims["exp"] + LEEWAY_SECONDS, tz=datetime.UTC)
+    try:
+        with transaction.atomic():
+            AcceptedServiceToken.objects.create(jti=jti, expires_at=expires_at)
+    except IntegrityError:
+        raise InvalidServiceToken("the token was used already") from None
+    _accepted_since_prune += 1
+    if _accepted_since_prune >= PRUNE_EVERY:
+        _accepted_since_prune = 0
+        AcceptedServiceToken.objects.filter(expires_at__lt=timezone.now()).delete()

@@ -36,7 +36,7 @@ class ServiceAuth(APIKeyHeader):
         if not key:
             raise ApiError(401, "service_token_required", f"An internal route needs a {TOKEN_HEADER} header")
         try:
-            caller = verified_caller(key)
+            caller = verified_caller(key, request)
         except InvalidServiceToken as error:
             raise ApiError(401, "invalid_service_token", f"The service token is not valid: {error}") from None
         if caller not in allowed_callers(settings.SERVICE_NAME, self.route):

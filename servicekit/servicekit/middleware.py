@@ -1,4 +1,5 @@
-"""Request context for every service: request id, X-Served-By, one JSON access-log line, JSON for every error."""
+"""Request context for every service: request id, deadline, X-Served-By, one JSON access-log line, JSON for every
+error."""
 
 import logging
 import re
@@ -10,7 +11,7 @@ from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse
 
-from servicekit.context import request_id_var
+from servicekit.context import deadline_from, deadline_var, request_id_var
 from servicekit.errors import error_response
 from servicekit.healthcheck import HEALTHCHECK_VARIABLE
 
@@ -55,6 +56,7 @@ class RequestContextMiddleware:
             request.path = request.path.rstrip("/") or "/"
         request_id = request_id_for(request)
         token = request_id_var.set(request_id)
+        deadline = deadline_var.set(deadline_from(request.META, time.monotonic()))
         try:
             response = self.refuse_unknown_host(request) or self.get_response(request)
             if response.status_code >= 400 and not is_json(response):
@@ -69,6 +71,7 @@ class RequestContextMiddleware:
             return response
         finally:
             request_id_var.reset(token)
+            deadline_var.reset(deadline)
 
     def refuse_unknown_host(self, request: HttpRequest) -> HttpResponse | None:
         try:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from servicekit.keys import read_or_create_secret_key
 
@@ -91,7 +92,9 @@ GATEWAY_INTERNAL_URL = env.str("GATEWAY_INTERNAL_URL", default="http+unix://%2Fr
 # start in DATA_DIR; published in SOCKET_DIR for the gateway to serve; each call's token lives this many seconds.
 SERVICE_KEY_FILE = env.str("SERVICE_KEY_FILE", default="")
 SOCKET_DIR = env.str("SOCKET_DIR", default=str(DATA_DIR / "socket"))
-SERVICE_TOKEN_SECONDS = env.int("SERVICE_TOKEN_SECONDS", default=60)
+SERVICE_TOKEN_SECONDS = env.int("SERVICE_TOKEN_SECONDS", default=30)
+if not 1 <= SERVICE_TOKEN_SECONDS <= 60:  # the callee refuses longer ones (identity.MAX_TOKEN_SECONDS)
+    raise ImproperlyConfigured(f"SERVICE_TOKEN_SECONDS={SERVICE_TOKEN_SECONDS}: choose 1 to 60")
 HTTP_CONNECT_TIMEOUT = env.float("HTTP_CONNECT_TIMEOUT", default=1.0)
 HTTP_READ_TIMEOUT = env.float("HTTP_READ_TIMEOUT", default=3.0)
 HTTP_RETRIES = env.int("HTTP_RETRIES", default=2)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
 import jwt
 import pytest
@@ -43,22 +44,52 @@ def fresh_service_keys():
     identity.public_keys.forget()
 
 
-def service_token(caller: str, *, audience: str = "", signing_key: Ed25519PrivateKey | None = None, lifetime=60):
-    """A token as caller would sign it for this service; its key is published unless signing_key forges one."""
+def service_token(
+    caller: str,
+    method: str,
+    path: str,
+    body: bytes | str = b"",
+    *,
+    audience: str = "",
+    signing_key: Ed25519PrivateKey | None = None,
+    lifetime: int = 30,
+    **claims,
+) -> str:
+    """A token as caller would sign it for this request to this service; its key is published unless signing_key
+    forges one. claims replace any of the token's own (another method, path, body digest or id)."""
     from servicekit import identity
 
     key = Ed25519PrivateKey.generate()
     identity.public_keys.remember(caller, identity.public_key_pem(key))
     now = int(time.time())
-    claims = {"iss": caller, "aud": audience or settings.SERVICE_NAME, "iat": now, "exp": now + lifetime}
-    return jwt.encode(claims, signing_key or key, algorithm=identity.ALGORITHM)
+    token_claims = {
+        "iss": caller,
+        "aud": audience or settings.SERVICE_NAME,
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": uuid.uuid4().hex,
+        "htm": method.upper(),
+        "htu": path,
+        "bdh": identity.body_digest(body),
+        **claims,
+    }
+    return jwt.encode(token_claims, signing_key or key, algorithm=identity.ALGORITHM)
 
 
-def signed_by(caller: str, **token_options) -> dict[str, str]:
-    """Headers of an internal call from caller to this service."""
+def signed_by(caller: str, method: str, path: str, body: bytes | str = b"", **token_options) -> dict[str, str]:
+    """Headers of an internal call from caller to this service: method path (with its query) and body."""
     from servicekit import identity
 
-    return {identity.TOKEN_HEADER: service_token(caller, **token_options)}
+    return {identity.TOKEN_HEADER: service_token(caller, method, path, body, **token_options)}
+
+
+def internal_call(client, caller: str, method: str, path: str, body=None, headers=None, **token_options):
+    """An internal call from caller to this service through Django's test client, its token signed for exactly
+    this request; body is JSON-encoded here, so the digest is of the bytes sent."""
+    data = "" if body is None else json.dumps(body)
+    signed = signed_by(caller, method, path, data, **token_options)
+    send = getattr(client, method.lower())
+    return send(path, data, content_type="application/json", headers={**(headers or {}), **signed})
 
 
 @pytest.mark.django_db

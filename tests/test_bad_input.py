@@ -68,6 +68,33 @@ def test_wrong_types_are_400_naming_the_field(stack, write_endpoints, endpoint):
     assert any(detail["field"].endswith(field) for detail in error["details"])
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "field", "value"),
+    [
+        ("login", "username", "ada\x00"),
+        ("register", "username", "ada\x00"),
+        ("product create", "name", "mug\x00"),
+        ("order", "product_id", 2**63),
+        ("order", "quantity", True),
+        ("order", "quantity", "1"),
+        ("product update", "stock", "1"),
+    ],
+    ids=["nul-login", "nul-register", "nul-product", "id-2^63", "quantity-true", "quantity-string", "stock-string"],
+)
+def test_what_the_schema_does_not_allow_is_400_naming_the_field_on_either_database(
+    stack, write_endpoints, endpoint, field, value
+):
+    method, path, headers, valid = write_endpoints[endpoint]
+    error = assert_error(stack.request(method, path, json={**valid, field: value}, headers=headers), 400)
+    assert [detail["field"].rsplit(".", 1)[-1] for detail in error["details"]] == [field]
+
+
+def test_a_body_that_is_not_a_json_object_is_400(stack, write_endpoints):
+    method, path, headers, _ = write_endpoints["product update"]
+    error = assert_error(stack.request(method, path, json=[None, None], headers=headers), 400)
+    assert error["code"] == "validation_error"
+
+
 @pytest.mark.parametrize("endpoint", ["register", "login", "product create", "order"])
 def test_missing_fields_are_400(stack, write_endpoints, endpoint):
     method, path, headers, _ = write_endpoints[endpoint]

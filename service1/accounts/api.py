@@ -1,38 +1,42 @@
 """The accounts API: register, log in, log out, who am I; and token introspection for the other services."""
 
 from datetime import datetime
+from typing import Annotated
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from ninja import Field, Schema, Status
+from ninja import Schema, Status
 from ninja.security import HttpBearer
+from pydantic import StrictStr
 
 from accounts import selectors, services
-from accounts.errors import InvalidCredentials, LoginsBusy, UsernameTaken
+from accounts.errors import InvalidCredentials, LoginsBusy, PasswordRefused, UsernameTaken
 from servicekit.api import create_api, errors
 from servicekit.errors import error_response
+from servicekit.fields import text
 from servicekit.internal import ServiceAuth
 
 api = create_api(
     title="accounts (service1)",
     description="Users and the bearer tokens every service accepts.",
-    statuses={UsernameTaken: 409, InvalidCredentials: 401, LoginsBusy: 503},
+    statuses={UsernameTaken: 409, InvalidCredentials: 401, LoginsBusy: 503, PasswordRefused: 400},
 )
 
-USERNAME = Field(..., min_length=1, max_length=150, pattern=r"^[\w.@+-]+$")
+# \w refuses NUL and every other control character.
+Username = Annotated[StrictStr, text(1, 150, pattern=r"^[\w.@+-]+$")]
 
 
 class Credentials(Schema):
-    username: str = USERNAME
-    password: str = Field(..., min_length=8, max_length=128)
+    username: Username
+    password: Annotated[StrictStr, text(8, 128)]
 
 
 class LoginCredentials(Schema):
     """What a login takes: any password is checked, so a wrong one of any length is the same 401. The rules for
     a new password are register's; the length bound only keeps hashing cheap."""
 
-    username: str = Field(..., min_length=1, max_length=150)
-    password: str = Field(..., max_length=4096)
+    username: Annotated[StrictStr, text(1, 150)]
+    password: Annotated[StrictStr, text(0, 4096)]
 
 
 class UserOut(Schema):

@@ -7,6 +7,17 @@ class UsernameTaken(DomainError):
     code = "username_taken"
 
 
+class PasswordRefused(DomainError):
+    """The password breaks one of the rules every password of this service meets (AUTH_PASSWORD_VALIDATORS);
+    details name the field and each rule broken, as any other invalid field's do."""
+
+    code = "validation_error"
+
+    def __init__(self, messages: list[str]):
+        details = [{"field": "password", "message": message, "type": "password_rule"} for message in messages]
+        super().__init__("The request is not valid", details)
+
+
 class InvalidCredentials(DomainError):
     code = "invalid_credentials"
 

@@ -6,24 +6,36 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.signals import user_logged_in
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.capacity import password_check_slot
-from accounts.errors import InvalidCredentials, UsernameTaken
+from accounts.errors import InvalidCredentials, PasswordRefused, UsernameTaken
 from accounts.models import Token, token_hash
 
 User = get_user_model()
 
 
 def user_register(*, username: str, password: str) -> AbstractBaseUser:
+    password_check(password=password, user=User(username=username))
     try:
         with transaction.atomic():
             return User.objects.create_user(username=username, password=password)
     except IntegrityError:
         raise UsernameTaken(f"The username {username!r} is taken") from None
+
+
+def password_check(*, password: str, user: AbstractBaseUser) -> None:
+    """Raises PasswordRefused when the password breaks a rule of AUTH_PASSWORD_VALIDATORS: the one rule for every
+    way of making a user, /register and createsuperuser alike."""
+    try:
+        validate_password(password, user=user)
+    except ValidationError as error:
+        raise PasswordRefused(list(error.messages)) from None
 
 
 def token_create(*, request: HttpRequest, username: str, password: str) -> tuple[str, Token]:

@@ -7,9 +7,18 @@ from servicekit.settings import INSTALLED_APPS, MIDDLEWARE, env
 
 SERVICE_API = "accounts.api.api"
 
-INSTALLED_APPS = [*INSTALLED_APPS, "django.contrib.contenttypes", "django.contrib.auth", "axes", "accounts"]
+# accounts before django.contrib.auth: its createsuperuser (which checks the password rules) replaces Django's.
+INSTALLED_APPS = [*INSTALLED_APPS, "accounts", "django.contrib.contenttypes", "django.contrib.auth", "axes"]
 MIDDLEWARE = [*MIDDLEWARE, "axes.middleware.AxesMiddleware"]
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+
+# The rules every password meets, however its user is made (/register, createsuperuser): Django's own.
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
 
 # A token lives this long; expired ones are purged every ten minutes (uwsgi.ini: purge_expired_tokens).
 TOKEN_LIFETIME_SECONDS = env.int("TOKEN_LIFETIME_SECONDS", default=24 * 3600)

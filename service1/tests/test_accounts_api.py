@@ -206,3 +206,37 @@ def test_introspection_needs_a_calling_service_the_policy_names(client, token):
     assert without.json()["error"]["code"] == "service_token_required"
     from_itself = introspect(client, "service1", bearer(token))
     assert from_itself.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "password", ["password123", "12345678901", "ada-lovelace"], ids=["common", "numeric", "like-the-name"]
+)
+def test_register_refuses_a_password_that_breaks_the_rules_naming_the_field(client, password):
+    response = post_json(client, "/register", {"username": "ada-lovelace", "password": password})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error"
+    assert {detail["field"] for detail in response.json()["error"]["details"]} == {"password"}
+    assert not User.objects.filter(username="ada-lovelace").exists()
+
+
+def test_createsuperuser_without_input_refuses_a_password_register_would_refuse(monkeypatch):
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "abc")
+    with pytest.raises(CommandError, match="password rules"):
+        call_command("createsuperuser", "--noinput", "--username", "boss", "--email", "boss@example.com")
+    assert not User.objects.filter(username="boss").exists()
+
+
+def test_createsuperuser_without_input_makes_a_staff_user_with_a_good_password(monkeypatch):
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "a-good-long-passphrase")
+    call_command("createsuperuser", "--noinput", "--username", "boss", "--email", "boss@example.com", verbosity=0)
+    assert User.objects.get(username="boss").is_staff
+
+
+@pytest.mark.parametrize("path", ["/register", "/login"])
+@pytest.mark.parametrize("field", ["username", "password"])
+def test_a_nul_byte_in_a_credential_is_400_naming_the_field(client, path, field):
+    body = {"username": "ada-nul", "password": "a-good-long-passphrase"}
+    body[field] += "\x00"
+    response = post_json(client, path, body)
+    assert response.status_code == 400
+    assert [detail["field"].rsplit(".", 1)[-1] for detail in response.json()["error"]["details"]] == [field]

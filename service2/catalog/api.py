@@ -2,16 +2,18 @@
 
 import uuid
 from decimal import Decimal
+from typing import Annotated
 
 from django.http import Http404, HttpRequest
 from ninja import Field, Schema, Status
-from pydantic import field_serializer
+from pydantic import StrictInt, StrictStr, field_serializer
 
 from catalog import selectors, services
 from catalog.errors import InsufficientStock, ProductExists, ProductNotFound, ReservationConflict, ReservationReleased
 from catalog.models import Product
 from servicekit.api import create_api, errors
 from servicekit.auth import BearerAuth, require_staff
+from servicekit.fields import Id, count, path_id, text
 from servicekit.internal import ServiceAuth
 
 api = create_api(
@@ -26,21 +28,21 @@ api = create_api(
     },
 )
 
-NAME = Field(..., min_length=1, max_length=200)
-PRICE = Field(..., ge=0, max_digits=10, decimal_places=2)
-STOCK = Field(..., ge=0, le=1_000_000)
+Name = Annotated[StrictStr, text(1, 200)]
+Price = Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=2)]
+Stock = Annotated[StrictInt, count(0, 1_000_000)]
 
 
 class ProductIn(Schema):
-    name: str = NAME
-    price: Decimal = PRICE
-    stock: int = STOCK
+    name: Name
+    price: Price
+    stock: Stock
 
 
 class ProductChanges(Schema):
-    name: str | None = Field(None, min_length=1, max_length=200)
-    price: Decimal | None = Field(None, ge=0, max_digits=10, decimal_places=2)
-    stock: int | None = Field(None, ge=0, le=1_000_000)
+    name: Name | None = None
+    price: Price | None = None
+    stock: Stock | None = None
 
 
 class ProductOut(Schema):
@@ -56,8 +58,8 @@ class ProductOut(Schema):
 
 
 class ReservationIn(Schema):
-    product_id: int = Field(..., ge=1)
-    quantity: int = Field(..., ge=1, le=1000)
+    product_id: Id
+    quantity: Annotated[StrictInt, count(1, 1000)]
 
 
 class ReservationOut(Schema):
@@ -80,7 +82,7 @@ def product_list(request: HttpRequest):
 
 
 @api.get("/products/{product_id}", response=ProductOut)
-def product_get(request: HttpRequest, product_id: int):
+def product_get(request: HttpRequest, product_id: int = path_id()):
     return existing_product(product_id)
 
 
@@ -91,7 +93,7 @@ def product_create(request: HttpRequest, product: ProductIn):
 
 
 @api.patch("/products/{product_id}", auth=BearerAuth(), response={200: ProductOut, **errors(403, 409)})
-def product_update(request: HttpRequest, product_id: int, changes: ProductChanges):
+def product_update(request: HttpRequest, changes: ProductChanges, product_id: int = path_id()):
     require_staff(request.auth)
     product = existing_product(product_id)
     return services.product_update(product=product, changes=changes.dict(exclude_none=True))

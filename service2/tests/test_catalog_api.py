@@ -257,3 +257,35 @@ def test_the_stock_report_adds_what_reservations_hold_to_the_stock(client, produ
     report = stock_report()
     assert report["products"][str(product.id)] == {"stock": 7, "held": 3}
     assert report["held"] == {str(held): {"product_id": product.id, "quantity": 3}}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "Mug\x00", "price": "1.00", "stock": 1}, "name"),
+        ({"name": "Mug", "price": "1.00", "stock": True}, "stock"),
+        ({"name": "Mug", "price": "1.00", "stock": "1"}, "stock"),
+        ({"name": 5, "price": "1.00", "stock": 1}, "name"),
+    ],
+    ids=["nul-in-name", "stock-true", "stock-string", "name-number"],
+)
+def test_a_product_field_of_the_wrong_kind_is_400_naming_it_and_nothing_is_written(client, body, field):
+    response = send_json(client, "post", "/products", body, STAFF)
+    assert response.status_code == 400
+    assert [detail["field"].rsplit(".", 1)[-1] for detail in response.json()["error"]["details"]] == [field]
+    assert not Product.objects.exists()
+
+
+@pytest.mark.parametrize("changes", [[None, None], {"name": "Cup\x00"}, {"stock": "2"}], ids=["list", "nul", "string"])
+def test_a_change_that_is_not_an_object_of_valid_fields_is_400_and_changes_nothing(client, product, changes):
+    response = send_json(client, "patch", f"/products/{product.id}", changes, STAFF)
+    assert response.status_code == 400
+    product.refresh_from_db()
+    assert (product.name, product.stock) == ("Mug", 10)
+
+
+@pytest.mark.parametrize("product_id", [2**63, 2**64, 0])
+def test_a_product_id_no_column_holds_is_400_naming_it(client, product_id):
+    response = client.get(f"{PREFIX}/products/{product_id}")
+    assert response.status_code == 400
+    assert response.json()["error"]["details"][0]["field"].endswith("product_id")

@@ -2,9 +2,11 @@
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 from django.http import Http404, HttpRequest, HttpResponse
-from ninja import Field, Header, Schema, Status
+from ninja import Header, Schema, Status
+from pydantic import StrictInt
 
 from orders import selectors, services
 from orders.errors import CatalogRefused, IdempotencyKeyReused, OrderAbandoned, OrderInProgress, ProductNotFound
@@ -12,6 +14,7 @@ from orders.models import Order
 from servicekit.api import create_api, errors
 from servicekit.auth import BearerAuth
 from servicekit.errors import error_response
+from servicekit.fields import Id, count
 
 api = create_api(
     title="orders (service3)",
@@ -28,8 +31,8 @@ def unknown_product(request: HttpRequest, error: ProductNotFound) -> HttpRespons
 
 
 class OrderIn(Schema):
-    product_id: int = Field(..., ge=1)
-    quantity: int = Field(..., ge=1, le=1000)
+    product_id: Id
+    quantity: Annotated[StrictInt, count(1, 1000)]
 
 
 class OrderOut(Schema):

@@ -263,7 +263,7 @@ class TestOutboxDelivery:
 
     def test_the_outbox_breaker_closes_sooner_than_the_request_path_one(self, settings):
         settings.CIRCUIT_RESET_SECONDS, settings.OUTBOX_CIRCUIT_RESET_SECONDS = 5, 1
-        assert outbox.outbox_client("service4").breaker.reset_timeout == 1
+        assert outbox.outbox_client("service4").breaker.reset_seconds == 1
 
     def test_a_message_refused_for_good_is_parked_with_a_warning(self, dependencies, message, caplog):
         dependencies.add(responses.PUT, service_url("service4", message.path), status=400, json={"error": {}})
@@ -319,3 +319,22 @@ def test_a_key_whose_order_is_still_being_placed_is_a_409_to_send_again(client, 
     assert response.json()["error"]["code"] == "order_in_progress"
     assert response["Retry-After"] == "1"
     assert catalog.stock == 10
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("quantity", True),
+        ("quantity", "1"),
+        ("quantity", 1.5),
+        ("product_id", "1"),
+        ("product_id", 2**63),
+        ("product_id", 2**64),
+    ],
+    ids=["quantity-true", "quantity-string", "quantity-float", "product-string", "product-2^63", "product-2^64"],
+)
+def test_an_order_takes_integers_only_as_json_integers_its_columns_store(client, catalog, field, value):
+    response = place(client, {"product_id": 1, "quantity": 1, field: value})
+    assert response.status_code == 400
+    assert [detail["field"].rsplit(".", 1)[-1] for detail in response.json()["error"]["details"]] == [field]
+    assert (Order.objects.count(), catalog.stock) == (0, 10)

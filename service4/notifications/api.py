@@ -5,12 +5,13 @@ from datetime import datetime
 from typing import Literal
 
 from django.http import HttpRequest
-from ninja import Field, Query, Schema, Status
+from ninja import Query, Schema, Status
 
 from notifications import selectors, services
 from notifications.models import Notification
 from servicekit.api import create_api
 from servicekit.auth import BearerAuth
+from servicekit.fields import Id
 from servicekit.internal import ServiceAuth
 
 api = create_api(title="notifications (service4)", description="Each user's feed of order events.")
@@ -25,7 +26,7 @@ EventType = Literal["order.placed", "order.cancelled"]
 
 class EventIn(Schema):
     type: EventType
-    user_id: int = Field(..., ge=1)
+    user_id: Id
     occurred_at: datetime
     data: dict
 

@@ -1,4 +1,5 @@
-"""Refuses a request body that is not JSON, not parseable or too large, before any view sees it.
+"""Refuses a request body that is not JSON, not parseable, not a JSON object or too large, before any view sees
+it. Every route that takes a body takes an object: ninja would read the fields of anything else as missing.
 
 It runs once the URL is resolved, so an unknown path is still a 404 whatever its body.
 """
@@ -47,9 +48,12 @@ class JsonBodyMiddleware:
         if request.content_type != "application/json":
             return error_response(415, "The body must be JSON (Content-Type: application/json)")
         try:
-            json.loads(body)
+            parsed = json.loads(body)
         except (ValueError, UnicodeDecodeError) as error:
             return error_response(400, f"The body is not valid JSON: {error}", code="malformed_json")
         except RecursionError:
             return error_response(400, "The body's JSON is nested too deeply", code="malformed_json")
+        if not isinstance(parsed, dict):
+            details = [{"field": "body", "message": "The body must be a JSON object", "type": "object_type"}]
+            return error_response(400, "The request is not valid", code="validation_error", details=details)
         return None

@@ -32,6 +32,11 @@ def is_json(response: HttpResponse) -> bool:
     return response.get("Content-Type", "").startswith("application/json")
 
 
+def has_body(response: HttpResponse) -> bool:
+    """A 204 or 304 has none, not even a newline (nginx would log the bytes past its Content-Length as an error)."""
+    return not response.streaming and response.status_code not in (204, 304) and bool(response.content)
+
+
 def as_json_error(response: HttpResponse) -> HttpResponse:
     """Django's own refusals (405 from require_GET, say) are HTML or empty: give them the error shape."""
     replacement = error_response(response.status_code)
@@ -62,7 +67,7 @@ class RequestContextMiddleware:
             if response.status_code >= 400 and not is_json(response):
                 response = as_json_error(response)
             # A JSON body ends its line, as the gateway's own do: a shell prompt after curl starts on a new line.
-            if not response.streaming and is_json(response) and not response.content.endswith(b"\n"):
+            if has_body(response) and is_json(response) and not response.content.endswith(b"\n"):
                 response.content += b"\n"
             response["X-Request-ID"] = request_id
             response["X-Served-By"] = self.served_by

@@ -144,6 +144,15 @@ class ServiceContract:
         assert response["Content-Type"].startswith("application/json")
         assert response.content.endswith(b"}\n")
 
+    def test_a_204_carries_no_body_not_even_a_newline(self, rf):
+        from django.http import HttpResponse
+
+        from servicekit.middleware import RequestContextMiddleware
+
+        middleware = RequestContextMiddleware(lambda request: HttpResponse(status=204, content_type="application/json"))
+        response = middleware(rf.delete(f"{self.prefix}/anything", HTTP_HOST="localhost"))
+        assert (response.status_code, response.content) == (204, b"")
+
     def test_unknown_route_is_a_json_404(self, client):
         response = client.get(f"{self.prefix}/no-such-route/")
         assert response.status_code == 404

@@ -21,6 +21,13 @@ def test_every_container_runs_as_a_non_root_user(stack):
         assert uid != "0", container.name
 
 
+def test_every_container_log_is_capped_in_size(stack):
+    for container in stack.containers():
+        log = container.attrs["HostConfig"]["LogConfig"]
+        assert log["Type"] == "local" and log["Config"]["max-size"] == "10m", (container.name, log)
+        assert log["Config"]["max-file"] == "3", container.name
+
+
 def test_every_container_restarts_unless_stopped(stack):
     for container in stack.containers():
         assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped", container.name

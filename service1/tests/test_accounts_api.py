@@ -1,5 +1,6 @@
 """The accounts API: register, log in, log out, introspect; every bad input a clean 4xx that writes nothing."""
 
+import importlib
 import io
 
 import pytest
@@ -8,6 +9,7 @@ from django.contrib.auth.hashers import make_password
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from accounts.models import CanonicalUsername
 from servicekit.testing import internal_call
 
 PREFIX = "/api/service1"
@@ -49,12 +51,28 @@ def test_register_twice_is_a_conflict(client):
     assert response.json()["error"]["code"] == "username_taken"
 
 
-def test_register_with_another_case_of_a_taken_name_is_a_conflict(client):
-    post_json(client, "/register", {"username": "ada", "password": "correct horse"})
-    response = post_json(client, "/register", {"username": "Ada", "password": "another one"})
+@pytest.mark.parametrize(
+    ("taken", "again"),
+    [("ada", "Ada"), ("Ärger", "ärger"), ("Straße", "STRASSE"), ("Σίσυφος", "σίσυφοσ"), ("ada", "ａｄａ")],
+    ids=["ascii-case", "umlaut-case", "sharp-s", "final-sigma", "fullwidth"],
+)
+def test_register_with_another_form_of_a_taken_name_is_a_conflict(client, taken, again):
+    assert post_json(client, "/register", {"username": taken, "password": "correct horse"}).status_code == 201
+    response = post_json(client, "/register", {"username": again, "password": "another one"})
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "username_taken"
     assert User.objects.count() == 1
+
+
+def test_a_user_made_any_other_way_has_its_canonical_name_too(client):
+    User.objects.create_user(username="Grace", password="x")
+    assert CanonicalUsername.objects.get(user__username="Grace").canonical == "grace"
+    assert post_json(client, "/register", {"username": "GRACE", "password": "correct horse"}).status_code == 409
+
+
+def test_existing_names_that_clash_in_canonical_form_are_reported_not_merged():
+    migration = importlib.import_module("accounts.migrations.0003_canonical_username")
+    assert migration.clashes(["ada", "Straße", "strasse", "grace", "STRASSE"]) == [["STRASSE", "Straße", "strasse"]]
 
 
 @pytest.mark.parametrize("password", ["wrong password", "short", "", "x" * 200])

@@ -70,10 +70,10 @@ def feed_of(stack, auth: dict) -> list[dict]:
     return response.json() if response.ok else []
 
 
-def deliveries_of(stack, user_id: int) -> list[int]:
+def redeliveries_of(stack, user_id: int) -> list[int]:
     code = (
         "import json; from notifications.models import Notification; "
-        f"print(json.dumps(list(Notification.objects.filter(user_id={user_id}).values_list('deliveries', flat=True))))"
+        f"print(json.dumps(list(Notification.objects.filter(user_id={user_id}).values_list('redeliveries', flat=True))))"
     )
     result = stack.container(NOTIFICATIONS).exec_run(["django-admin", "shell", "-c", code])
     assert result.exit_code == 0, result.output.decode()
@@ -91,7 +91,7 @@ def test_with_two_orders_replicas_each_event_is_delivered_once(stack, make_produ
             assert order.status_code == 201
         assert wait_until(lambda: len(feed_of(stack, auth)) == 20, timeout=30)
         assert wait_until(stack.outbox_drained, timeout=30)  # so a second deliverer's copies have landed too
-        assert deliveries_of(stack, user_id) == [1] * 20
+        assert redeliveries_of(stack, user_id) == [0] * 20
     finally:
         stack.scale(ORDERS, 1)
 

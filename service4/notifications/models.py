@@ -10,8 +10,9 @@ class Notification(models.Model):
     occurred_at = models.DateTimeField()
     data = models.JSONField()
     received_at = models.DateTimeField(auto_now_add=True)
-    # How many times the event arrived: a sender that delivers each event once keeps this at 1.
-    deliveries = models.PositiveIntegerField(default=1)
+    # How many times the event arrived again after the first: each one a duplicate, which changed nothing. A
+    # sender that delivers each event once keeps this at 0.
+    redeliveries = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-occurred_at"]

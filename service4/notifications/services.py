@@ -21,5 +21,5 @@ def event_receive(
             )
         return notification, True
     except IntegrityError:
-        Notification.objects.filter(event_id=event_id).update(deliveries=F("deliveries") + 1)
+        Notification.objects.filter(event_id=event_id).update(redeliveries=F("redeliveries") + 1)
         return Notification.objects.get(event_id=event_id), False

@@ -101,8 +101,10 @@ def test_a_stored_event_with_odd_data_still_renders_in_the_feed(client):
     ]
 
 
-def test_each_delivery_of_an_event_is_counted(client):
-    event_id = uuid.uuid4()
+def test_each_duplicate_delivery_of_an_event_is_counted_and_the_first_is_not(client):
+    event_id, other_id = uuid.uuid4(), uuid.uuid4()
     for _ in range(3):
         deliver(client, event_id, order_placed())
-    assert Notification.objects.get(event_id=event_id).deliveries == 3
+    deliver(client, other_id, order_placed())
+    assert Notification.objects.get(event_id=event_id).redeliveries == 2
+    assert Notification.objects.get(event_id=other_id).redeliveries == 0

@@ -130,9 +130,9 @@ bench-smoke: $(VENV)/.installed
 sizes: $(VENV)/.installed
 	$(VENV)/bin/python scripts/sizes.py
 
-## drill: a rolling deploy under load and a fault drill on its own copy of the stack; writes docs/drill.md
+## drill: a rolling deploy under load and a fault drill on its own copy of the stack; writes docs/drill.md (ONLY=part: that part, printed)
 drill: $(VENV)/.installed
-	$(VENV)/bin/python scripts/drill.py
+	$(VENV)/bin/python scripts/drill.py $(if $(ONLY),--only $(ONLY))
 
 ## variants: time to healthy, a rolling update under load and a new replica's first request: SQLite, PostgreSQL, Swarm
 variants: $(VENV)/.installed

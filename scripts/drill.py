@@ -86,10 +86,15 @@ class Report:
         self.say("| " + " | ".join(str(cell) for cell in cells) + " |")
 
 
+# The drill's parts, in the order they run (make drill ONLY=paused-dependency runs one).
+PARTS = ["rollout", "faults", "paused-dependency", "crash-during-orders", "abuse"]
+
+
 class Drill:
-    def __init__(self, report: Report):
+    def __init__(self, report: Report, parts: list[str]):
         self.stack = Stack(f"microstack-drill-{uuid.uuid4().hex[:8]}")
         self.report = report
+        self.parts = parts
 
     def outcome(self, path: str, method: str = "GET", **kwargs) -> str:
         """The status the gateway answered, or the name of the error when it answered nothing."""
@@ -214,6 +219,66 @@ class Drill:
                         seconds(delivered))  # fmt: skip
         self.report.say(f"\nThe feed then held {feed_size()} notifications for {placed['201']} orders.")
 
+    def paused_dependency(self, clients: int = 10, pause_seconds: float = 20, after_seconds: float = 10) -> None:
+        """Accounts paused while clients order and read their feed: every call needs it (token introspection)."""
+        self.report.say(
+            f"\n## Accounts paused for {pause_seconds:.0f} s, {clients} clients ordering and reading feeds\n"
+        )
+        self.report.say("Every order and feed asks accounts who the caller is. Answers of requests sent from 5 s")
+        self.report.say("into the pause until it ends, and how long after the unpause every client is served again.\n")
+        headers = [self.customer(f"paused-{n}") for n in range(clients)]
+        product_id = self.stack.product(stock=100_000, staff_token=self.stack.staff_login("paused-staff"))
+        order = {"product_id": product_id, "quantity": 1}
+        answers: list[tuple[float, str, float, bool]] = []  # (sent, since the pause; status; seconds; Retry-After)
+        lock = threading.Lock()
+        ends_at = time.monotonic() + 2 + pause_seconds + after_seconds
+
+        def client(auth: dict[str, str]) -> None:
+            calls = [("POST", f"/api/{ORDERS}/orders", order), ("GET", f"/api/{NOTIFICATIONS}/feed", None)]
+            for _ in range(100_000):  # bounded in count and in time
+                for method, path, body in calls:
+                    if time.monotonic() > ends_at:
+                        return
+                    sent = time.monotonic()
+                    try:
+                        response = self.stack.request(method, path, json=body, headers=auth, timeout=20)
+                        status, retry_after = str(response.status_code), "Retry-After" in response.headers
+                    except Exception as error:  # what a client sees of a gateway that answers nothing
+                        status, retry_after = type(error).__name__, False
+                    with lock:
+                        answers.append((sent, status, time.monotonic() - sent, retry_after))
+                time.sleep(0.05)
+
+        threads = [threading.Thread(target=client, args=(auth,)) for auth in headers]
+        for thread in threads:
+            thread.start()
+        time.sleep(2)
+        accounts = self.stack.container(ACCOUNTS)
+        accounts.pause()
+        paused_at = time.monotonic()
+        time.sleep(pause_seconds)
+        accounts.unpause()
+        unpaused_at = time.monotonic()
+        for thread in threads:
+            thread.join()
+
+        during = [answer for answer in answers if paused_at + 5 <= answer[0] < unpaused_at]
+        latencies = sorted(took for _, _, took, _ in during)
+        statuses = Counter(status for _, status, _, _ in during)
+        with_retry_after = sum(1 for _, status, _, retry_after in during if status == "503" and retry_after)
+        after = sorted((sent, status) for sent, status, _, _ in answers if sent >= unpaused_at)
+        failing_after = [sent for sent, status in after if status not in ("200", "201")]
+        served_again = (max(failing_after) - unpaused_at) if failing_after else 0.0
+        p99 = statistics.quantiles(latencies, n=100)[98] if len(latencies) >= 2 else None
+        self.report.table("figure", "value", text_columns=(0, 1))
+        self.report.row("requests sent from 5 s into the pause until its end", len(during))
+        self.report.row("their answers", counts(statuses))
+        self.report.row("of the 503s, with Retry-After", with_retry_after)
+        self.report.row("their p50 / p99 / max", "-" if p99 is None else
+                        f"{latencies[len(latencies) // 2]:.3f} s / {p99:.3f} s / {latencies[-1]:.3f} s")  # fmt: skip
+        self.report.row("after the unpause, the last failed request was sent", f"{served_again:.2f} s after it")
+        self.report.row("answers after the unpause", counts(Counter(status for _, status in after)))
+
     def crash_during_orders(self) -> None:
         """Orders' main process killed while 30 clients place orders; each retries with its Idempotency-Key."""
         self.report.say("\n## Orders killed (SIGKILL) while 30 clients place orders\n")
@@ -279,25 +344,26 @@ class Drill:
         print(f"Starting the drill stack ({self.stack.project}) ...", flush=True)
         self.stack.up()
         try:
-            self.rollout()
-            self.faults()
-            self.crash_during_orders()
-            self.abuse()
+            for part in self.parts:
+                getattr(self, part.replace("-", "_"))()
         finally:
             self.stack.down()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "drill.md", help="where the report goes")
+    parser.add_argument("--out", type=Path, help="where the report goes (default: docs/drill.md, for a whole drill)")
+    parser.add_argument("--only", choices=PARTS, action="append", help="run this part only (repeatable; prints only)")
     arguments = parser.parse_args()
+    out = arguments.out or (None if arguments.only else ROOT / "docs" / "drill.md")
     report = Report()
-    Drill(report).run()
-    arguments.out.parent.mkdir(parents=True, exist_ok=True)
-    preamble = report_preamble("The fault drill", "make drill")
-    lines = [*preamble, "A drill, not a test: it asserts nothing.", "", *report.lines]
-    arguments.out.write_text("\n".join(lines) + "\n")
-    print(f"wrote {arguments.out}")
+    Drill(report, arguments.only or PARTS).run()
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        preamble = report_preamble("The fault drill", "make drill")
+        lines = [*preamble, "A drill, not a test: it asserts nothing.", "", *report.lines]
+        out.write_text("\n".join(lines) + "\n")
+        print(f"wrote {out}")
     return 0
 
 

@@ -110,14 +110,18 @@ render_hosts() {
   echo '}'
 }
 
-# HTTPS when a certificate and key are mounted (docker-compose.tls.yml), plain HTTP otherwise.
+# Whether the gateway serves HTTPS: a certificate and key are mounted (docker-compose.tls.yml), or `render DIR tls`.
+serves_tls() {
+  [[ -n "${RENDER_TLS:-}" || ( -r "$TLS_CERT" && -r "$TLS_KEY" ) ]]
+}
+
+# HTTPS when a certificate and key are mounted, plain HTTP otherwise.
 render_public() {
-  local tls=${1:-}
   if [[ -e "$TLS_CERT" || -e "$TLS_KEY" ]] && ! [[ -r "$TLS_CERT" && -r "$TLS_KEY" ]]; then
     echo "gateway: $TLS_CERT and $TLS_KEY must both be readable by uid $(id -u) or gid $(id -g)" >&2
     return 1
   fi
-  if [[ -n "$tls" || ( -r "$TLS_CERT" && -r "$TLS_KEY" ) ]]; then
+  if serves_tls; then
     echo "map \"\" \$tls_public_port { default \"${GATEWAY_TLS_PORT:-8443}\"; }"
     echo "include snippets/public-tls.inc;"
   else
@@ -127,29 +131,75 @@ render_public() {
 
 # The status page (STATUS_PAGE, on by default): its route, and each request's line sent to it as syslog. Off too
 # where the status container's volume is not mounted (Swarm has no status page yet): nginx would log an error for
-# every request it could not send.
+# every request it could not send. With HTTPS (the production shape) it is the operator's only: it asks for a
+# user and password from the htpasswd file given as the status_htpasswd secret, and is off without one.
+# STATUS_WANTED says whether it is on; STATUS_ALIVE whether the status container is answering (watch_status).
 STATUS_SOCKETS=${STATUS_SOCKETS:-/run/status}
+STATUS_HTPASSWD=${STATUS_HTPASSWD_FILE:-/run/secrets/status_htpasswd}
+STATUS_ALIVE=1
 render_status() {
-  local directory=$1 status=${STATUS_PAGE:-true}
+  local directory=$1 status=${STATUS_PAGE:-true} credentials=""
   [[ -d "$STATUS_SOCKETS" || -n "${RENDER_ONLY:-}" ]] || status=false
-  case "$status" in
-    false | 0 | no | off)
-      echo '# The status page is off (STATUS_PAGE).' >"$directory/status.conf"
-      echo 'location ^~ /status { return 404; }' >"$directory/status-route.inc"
-      ;;
-    *)
-      {
-        echo 'access_log syslog:server=unix:/run/status/log.sock,nohostname,tag=gateway status if=$status_loggable;'
-        echo 'include snippets/status-plane.inc;'
-      } >"$directory/status.conf"
-      cat >"$directory/status-route.inc" <<'EOF'
-location ^~ /status {
-    uwsgi_pass unix:/run/status/status.sock;
-    include snippets/uwsgi_proxy.inc;
+  if serves_tls && [[ "$status" != @(false|0|no|off) ]]; then
+    if [[ -s "$STATUS_HTPASSWD" ]]; then
+      credentials="auth_basic \"status\"; auth_basic_user_file $STATUS_HTPASSWD;"
+    else
+      echo "gateway: the status page is off: with HTTPS it needs a credential (STATUS_HTPASSWD, README \"Security\")" >&2
+      status=false
+    fi
+  fi
+  STATUS_WANTED=1
+  if [[ "$status" == @(false|0|no|off) ]]; then
+    STATUS_WANTED=0
+    echo '# The status page is off (STATUS_PAGE).' >"$directory/status.conf"
+    echo 'location ^~ /status { return 404; }' >"$directory/status-route.inc"
+  elif [[ "$STATUS_ALIVE" == 0 ]]; then
+    # Not answering: no log line is sent to it (each would fail, with an error line), and its route says so.
+    echo 'include snippets/status-plane.inc;' >"$directory/status.conf"
+    echo "location ^~ /status { return 503 '{\"error\": {\"code\": \"service_unavailable\", \"message\": \"The status page is not answering\", \"details\": null}}\n'; }" \
+      >"$directory/status-route.inc"
+  else
+    {
+      echo 'access_log syslog:server=unix:/run/status/log.sock,nohostname,tag=gateway status if=$status_loggable;'
+      echo 'include snippets/status-plane.inc;'
+    } >"$directory/status.conf"
+    {
+      echo 'location ^~ /status {'
+      [[ -z "$credentials" ]] || echo "    $credentials"
+      echo '    uwsgi_pass unix:/run/status/status.sock;'
+      echo '    include snippets/uwsgi_proxy.inc;'
+      echo '}'
+    } >"$directory/status-route.inc"
+  fi
 }
-EOF
-      ;;
-  esac
+
+# Whether the status container answers, from its heartbeat file (servicekit.status writes it every second): one
+# written since this check's last mark means alive. A change is rendered and reloaded; while it stays silent,
+# one line a minute says so. Builtins only (a test of two files' times, a write): it runs on every pass.
+STATUS_HEARTBEAT=$STATUS_SOCKETS/heartbeat
+STATUS_MARK=/tmp/nginx/status.mark
+STATUS_CHECK_SECONDS=2
+status_checked_at=0
+status_warned_at=0
+watch_status() {
+  local alive=0
+  [[ "$STATUS_WANTED" == 1 ]] || return 0
+  ((EPOCHSECONDS - status_checked_at >= STATUS_CHECK_SECONDS)) || return 0
+  [[ "$STATUS_HEARTBEAT" -nt "$STATUS_MARK" ]] && alive=1
+  echo "$EPOCHSECONDS" >"$STATUS_MARK"
+  status_checked_at=$EPOCHSECONDS
+  if [[ "$alive" != "$STATUS_ALIVE" ]]; then
+    STATUS_ALIVE=$alive
+    render_status "$GENERATED"
+    if nginx -q -t -e stderr -c "$CONFIG/nginx.conf" && nginx -e stderr -c "$CONFIG/nginx.conf" -s reload; then
+      ((alive)) && echo "gateway: the status page answers again; its log lines are sent" >&2
+      ((alive)) || echo "gateway: [warn] the status page is not answering; no log line is sent to it" >&2
+      status_warned_at=$EPOCHSECONDS
+    fi
+  elif ((!alive && EPOCHSECONDS - status_warned_at >= 60)); then
+    echo "gateway: [warn] the status page is still not answering" >&2
+    status_warned_at=$EPOCHSECONDS
+  fi
 }
 
 render_all() {
@@ -158,7 +208,7 @@ render_all() {
   echo "listen $INTERNAL_LISTEN;" >"$GENERATED/internal-listen.inc"
   render_limits >"$GENERATED/limits.conf"
   render_hosts >"$GENERATED/hosts.conf"
-  render_public "${1:-}" >"$GENERATED/public.conf"
+  render_public >"$GENERATED/public.conf"
   render_status "$GENERATED"
   render_upstreams >"$UPSTREAMS"
 }
@@ -189,6 +239,7 @@ watch_upstreams() {
   rm -f "$PAUSE_PIPE" && mkfifo "$PAUSE_PIPE" && exec {pause}<>"$PAUSE_PIPE"
   while true; do
     sync_upstreams && echo "$EPOCHSECONDS" >"$HEARTBEAT"
+    watch_status
     read -r -t "$POLL_SECONDS" -u "$pause"
   done
 }
@@ -222,7 +273,7 @@ json_lines() {
 }
 
 if [[ "${1:-}" == render ]]; then
-  RENDER_ONLY=1 GENERATED=$2/generated UPSTREAMS=$2/generated/upstreams.conf render_all "${3:-}"
+  RENDER_ONLY=1 RENDER_TLS=${3:-} GENERATED=$2/generated UPSTREAMS=$2/generated/upstreams.conf render_all
   exit 0
 fi
 

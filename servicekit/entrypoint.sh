@@ -21,7 +21,7 @@ stop() {
   if [[ "$serving" == 1 ]]; then
     # A unix socket path, not a TCP address. Over TCP the gateway stops routing here once this replica leaves
     # the DNS (Swarm removes it before stopping it), within DRAIN_SECONDS when that covers its poll interval.
-    [[ "$UWSGI_SOCKET" == /* ]] && rm -f "$UWSGI_SOCKET"
+    [[ "$UWSGI_SOCKET" == /* ]] && rm -f "$UWSGI_SOCKET" "${UWSGI_SOCKET%.sock}.name"
     sleep "$DRAIN_SECONDS"
   fi
   # During start-up this stops the migrations: each migration is a transaction, so none is left half-applied.
@@ -52,6 +52,7 @@ if [[ "$stopping" == 1 ]]; then
 fi
 [[ "$migrated" == 0 ]] || exit "$migrated"
 
+# Where uWSGI listens; with unix sockets, the name people know this replica by is written beside it.
 UWSGI_SOCKET=$(python -m servicekit.sockets)
 export UWSGI_SOCKET
 if [[ "$UWSGI_SOCKET" == /* ]]; then

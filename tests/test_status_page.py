@@ -1,14 +1,17 @@
 """The live status page (/status/): what it shows is what the stack runs, as it changes, in a real browser too."""
 
+import datetime
+import json
 import os
 import signal
 import subprocess
 import threading
+import time
 
 import pytest
 
 from load import send
-from stack import ACCOUNTS, ROOT, SERVICES, seconds, wait_until
+from stack import ACCOUNTS, GATEWAY, ROOT, SERVICES, STATUS, seconds, wait_until
 
 # A stack of its own, shared with the other "rollouts" modules: it scales and kills replicas.
 pytestmark = pytest.mark.own_stack("rollouts")
@@ -44,6 +47,8 @@ def test_the_data_names_every_service_each_replica_and_its_uwsgi_workers(stack):
 
 
 def test_requests_are_counted_for_the_replica_that_served_them(stack):
+    status(stack)  # someone watches: the counters are polled from now on
+    time.sleep(1.5)
     sent = 40
     for _ in range(sent):
         assert stack.get(f"/api/{ACCOUNTS}/health").status_code == 200
@@ -56,6 +61,35 @@ def test_requests_are_counted_for_the_replica_that_served_them(stack):
     assert wait_until(counted, timeout=seconds(3))
     replica = replicas_shown(stack, ACCOUNTS)[instance]
     assert replica["errors"] == 0 and 0 < replica["p50_ms"] <= replica["p99_ms"]
+
+
+def test_each_replica_is_shown_by_the_name_compose_gives_it(stack):
+    for service in SERVICES:
+        shown = replicas_shown(stack, service)
+        for container in stack.containers(service):
+            assert shown[container.attrs["Config"]["Hostname"]]["name"] == container.name
+
+
+def says_it_is_not_answering(response) -> bool:
+    """The gateway's own answer for a status container it found silent (not a failed proxy attempt's 503)."""
+    return response.status_code == 503 and response.json()["error"]["message"] == "The status page is not answering"
+
+
+def test_a_stopped_status_container_costs_the_gateway_no_log_line_per_request(stack):
+    status_container, gateway = stack.container(STATUS), stack.container(GATEWAY)
+    status_container.update(restart_policy={"Name": "no"})  # stays down, as after `docker kill`
+    status_container.kill()
+    try:
+        assert wait_until(lambda: says_it_is_not_answering(stack.get("/status/")), timeout=seconds(10))
+        time.sleep(1)  # the gateway's workers from before its reload finish what they had
+        since = datetime.datetime.now(datetime.UTC)
+        assert [stack.get(f"/api/{ACCOUNTS}/health").status_code for _ in range(100)] == [200] * 100
+        logged = [json.loads(line) for line in gateway.logs(since=since).decode().splitlines() if line.strip()]
+        assert [line for line in logged if line["level"] != "INFO"] == []
+    finally:
+        status_container.update(restart_policy={"Name": "unless-stopped"})
+        status_container.start()
+    assert wait_until(lambda: stack.get("/status/").status_code == 200, timeout=seconds(15))
 
 
 def test_the_page_reads_as_a_table_without_javascript(stack):
@@ -100,7 +134,8 @@ def test_the_status_page_can_be_turned_off(tmp_path):
 
 
 def rows_on_page(browser, service: str) -> list[list[str]]:
-    """The replica rows the page shows for a service, as cell texts (instance, workers, rate, p50, p99, errors).
+    """The replica rows the page shows for a service, as cell texts (replica, workers, rate, p50, p99, errors, not
+    sampled).
     Read in one script: the page rebuilds its rows every second, so elements found one call earlier go stale."""
     script = """return [...document.querySelectorAll(`tr.replica[data-service="${arguments[0]}"]`)]
         .map(row => [...row.cells].slice(1).map(cell => cell.textContent));"""

@@ -1,7 +1,9 @@
 """Given a certificate and key (docker-compose.tls.yml), the gateway serves HTTPS with HSTS and redirects HTTP."""
 
 import os
+import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
@@ -15,6 +17,16 @@ SOCKETS_GID = 10001  # the gateway's group (docker-compose.yml, SOCKET_GID): it 
 @pytest.fixture(scope="module")
 def certificate_authority() -> trustme.CA:
     return trustme.CA()
+
+
+STATUS_USER, STATUS_PASSWORD = "operator", uuid.uuid4().hex
+
+
+def password_hash(password: str) -> str:
+    """As an operator makes one for the htpasswd file (README "Security"): openssl's SHA-512 crypt."""
+    return subprocess.run(
+        ["openssl", "passwd", "-6", password], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def tls_url(stack: Stack) -> str:
@@ -31,8 +43,17 @@ def tls_stack(stack, certificate_authority, tmp_path_factory):  # after the main
     os.chown(key, -1, SOCKETS_GID)
     key.chmod(0o640)
     certificate.chmod(0o644)
+    htpasswd = directory / "status.htpasswd"
+    htpasswd.write_text(f"{STATUS_USER}:{password_hash(STATUS_PASSWORD)}\n")
+    os.chown(htpasswd, -1, SOCKETS_GID)
+    htpasswd.chmod(0o640)
     tls_port, tls_port_lock = reserve_port()
-    environment = {"GATEWAY_TLS_CERT": str(certificate), "GATEWAY_TLS_KEY": str(key), "GATEWAY_TLS_PORT": str(tls_port)}
+    environment = {
+        "GATEWAY_TLS_CERT": str(certificate),
+        "GATEWAY_TLS_KEY": str(key),
+        "GATEWAY_TLS_PORT": str(tls_port),
+        "STATUS_HTPASSWD": str(htpasswd),
+    }
     running = Stack(f"microstack-test-tls-{uuid.uuid4().hex[:8]}", environment, ("docker-compose.tls.yml",))
     with tls_port_lock:
         running.up()
@@ -61,3 +82,30 @@ def test_plain_http_redirects_to_https(tls_stack):
 def test_a_redirect_is_never_made_for_a_host_not_served(tls_stack):
     response = tls_stack.get("/", headers={"Host": "evil.example"}, allow_redirects=False)
     assert response.status_code == 421
+
+
+def test_over_https_the_status_page_asks_the_operator_for_a_user_and_password(
+    tls_stack, certificate_authority, tmp_path
+):
+    bundle = tmp_path / "ca.pem"
+    certificate_authority.cert_pem.write_to_path(bundle)
+    url = f"{tls_url(tls_stack)}/status/data.json"
+    anonymous = requests.get(url, verify=str(bundle), timeout=5)
+    wrong = requests.get(url, auth=(STATUS_USER, "not the password"), verify=str(bundle), timeout=5)
+    operator = requests.get(url, auth=(STATUS_USER, STATUS_PASSWORD), verify=str(bundle), timeout=5)
+    assert (anonymous.status_code, wrong.status_code, operator.status_code) == (401, 401, 200)
+    assert anonymous.json()["error"]["code"] == "unauthorized"
+    assert anonymous.headers["WWW-Authenticate"].startswith("Basic")
+    assert operator.json()["services"]
+
+
+def test_over_https_without_a_credential_the_status_page_is_off(tmp_path):
+    rendered = tmp_path / "gateway"
+    environment = {**os.environ, "STATUS_HTPASSWD_FILE": str(tmp_path / "none")}
+    gateway = Path(__file__).resolve().parent.parent / "nginx" / "entrypoint.sh"
+    subprocess.run([gateway, "render", rendered, "tls"], env=environment, check=True, capture_output=True)
+    assert (rendered / "generated" / "status-route.inc").read_text().strip() == "location ^~ /status { return 404; }"
+    (tmp_path / "given").write_text(f"{STATUS_USER}:{password_hash(STATUS_PASSWORD)}\n")
+    environment["STATUS_HTPASSWD_FILE"] = str(tmp_path / "given")
+    subprocess.run([gateway, "render", rendered, "tls"], env=environment, check=True, capture_output=True)
+    assert f"auth_basic_user_file {tmp_path / 'given'};" in (rendered / "generated" / "status-route.inc").read_text()

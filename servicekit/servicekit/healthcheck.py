@@ -25,6 +25,8 @@ def encode_uwsgi_request(variables: dict[str, str]) -> bytes:
 
 # The access log leaves out requests that carry this uwsgi variable: a check every few seconds would fill it.
 HEALTHCHECK_VARIABLE = "SERVICEKIT_HEALTHCHECK"
+# The uWSGI metric that counts them (servicekit/uwsgi.ini declares it; the status page reads it).
+HEALTHCHECKS_METRIC = "healthchecks"
 
 
 def request_status(connect: Callable[[], socket.socket], path: str) -> int:

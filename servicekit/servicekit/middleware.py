@@ -13,7 +13,8 @@ from django.http import HttpRequest, HttpResponse
 
 from servicekit.context import deadline_from, deadline_var, request_id_var
 from servicekit.errors import error_response
-from servicekit.healthcheck import HEALTHCHECK_VARIABLE
+from servicekit.healthcheck import HEALTHCHECK_VARIABLE, HEALTHCHECKS_METRIC
+from servicekit.server import uwsgi
 
 # The gateway checks the same pattern; a service checks again because it may be reached another way.
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -30,6 +31,12 @@ def request_id_for(request: HttpRequest) -> str:
 
 def is_json(response: HttpResponse) -> bool:
     return response.get("Content-Type", "").startswith("application/json")
+
+
+def count_healthcheck() -> None:
+    """uWSGI counts every request its workers serve; the status page subtracts these, which the gateway never saw."""
+    if uwsgi is not None:
+        uwsgi.metric_inc(HEALTHCHECKS_METRIC)
 
 
 def has_body(response: HttpResponse) -> bool:
@@ -71,7 +78,9 @@ class RequestContextMiddleware:
                 response.content += b"\n"
             response["X-Request-ID"] = request_id
             response["X-Served-By"] = self.served_by
-            if self.access_log and HEALTHCHECK_VARIABLE not in request.META:
+            if HEALTHCHECK_VARIABLE in request.META:
+                count_healthcheck()
+            elif self.access_log:
                 self.log_access(request, response, started)
             return response
         finally:

@@ -7,6 +7,7 @@ TCP transport (for several hosts): a port, found by the gateway through Docker's
 
 import os
 import socket
+import subprocess  # nosec B404 (getent, with a fixed argument list)
 import time
 from pathlib import Path
 
@@ -19,6 +20,19 @@ DEAD_SOCKET_MIN_AGE_SECONDS = 10
 
 def own_socket_path() -> Path:
     return SOCKET_DIR / f"{socket.gethostname()}.sock"
+
+
+def publish_container_name() -> None:
+    """Writes, beside this replica's socket, the name people know it by (`docker compose ps`, `make scale`): the
+    name Docker's DNS gives its address. The hostname the socket is named by is only the container's id."""
+    try:
+        address = socket.gethostbyname(socket.gethostname())
+        name = subprocess.run(
+            ["getent", "-s", "dns", "hosts", address], capture_output=True, text=True, timeout=2
+        ).stdout.split()[1]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        return  # no DNS name (a plain `docker run`): the page shows the hostname alone
+    own_socket_path().with_suffix(".name").write_text(name.split(".")[0] + "\n")
 
 
 def listen_address() -> str:
@@ -59,7 +73,7 @@ def is_dead(path: Path) -> bool:
 
 def remove_dead_sockets() -> list[Path]:
     """Removes the dead sockets (uWSGI's and its stats server's) of sibling replicas, so the gateway stops routing
-    to them; returns them."""
+    to them, and their names; returns them."""
     removed = []
     own = own_socket_path()
     for path in [*SOCKET_DIR.glob("*.sock"), *SOCKET_DIR.glob("*.stats")]:
@@ -71,8 +85,14 @@ def remove_dead_sockets() -> list[Path]:
                 removed.append(path)
         except FileNotFoundError:  # another replica removed it first
             continue
+    for name in SOCKET_DIR.glob("*.name"):  # a name outlives its socket only when its replica died
+        if name.stem != own.stem and not name.with_suffix(".sock").exists():
+            name.unlink(missing_ok=True)
+            removed.append(name)
     return removed
 
 
 if __name__ == "__main__":
     print(listen_address())
+    if TRANSPORT != "tcp":
+        publish_container_name()

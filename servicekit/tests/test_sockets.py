@@ -2,6 +2,7 @@
 
 import os
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -80,3 +81,27 @@ def test_a_young_socket_is_kept_even_if_nothing_answers_yet(socket_dir):
     starting = dead_socket(socket_dir / "starting.sock")
     assert sockets.remove_dead_sockets() == []
     assert starting.exists()
+
+
+def test_the_name_of_a_replica_whose_socket_is_gone_is_removed_and_a_live_ones_kept(socket_dir):
+    (socket_dir / "killed.name").write_text("microstack-service1-2\n")
+    (socket_dir / "sibling.name").write_text("microstack-service1-3\n")
+    with listening_socket(socket_dir / "sibling.sock"):
+        assert sockets.remove_dead_sockets() == [socket_dir / "killed.name"]
+    assert (socket_dir / "sibling.name").exists()
+
+
+def test_a_replica_publishes_the_name_dns_gives_its_address_beside_its_socket(socket_dir, monkeypatch):
+    monkeypatch.setattr(socket, "gethostname", lambda: "a371c037199e")
+    monkeypatch.setattr(socket, "gethostbyname", lambda host: "172.30.0.2")
+    answer = "172.30.0.2      microstack-service1-2.microstack_backend\n"
+    ran = []
+
+    def getent(command, **options):
+        ran.append(command)
+        return subprocess.CompletedProcess(command, 0, stdout=answer)
+
+    monkeypatch.setattr(subprocess, "run", getent)
+    sockets.publish_container_name()
+    assert ran == [["getent", "-s", "dns", "hosts", "172.30.0.2"]]  # DNS only: /etc/hosts has the hostname
+    assert (socket_dir / "a371c037199e.name").read_text() == "microstack-service1-2\n"

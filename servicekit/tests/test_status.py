@@ -8,11 +8,16 @@ import pytest
 from servicekit.status import app
 from servicekit.status.collector import (
     Collector,
+    Counted,
     Served,
+    counted_of,
+    counter_figures,
     figures,
+    latency_figures,
     parse_log_line,
     parse_stub_status,
     parse_upstreams,
+    polled_span,
     workers_of,
 )
 
@@ -93,6 +98,8 @@ def collector():
     polled.polled_at = 1000.0
     for at in (985.0, 995.0, 996.0):  # the first is older than the window
         polled.add(Served(at, "service1", "aaaa11112222", 200, 0.004))
+    polled.counted[("service1", "aaaa11112222")] = [Counted(991.0, 40, 4, 0), Counted(1000.0, 97, 5, 56)]
+    polled.names["aaaa11112222"] = "microstack-service1-1"
     return polled
 
 
@@ -101,9 +108,54 @@ def test_the_snapshot_counts_each_replica_within_the_window_only(collector):
     (service1, service2) = snapshot["services"]
     (replica,) = service1["replicas"]
     assert (replica["instance"], replica["busy"], replica["idle"]) == ("aaaa11112222", 1, 1)
-    assert replica["requests_per_second"] == 0.2
-    assert service2 == {"name": "service2", "replicas": [], **figures([], 10)}
+    assert replica["name"] == "microstack-service1-1"
+    assert (replica["requests_per_second"], replica["unsampled"]) == (6.2, 0)  # (97 - 40 - 1) / 9 s, 56 sampled
+    assert (replica["p50_ms"], replica["errors"]) == (4.0, 0)  # from the two log lines in the window
+    assert (service1["requests_per_second"], service1["unsampled"]) == (6.2, 0)
+    assert service2 == {"name": "service2", "replicas": [], "requests_per_second": None, "unsampled": None,
+                        **latency_figures([])}  # fmt: skip
     assert snapshot["gateway"]["active_connections"] == 2
+
+
+def test_a_replicas_rate_is_the_growth_of_its_request_counters_less_its_healthchecks():
+    history = [Counted(990.0, 1000, 10, 0), Counted(995.0, 1300, 12, 298), Counted(1000.0, 1605, 15, 600)]
+    assert counter_figures(history, 10.0) == {"requests_per_second": 60.0, "unsampled": 0}  # (605 - 5) / 10 s
+
+
+def test_requests_the_counters_saw_and_no_log_line_sampled_are_counted_as_unsampled():
+    history = [Counted(990.0, 0, 0, 100), Counted(1000.0, 6000, 5, 5100)]
+    assert counter_figures(history, 10.0) == {"requests_per_second": 599.5, "unsampled": 995}
+
+
+def test_before_two_polls_there_is_no_rate_and_a_restarted_worker_makes_none_negative():
+    assert counter_figures([Counted(1000.0, 5, 0, 0)], 10.0) == {"requests_per_second": None, "unsampled": None}
+    assert counter_figures([Counted(990.0, 500, 0, 0), Counted(1000.0, 20, 0, 20)], 10.0)["requests_per_second"] == 0
+
+
+def test_a_replica_started_within_the_window_has_its_requests_spread_over_all_of_it():
+    """Scaled from one replica to two under 60 requests/s: their rates add up to 60, not more."""
+    old = [Counted(990.0, 0, 0, 0), Counted(995.0, 300, 0, 300), Counted(1000.0, 450, 0, 450)]
+    new = [Counted(995.0, 0, 0, 0), Counted(1000.0, 150, 0, 150)]
+    span = polled_span([old, new])
+    rates = [counter_figures(history, span)["requests_per_second"] for history in (old, new)]
+    assert (span, rates, sum(rates)) == (10.0, [45.0, 15.0], 60.0)
+
+
+def test_counters_from_uwsgi_stats_with_the_healthchecks_metric():
+    stats = {
+        "workers": [{"id": 1, "requests": 5}, {"id": 2, "requests": 7}],
+        "metrics": {"healthchecks": {"type": 0, "value": 3}},
+    }
+    assert counted_of(stats, 1000.0, sampled=8) == Counted(1000.0, 12, 3, 8)
+
+
+def test_each_log_line_received_counts_for_its_replica(collector):
+    assert collector.received[("service1", "aaaa11112222")] == 3
+
+
+def test_a_replica_is_shown_by_its_compose_name_and_its_hostname(collector):
+    page = app.page(collector.snapshot(now=1000.0))
+    assert "<td>microstack-service1-1 (aaaa11112222)</td>" in page
 
 
 def test_the_page_is_a_table_with_a_row_per_service_and_replica(collector, monkeypatch):
@@ -158,3 +210,22 @@ def test_its_own_script_and_style_are_served_with_their_types(monkeypatch):
     assert call("/status/status.js")[1]["Content-Type"].startswith("application/javascript")
     assert call("/status/status.css")[1]["Content-Type"].startswith("text/css")
     assert call("/status/nothing.js")[0].startswith("404")
+
+
+def test_a_replica_that_appears_while_the_page_polls_is_counted_from_zero(monkeypatch):
+    polling = Collector()
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(time, "time", lambda: clock["now"])
+    polling.polled_at, polling.counted_since = 999.0, 990.0
+    polling.count("service1", "new", {"workers": [{"requests": 30}], "metrics": {"healthchecks": {"value": 2}}})
+    (history,) = polling.counted.values()
+    assert [(counted.requests, counted.healthchecks) for counted in history] == [(0, 0), (30, 2)]
+
+
+def test_a_replica_seen_at_the_first_poll_is_counted_from_that_poll(monkeypatch):
+    polling = Collector()
+    monkeypatch.setattr(time, "time", lambda: 1000.0)
+    polling.counted_since = 1000.0
+    polling.count("service1", "old", {"workers": [{"requests": 30}]})
+    (history,) = polling.counted.values()
+    assert [counted.requests for counted in history] == [30]

@@ -28,6 +28,15 @@ ASSETS = {
 StartResponse = Callable[[str, list[tuple[str, str]]], object]
 
 
+# The figures of each row, in the table's order (page.html's columns, status.js's too).
+FIGURES = ("requests_per_second", "p50_ms", "p99_ms", "errors", "unsampled")
+
+
+def replica_label(replica: dict) -> str:
+    """The name `docker compose ps` shows, with the hostname (the container's id) the socket is named by."""
+    return f"{replica['name']} ({replica['instance']})" if replica.get("name") else replica["instance"]
+
+
 def cell(value: object) -> str:
     return "<td>–</td>" if value is None else f"<td>{html.escape(str(value))}</td>"
 
@@ -36,7 +45,7 @@ def rows_of(snapshot: dict) -> str:
     """The table's rows: a line per service with its totals, then one per replica."""
     rows = []
     for service in snapshot["services"]:
-        figures = [service["requests_per_second"], service["p50_ms"], service["p99_ms"], service["errors"]]
+        figures = [service[key] for key in FIGURES]
         replicas = f"{len(service['replicas'])} replica(s)"
         rows.append(
             f'<tr class="service"><th scope="row">{html.escape(service["name"])}</th><td>{replicas}</td><td></td>'
@@ -45,10 +54,10 @@ def rows_of(snapshot: dict) -> str:
         )
         for replica in service["replicas"]:
             workers = f"{replica['busy']} busy / {replica['idle']} idle"
-            figures = [replica["requests_per_second"], replica["p50_ms"], replica["p99_ms"], replica["errors"]]
+            figures = [replica[key] for key in FIGURES]
             rows.append(
                 f'<tr class="replica" data-service="{html.escape(service["name"])}"><td></td>'
-                + cell(replica["instance"])
+                + cell(replica_label(replica))
                 + cell(workers)
                 + "".join(cell(value) for value in figures)
                 + "</tr>"

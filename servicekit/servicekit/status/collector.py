@@ -1,10 +1,14 @@
 """Where the status page's figures come from, none of them a second copy of the request path:
 
-- the replicas: the upstreams the gateway routes to (its internal listener serves the file it loaded);
-- each replica's workers, busy or idle: the replica's uWSGI stats server, read through the gateway's status
-  plane (stats-http on a unix socket beside the replica's own), a listener no service can reach;
-- requests per second, p50 and p99 latency and errors, per replica and in all: the gateway's access log, which
-  nginx also sends here line by line as syslog datagrams (one unix socket in the status volume);
+- the replicas: the upstreams the gateway routes to (its status plane serves the file it loaded), each with the
+  name `docker compose ps` shows, which the replica wrote beside its socket (servicekit.sockets);
+- each replica's workers, busy or idle, and requests per second: the replica's uWSGI stats server, read through
+  the gateway's status plane (stats-http on a unix socket beside the replica's own), a listener no service can
+  reach. The rate is the growth of the workers' request counters, less the healthchecks among them (a uWSGI
+  metric): counters lose nothing, whatever the load;
+- p50 and p99 latency and errors, per replica and in all: the gateway's access log, which nginx also sends here
+  line by line as syslog datagrams (one unix socket in the status volume). A datagram the socket cannot take is
+  dropped: the page says how many requests the counters saw that no log line sampled;
 - the gateway's connections and its request count: nginx's stub_status.
 
 A replica is shown while its stats server answers: one that stops or dies is gone at the next poll. Polling
@@ -12,6 +16,7 @@ runs only while someone watches (the page or its JSON was read in the last WATCH
 for none of it, and the first look polls at once.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -19,7 +24,7 @@ import socket
 import statistics
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -27,12 +32,19 @@ from urllib.parse import quote
 import requests
 from requests_unixsocket import UnixAdapter
 
+from servicekit.healthcheck import HEALTHCHECKS_METRIC
+
 log = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 10
 POLL_SECONDS = float(os.environ.get("STATUS_POLL_SECONDS", "1"))
 WATCHED_SECONDS = 60
 LOG_SOCKET = Path(os.environ.get("STATUS_LOG_SOCKET", "/run/uwsgi/log.sock"))
+HEARTBEAT = LOG_SOCKET.parent / "heartbeat"
+HEARTBEAT_SECONDS = 1.0
+# Room for a burst of log lines while the collector's thread waits for the GIL (docker-compose.yml also raises
+# the queue of datagrams a unix socket holds, net.unix.max_dgram_qlen).
+RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 GATEWAY_SOCKET = os.environ.get("GATEWAY_STATUS_SOCKET", "/run/gateway-status/status.sock")
 
 
@@ -71,6 +83,11 @@ def instance_of(upstreams: str) -> str:
 
 def figures(served: list[Served], seconds: float) -> dict:
     """Rate, latency quantiles and server errors of some requests over a window of this many seconds."""
+    return {"requests_per_second": round(len(served) / seconds, 1), **latency_figures(served)}
+
+
+def latency_figures(served: list[Served]) -> dict:
+    """Latency quantiles and server errors of some requests."""
     latencies = sorted(request.seconds * 1000 for request in served)
     p50: float | None
     p99: float | None
@@ -80,11 +97,49 @@ def figures(served: list[Served], seconds: float) -> dict:
     else:
         p50 = p99 = latencies[0] if latencies else None
     return {
-        "requests_per_second": round(len(served) / seconds, 1),
         "p50_ms": None if p50 is None else round(p50, 1),
         "p99_ms": None if p99 is None else round(p99, 1),
         "errors": sum(1 for request in served if request.status >= 500),
     }
+
+
+@dataclass(frozen=True)
+class Counted:
+    """A replica's counters at one poll: requests its workers served, the healthchecks among them, and the log
+    lines received for it so far."""
+
+    at: float
+    requests: int
+    healthchecks: int
+    sampled: int
+
+
+def counted_of(stats: dict, at: float, sampled: int) -> Counted:
+    requests = sum(worker.get("requests", 0) for worker in stats.get("workers", []))
+    healthchecks = (stats.get("metrics") or {}).get(HEALTHCHECKS_METRIC, {}).get("value", 0)
+    return Counted(at, requests, healthchecks, sampled)
+
+
+def counter_figures(history: list[Counted], span: float) -> dict:
+    """Requests per second the gateway sent a replica over the window's span of polls, from its counters, and how
+    many of those no log line sampled (dropped datagrams); None for both before two polls. The span is the same
+    for every replica (polled_span): a replica that started within it has its requests spread over all of it,
+    so the replicas' rates add up to the service's."""
+    if len(history) < 2 or span <= 0:
+        return {"requests_per_second": None, "unsampled": None}
+    first, last = history[0], history[-1]
+    # A worker that restarts starts its count again: a drop of the sum is not negative traffic.
+    served = max(0, (last.requests - first.requests) - (last.healthchecks - first.healthchecks))
+    return {
+        "requests_per_second": round(served / span, 1),
+        "unsampled": max(0, served - (last.sampled - first.sampled)),
+    }
+
+
+def polled_span(histories: list[list[Counted]]) -> float:
+    """The seconds between the first and the last poll in the window, over every replica."""
+    times = [counted.at for history in histories for counted in history]
+    return max(times) - min(times) if times else 0.0
 
 
 def parse_upstreams(text: str) -> dict[str, list[str]]:
@@ -117,12 +172,25 @@ def workers_of(stats: dict) -> list[dict]:
     ]
 
 
+def sums_of(rows: list[dict]) -> dict:
+    """A service's rate and unsampled requests: its replicas' added up (None where no replica has one yet)."""
+    sums = {}
+    for key in ("requests_per_second", "unsampled"):
+        known = [row[key] for row in rows if row[key] is not None]
+        sums[key] = round(sum(known), 1) if known else None
+    return sums
+
+
 @dataclass
 class Collector:
     """Keeps the last WINDOW_SECONDS of the gateway's log and the last poll of every replica's workers."""
 
     window: deque = field(default_factory=deque)
     replicas: dict = field(default_factory=dict)  # service -> {instance: [workers]}
+    counted: dict = field(default_factory=dict)  # (service, instance) -> deque of Counted, over the window
+    received: Counter = field(default_factory=Counter)  # (service, instance) -> log lines received
+    names: dict = field(default_factory=dict)  # instance -> the name `docker compose ps` shows
+    counted_since: float | None = None  # when polling last started: a replica first seen later is a new one
     gateway: dict = field(default_factory=dict)
     polled_at: float = 0.0
     watched_at: float = float("-inf")
@@ -141,18 +209,30 @@ class Collector:
     # --- the gateway's access log -----------------------------------------------------------------------------
 
     def receive_log(self) -> None:
+        """Receives the gateway's log lines; beats the heartbeat the gateway checks at least every second, so it
+        sends no line to a status container that is gone (nginx/entrypoint.sh, watch_status)."""
         LOG_SOCKET.unlink(missing_ok=True)
+        beaten_at = 0.0
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as receiver:
+            receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
             receiver.bind(str(LOG_SOCKET))
             LOG_SOCKET.chmod(0o660)  # the gateway's user is in this container's group, not its owner
+            receiver.settimeout(HEARTBEAT_SECONDS)
             while True:
-                served = parse_log_line(receiver.recv(4096))
+                try:
+                    served = parse_log_line(receiver.recv(4096))
+                except TimeoutError:
+                    served = None
                 if served is not None:
                     self.add(served)
+                if time.monotonic() - beaten_at >= HEARTBEAT_SECONDS:
+                    HEARTBEAT.write_text(f"{time.time():.0f}\n")
+                    beaten_at = time.monotonic()
 
     def add(self, served: Served) -> None:
         with self.lock:
             self.window.append(served)
+            self.received[(served.service, served.instance)] += 1
 
     def recent(self, now: float) -> list[Served]:
         with self.lock:
@@ -168,6 +248,10 @@ class Collector:
         return response
 
     def poll(self) -> None:
+        if self.counted_since is None or time.time() - self.polled_at > 2 * POLL_SECONDS:
+            self.counted_since = time.time()  # polling starts (again): what each replica served before is unknown
+            with self.lock:
+                self.counted.clear()
         services = parse_upstreams(self.get("/_gateway/upstreams").text)
         replicas: dict[str, dict[str, list[dict]]] = {}
         for service, instances in services.items():
@@ -178,9 +262,33 @@ class Collector:
                 except (requests.RequestException, ValueError):
                     continue  # stopping, or killed: not a replica any more
                 replicas[service][instance] = workers_of(stats)
+                self.count(service, instance, stats)
+                self.learn_name(service, instance)
         gateway = parse_stub_status(self.get("/_gateway/stub_status").text)
         with self.lock:
             self.replicas, self.gateway, self.polled_at = replicas, gateway, time.time()
+            # A replica gone is forgotten: its counters would stretch the window's span.
+            live = {(service, instance) for service, instances in replicas.items() for instance in instances}
+            self.counted = {replica: history for replica, history in self.counted.items() if replica in live}
+
+    def count(self, service: str, instance: str, stats: dict) -> None:
+        now = time.time()
+        with self.lock:
+            history = self.counted.get((service, instance))
+            if history is None:
+                history = self.counted[(service, instance)] = deque()
+                if self.counted_since is not None and now - self.counted_since > 1.5 * POLL_SECONDS:
+                    # Started while the page was polling: its counters started at zero, just before this poll.
+                    history.append(Counted(now - POLL_SECONDS, 0, 0, 0))
+            history.append(counted_of(stats, now, self.received[(service, instance)]))
+            while history and history[0].at < now - WINDOW_SECONDS:
+                history.popleft()
+
+    def learn_name(self, service: str, instance: str) -> None:
+        if instance in self.names:
+            return
+        with contextlib.suppress(requests.RequestException):  # not written (yet): the hostname alone until it is
+            self.names[instance] = self.get(f"/_gateway/names/{service}/{instance}").text.strip()
 
     def poll_forever(self) -> None:
         while True:
@@ -210,6 +318,9 @@ class Collector:
         served = self.recent(now)
         with self.lock:
             replicas, gateway, polled_at = dict(self.replicas), dict(self.gateway), self.polled_at
+            counted = {replica: list(history) for replica, history in self.counted.items()}
+            names = dict(self.names)
+        span = polled_span(list(counted.values()))
         services = []
         for service, instances in sorted(replicas.items()):
             rows = []
@@ -219,14 +330,16 @@ class Collector:
                 rows.append(
                     {
                         "instance": instance,
+                        "name": names.get(instance),
                         "workers": workers,
                         "busy": busy,
                         "idle": len(workers) - busy,
-                        **figures(own, WINDOW_SECONDS),
+                        **counter_figures(counted.get((service, instance), []), span),
+                        **latency_figures(own),
                     }
                 )
             in_service = [request for request in served if request.service == service]
-            services.append({"name": service, "replicas": rows, **figures(in_service, WINDOW_SECONDS)})
+            services.append({"name": service, "replicas": rows, **sums_of(rows), **latency_figures(in_service)})
         return {
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
             "window_seconds": WINDOW_SECONDS,

@@ -11,6 +11,7 @@ function cell(row, value) {
 function figures(row, of) {
   for (const key of ["requests_per_second", "p50_ms", "p99_ms"]) cell(row, of[key] === null ? null : of[key].toFixed(1));
   cell(row, of.errors);
+  cell(row, of.unsampled);
 }
 
 function render(data) {
@@ -31,7 +32,7 @@ function render(data) {
       row.className = "replica";
       row.dataset.service = service.name;
       cell(row, "");
-      cell(row, replica.instance);
+      cell(row, replica.name ? `${replica.name} (${replica.instance})` : replica.instance);
       cell(row, `${replica.busy} busy / ${replica.idle} idle`);
       figures(row, replica);
     }

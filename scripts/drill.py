@@ -10,7 +10,9 @@ nothing.
 
 import argparse
 import os
+import resource
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -22,6 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from load import send
+from preflight import userland_proxy_note
 from stack import (
     ACCOUNTS,
     CATALOG,
@@ -87,7 +91,15 @@ class Report:
 
 
 # The drill's parts, in the order they run (make drill ONLY=paused-dependency runs one).
-PARTS = ["rollout", "faults", "paused-dependency", "crash-during-orders", "abuse"]
+PARTS = [
+    "rollout",
+    "faults",
+    "paused-dependency",
+    "crash-during-orders",
+    "abuse",
+    "status-accuracy",
+    "connection-flood",
+]
 
 
 class Drill:
@@ -278,6 +290,56 @@ class Drill:
                         f"{latencies[len(latencies) // 2]:.3f} s / {p99:.3f} s / {latencies[-1]:.3f} s")  # fmt: skip
         self.report.row("after the unpause, the last failed request was sent", f"{served_again:.2f} s after it")
         self.report.row("answers after the unpause", counts(Counter(status for _, status in after)))
+
+    def status_accuracy(self, rates: tuple[float, ...] = (60, 600), seconds: float = 16) -> None:
+        """The status page's requests/s for the catalog against what a client sent it in the same 10 s."""
+        self.report.say("\n## The status page against the offered load\n")
+        self.report.say(f"GETs of the catalog's health at a set rate for {seconds:.0f} s; at the end, the page's rate")
+        self.report.say("against the answers the client counted in the page's last 10 s.\n")
+        self.report.table("offered", "client's rate", "page's rate", "error", "requests not sampled", text_columns=())
+        url = f"{self.stack.base_url}/api/{CATALOG}/health"
+        for rate in rates:
+            self.stack.get("/status/data.json")  # someone watches: the page polls from now on
+            answered_at: list[float] = []
+            threads = max(2, min(32, int(rate // 20) + 2))
+            sending = threading.Thread(
+                target=send, args=(url, rate, seconds, threads), kwargs={"answered_at": answered_at}
+            )
+            sending.start()
+            time.sleep(seconds - 1)
+            read_at = time.monotonic()
+            data = self.stack.get("/status/data.json").json()
+            sending.join()
+            window = data["window_seconds"]
+            client = sum(1 for at in answered_at if read_at - window <= at < read_at) / window
+            (shown,) = [service for service in data["services"] if service["name"] == CATALOG]
+            page = shown["requests_per_second"] or 0.0
+            error = f"{(page - client) / client * 100:+.1f} %" if client else "-"
+            self.report.row(f"{rate:g}/s", f"{client:.1f}/s", f"{page:.1f}/s", error, shown["unsampled"])
+
+    def connection_flood(self, connections: int = 9000) -> None:
+        """Connections opened at once to the gateway's published port and held, then closed: does the port answer?"""
+        self.report.say(f"\n## {connections:,} connections at once to the published port\n")
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, connections + 1024)), hard))
+        opened: list[socket.socket] = []
+        refused: Counter[str] = Counter()
+        for _ in range(connections):
+            try:
+                opened.append(socket.create_connection(("127.0.0.1", self.stack.port), timeout=5))
+            except OSError as error:
+                refused[type(error).__name__] += 1
+        time.sleep(2)
+        for connection in opened:
+            connection.close()
+        answering, status = watch(lambda: self.outcome("/healthz"), lambda status: status == "200", 30)
+        engine = "docker-proxy" if userland_proxy_note() else "the kernel (iptables, no docker-proxy)"
+        self.report.table("figure", "value", text_columns=(0, 1))
+        self.report.row("published port forwarded by", engine)
+        self.report.row("connections opened and held 2 s", f"{len(opened):,}")
+        self.report.row("connections that failed", counts(refused) or "none")
+        self.report.row("the port answered /healthz again after they closed", seconds(answering) if answering
+                        is not None else f"never within 30 s (last: {status})")  # fmt: skip
 
     def crash_during_orders(self) -> None:
         """Orders' main process killed while 30 clients place orders; each retries with its Idempotency-Key."""

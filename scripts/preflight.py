@@ -5,6 +5,9 @@
 - Every base image the Dockerfiles start from is on this engine, or can be pulled: otherwise the build fails
   with a registry lookup error that names no way out. Without a registry, `make base-images` builds them.
 
+It also says, without refusing, when the engine forwards published ports through docker-proxy: every client on
+the host then reaches the gateway from one address, and shares one client's limits.
+
 Runs on the host's own Python (no venv, no Docker SDK): it is the first thing a newcomer runs.
 """
 
@@ -78,6 +81,32 @@ def base_image_problems(config: dict) -> list[str]:
     return problems
 
 
+def userland_proxy_note() -> str | None:
+    """A note when this machine's engine runs docker-proxy for published ports (Docker's default), or None."""
+    config = {}
+    try:
+        with open("/etc/docker/daemon.json") as file:
+            config = json.load(file)
+    except (OSError, ValueError):
+        pass
+    command_lines = []
+    try:
+        for pid in subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True, text=True).stdout.split():
+            with open(f"/proc/{pid}/cmdline", "rb") as file:
+                command_lines.append(file.read().replace(b"\0", b" ").decode())
+    except OSError:
+        return None  # no local engine to look at (DOCKER_HOST elsewhere, or no /proc): nothing to say
+    if not command_lines:
+        return None
+    if config.get("userland-proxy") is False or any("--userland-proxy=false" in line for line in command_lines):
+        return None
+    return (
+        'note: this engine forwards published ports through docker-proxy ("userland-proxy" is not false in '
+        "/etc/docker/daemon.json), so the gateway sees every client, from this host or another, as one address: they "
+        'share one client\'s rate and connection limits. README "Security" says how to turn it off.'
+    )
+
+
 def main() -> int:
     rendered = subprocess.run(["docker", "compose", "config", "--format", "json"], capture_output=True, text=True)
     if rendered.returncode != 0:
@@ -87,6 +116,9 @@ def main() -> int:
     problems = [problem for problem in [port_problem(config)] if problem] + base_image_problems(config)
     for problem in problems:
         print(f"up: {problem}", file=sys.stderr)
+    note = userland_proxy_note()
+    if note and not problems:
+        print(f"up: {note}", file=sys.stderr)
     return 1 if problems else 0
 
 

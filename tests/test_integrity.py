@@ -73,7 +73,8 @@ def feed_of(stack, auth: dict) -> list[dict]:
 def redeliveries_of(stack, user_id: int) -> list[int]:
     code = (
         "import json; from notifications.models import Notification; "
-        f"print(json.dumps(list(Notification.objects.filter(user_id={user_id}).values_list('redeliveries', flat=True))))"
+        f"mine = Notification.objects.filter(user_id={user_id}); "
+        "print(json.dumps(list(mine.values_list('redeliveries', flat=True))))"
     )
     result = stack.container(NOTIFICATIONS).exec_run(["django-admin", "shell", "-c", code])
     assert result.exit_code == 0, result.output.decode()

@@ -1,19 +1,21 @@
 """The catalog API: products for everyone to read and staff to write; reservations for the orders service."""
 
+import re
 import uuid
 from decimal import Decimal
 from typing import Annotated
 
 from django.http import Http404, HttpRequest
 from ninja import Field, Schema, Status
-from pydantic import StrictInt, StrictStr, field_serializer
+from pydantic import BeforeValidator, StrictStr, WithJsonSchema, field_serializer
+from pydantic_core import PydanticCustomError
 
 from catalog import selectors, services
 from catalog.errors import InsufficientStock, ProductExists, ProductNotFound, ReservationConflict, ReservationReleased
 from catalog.models import Product
 from servicekit.api import create_api, errors
 from servicekit.auth import BearerAuth, require_staff
-from servicekit.fields import Id, count, path_id, text
+from servicekit.fields import Id, IntegerOnly, count, path_id, text
 from servicekit.internal import ServiceAuth
 
 api = create_api(
@@ -29,8 +31,32 @@ api = create_api(
 )
 
 Name = Annotated[StrictStr, text(1, 200)]
-Price = Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=2)]
-Stock = Annotated[StrictInt, count(0, 1_000_000)]
+# A price is a JSON number or a string of digits with at most two decimals ("4.20"), up to 99,999,999.99: the
+# document says exactly this, and nothing else is taken (Decimal alone would take "", "1e3" or " 4").
+PRICE_PATTERN = r"^[0-9]{1,8}([.][0-9]{1,2})?$"
+
+
+def refuse_other_price_text(value: object) -> object:
+    if isinstance(value, bool) or (isinstance(value, str) and not re.fullmatch(PRICE_PATTERN, value)):
+        raise PydanticCustomError("decimal_parsing", "A price is a number, or digits with at most two decimals")
+    return value
+
+
+Price = Annotated[
+    Decimal,
+    Field(ge=0, max_digits=10, decimal_places=2),
+    BeforeValidator(refuse_other_price_text),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "maximum": 99999999.99, "multipleOf": 0.01},
+                {"type": "string", "pattern": PRICE_PATTERN},
+            ]
+        },
+        mode="validation",
+    ),
+]
+Stock = Annotated[int, count(0, 1_000_000), IntegerOnly]
 
 
 class ProductIn(Schema):
@@ -59,7 +85,7 @@ class ProductOut(Schema):
 
 class ReservationIn(Schema):
     product_id: Id
-    quantity: Annotated[StrictInt, count(1, 1000)]
+    quantity: Annotated[int, count(1, 1000), IntegerOnly]
 
 
 class ReservationOut(Schema):

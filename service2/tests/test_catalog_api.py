@@ -266,8 +266,10 @@ def test_the_stock_report_adds_what_reservations_hold_to_the_stock(client, produ
         ({"name": "Mug", "price": "1.00", "stock": True}, "stock"),
         ({"name": "Mug", "price": "1.00", "stock": "1"}, "stock"),
         ({"name": 5, "price": "1.00", "stock": 1}, "name"),
+        ({"name": "Mug", "price": "", "stock": 1}, "price"),
+        ({"name": "Mug", "price": "1e3", "stock": 1}, "price"),
     ],
-    ids=["nul-in-name", "stock-true", "stock-string", "name-number"],
+    ids=["nul-in-name", "stock-true", "stock-string", "name-number", "price-empty", "price-exponent"],
 )
 def test_a_product_field_of_the_wrong_kind_is_400_naming_it_and_nothing_is_written(client, body, field):
     response = send_json(client, "post", "/products", body, STAFF)

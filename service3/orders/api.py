@@ -6,7 +6,6 @@ from typing import Annotated
 
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Header, Schema, Status
-from pydantic import StrictInt
 
 from orders import selectors, services
 from orders.errors import CatalogRefused, IdempotencyKeyReused, OrderAbandoned, OrderInProgress, ProductNotFound
@@ -14,7 +13,7 @@ from orders.models import Order
 from servicekit.api import create_api, errors
 from servicekit.auth import BearerAuth
 from servicekit.errors import error_response
-from servicekit.fields import Id, count
+from servicekit.fields import Id, IntegerOnly, count
 
 api = create_api(
     title="orders (service3)",
@@ -32,7 +31,7 @@ def unknown_product(request: HttpRequest, error: ProductNotFound) -> HttpRespons
 
 class OrderIn(Schema):
     product_id: Id
-    quantity: Annotated[StrictInt, count(1, 1000)]
+    quantity: Annotated[int, count(1, 1000), IntegerOnly]
 
 
 class OrderOut(Schema):

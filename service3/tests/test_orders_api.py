@@ -338,3 +338,9 @@ def test_an_order_takes_integers_only_as_json_integers_its_columns_store(client,
     assert response.status_code == 400
     assert [detail["field"].rsplit(".", 1)[-1] for detail in response.json()["error"]["details"]] == [field]
     assert (Order.objects.count(), catalog.stock) == (0, 10)
+
+
+def test_a_quantity_with_no_fraction_is_an_integer_as_json_schema_says(client, catalog):
+    response = place(client, {"product_id": 1, "quantity": 2.0})
+    assert response.status_code == 201
+    assert (response.json()["quantity"], catalog.stock) == (2, 8)

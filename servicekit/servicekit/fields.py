@@ -1,7 +1,8 @@
 """Field types for every service's schemas: bounded by the columns that store them and strict about JSON types,
 so what the schema promises is what the service takes, and no input reaches a database that cannot store it.
 
-- An integer is a JSON integer (not true, not "1"), within the range its column stores on SQLite and PostgreSQL.
+- An integer is a JSON number with no fraction, as JSON Schema's "integer" is (687 and 687.0, not true, not
+  "1", not 687.5), within the range its column stores on SQLite and PostgreSQL.
 - Text holds no NUL character: PostgreSQL cannot store one, so both databases refuse it alike, with a 400.
 Path and query parameters arrive as text: path_id() bounds them without strictness.
 """
@@ -9,17 +10,28 @@ Path and query parameters arrive as text: path_id() bounds them without strictne
 from typing import Annotated, Any
 
 from ninja import Path
-from pydantic import Field, StrictInt
+from pydantic import BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 
 # The largest value of a BigAutoField or BigIntegerField, on SQLite and PostgreSQL alike.
 BIGINT_MAX = 2**63 - 1
 NO_NUL_PATTERN = r"^[^\x00]*$"
 
-Id = Annotated[StrictInt, Field(ge=1, le=BIGINT_MAX)]
+
+def refuse_booleans_and_strings(value: object) -> object:
+    """pydantic's lax integer takes true and "1"; its strict one refuses 687.0, which the schema allows."""
+    if isinstance(value, bool | str):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+# Last in an Annotated integer, after its bounds, so the bounds reach the OpenAPI document as minimum and maximum.
+IntegerOnly = BeforeValidator(refuse_booleans_and_strings)
+Id = Annotated[int, Field(ge=1, le=BIGINT_MAX), IntegerOnly]
 
 
 def count(minimum: int, maximum: int) -> Any:
-    """Bounds of an integer: `Annotated[StrictInt, count(1, 1000)]`."""
+    """Bounds of an integer: `Annotated[int, count(1, 1000), IntegerOnly]`."""
     return Field(ge=minimum, le=maximum)
 
 

@@ -103,5 +103,5 @@ def test_a_replica_publishes_the_name_dns_gives_its_address_beside_its_socket(so
 
     monkeypatch.setattr(subprocess, "run", getent)
     sockets.publish_container_name()
-    assert ran == [["getent", "-s", "dns", "hosts", "172.30.0.2"]]  # DNS only: /etc/hosts has the hostname
+    assert ran == [["/usr/bin/getent", "-s", "dns", "hosts", "172.30.0.2"]]  # DNS only: /etc/hosts has the hostname
     assert (socket_dir / "a371c037199e.name").read_text() == "microstack-service1-2\n"

@@ -26,6 +26,14 @@ def fail(times: int, circuit: CircuitBreaker) -> None:
         circuit.failed()
 
 
+def on_trial(clock) -> CircuitBreaker:
+    """A breaker that opened, reset_seconds ago: the call it lets through next is the trial."""
+    circuit = new_breaker()
+    fail(3, circuit)
+    clock["ms"] += 5_000
+    return circuit
+
+
 def test_it_opens_after_fail_max_failures_in_a_row_and_then_fails_fast(clock):
     circuit = new_breaker()
     fail(2, circuit)
@@ -52,9 +60,7 @@ def test_every_client_of_the_dependency_in_the_replica_sees_it_open(clock):
 
 
 def test_after_the_reset_time_one_call_is_the_trial_and_the_others_still_fail_fast(clock):
-    circuit = new_breaker()
-    fail(3, circuit)
-    clock["ms"] += 5_000
+    circuit = on_trial(clock)
     circuit.before_call()  # the trial
     with pytest.raises(CircuitOpen) as refused:
         circuit.before_call()
@@ -62,9 +68,7 @@ def test_after_the_reset_time_one_call_is_the_trial_and_the_others_still_fail_fa
 
 
 def test_a_trial_that_succeeds_closes_it(clock):
-    circuit = new_breaker()
-    fail(3, circuit)
-    clock["ms"] += 5_000
+    circuit = on_trial(clock)
     circuit.before_call()
     circuit.succeeded()
     circuit.before_call()
@@ -73,9 +77,7 @@ def test_a_trial_that_succeeds_closes_it(clock):
 
 
 def test_a_trial_that_fails_opens_it_for_another_reset_time(clock):
-    circuit = new_breaker()
-    fail(3, circuit)
-    clock["ms"] += 5_000
+    circuit = on_trial(clock)
     circuit.before_call()
     circuit.failed()
     clock["ms"] += 4_000

@@ -21,6 +21,7 @@ class StuckGateway:
 
     def __init__(self, path: str, status: int | None = None):
         self.connections = 0
+        self.requests: list[str] = []  # the request lines of the answered ones
         self.status = status
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(path)
@@ -37,7 +38,7 @@ class StuckGateway:
             self.connections += 1
             self.held.append(connection)
             if self.status is not None:
-                connection.recv(65536)
+                self.requests.append(connection.recv(65536).split(b"\r\n", 1)[0].decode())
                 body = b'{"error": {"code": "service_unavailable"}}'
                 head = f"HTTP/1.1 {self.status} X\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
                 connection.sendall(head.encode() + body)
@@ -115,3 +116,22 @@ def test_once_the_breaker_opens_callers_get_503_at_once_with_retry_after(gateway
     assert answers[0]["Retry-After"] == "1"
     assert answers[-1]["Retry-After"] == "7"
     assert answers[-1].json()["error"]["code"] == "dependency_unavailable"
+
+
+def test_after_the_reset_a_probe_of_health_is_the_trial_and_callers_still_fail_fast(gateway, settings):
+    down = gateway(status=503)
+    settings.CIRCUIT_FAIL_MAX, settings.CIRCUIT_RESET_SECONDS = 2, 0.2
+    catalog = client_for("service2")
+    for _ in range(2):
+        with pytest.raises(DependencyUnavailable):
+            catalog.request("GET", "/products")
+    time.sleep(0.3)
+    started = time.monotonic()
+    with pytest.raises(DependencyUnavailable) as refused:
+        catalog.request("GET", "/products")
+    assert time.monotonic() - started < 0.1  # not the trial: the probe is
+    assert "circuit open" in refused.value.details["reason"]
+    deadline = time.monotonic() + 5
+    while len(down.requests) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert down.requests == ["GET /api/service2/products HTTP/1.1"] * 2 + ["GET /api/service2/health HTTP/1.1"]

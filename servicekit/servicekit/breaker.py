@@ -1,16 +1,21 @@
 """A circuit breaker per dependency whose state every worker of a replica shares (uWSGI's cache), so a replica
-opens once, not once per worker, and whose half-open state lets one trial call through while the others fail fast.
+opens once, not once per worker. Half-open, one trial decides: a probe of the dependency's health in the
+background, while every caller still fails fast, so no client's request waits for a dependency that may be stuck.
 
 Outside uWSGI (unit tests, django-admin) the state lives in the process. No lock is held while a call runs.
 """
 
+import logging
 import threading
 import time
+from collections.abc import Callable
 
 from servicekit.server import uwsgi
 
 # uWSGI's cache that holds the state (servicekit/uwsgi.ini declares it).
 CACHE = "breakers"
+
+log = logging.getLogger(__name__)
 
 
 class SharedState:
@@ -65,15 +70,26 @@ class CircuitOpen(Exception):
 
 class CircuitBreaker:
     """Closed: calls go through, consecutive failures are counted. fail_max of them open it for reset_seconds:
-    calls fail at once (CircuitOpen). Then one call, the trial, goes through while the others still fail fast; its
-    success closes the breaker, its failure opens it again."""
+    calls fail at once (CircuitOpen). Then one trial, for at most trial_seconds: the probe, in a thread of its
+    own, while every call still fails fast (or, without a probe, the next call itself). Its success closes the
+    breaker, its failure opens it again."""
 
-    def __init__(self, name: str, *, fail_max: int, reset_seconds: float, trial_seconds: float):
+    def __init__(
+        self,
+        name: str,
+        *,
+        fail_max: int,
+        reset_seconds: float,
+        trial_seconds: float,
+        probe: Callable[[], bool] | None = None,
+    ):
+        self.name = name
         self.failures_key, self.open_until_key = f"{name}:failures", f"{name}:open-until-ms"
         self.fail_max, self.reset_seconds, self.trial_seconds = fail_max, reset_seconds, trial_seconds
+        self.probe = probe
 
     def before_call(self) -> None:
-        """Raises CircuitOpen while the breaker is open, or while another call is the trial."""
+        """Raises CircuitOpen while the breaker is open or on trial, unless this call is the trial."""
         now = milliseconds()
         open_until = shared_state.get(self.open_until_key)
         if not open_until:
@@ -81,10 +97,24 @@ class CircuitBreaker:
         if now < open_until:
             raise CircuitOpen((open_until - now) / 1000)
         with shared_state.locked():
-            if shared_state.get(self.open_until_key) != open_until:  # another call became the trial first
+            if shared_state.get(self.open_until_key) != open_until:  # another call started the trial first
                 raise CircuitOpen(self.trial_seconds)
-            # This call is the trial: the others fail fast for as long as it may take.
+            # The trial: the others fail fast for as long as it may take.
             shared_state.update({self.open_until_key: now + round(self.trial_seconds * 1000)})
+        if self.probe is not None:
+            threading.Thread(target=self.run_probe, name=f"probe {self.name}", daemon=True).start()
+            raise CircuitOpen(self.trial_seconds)
+
+    def run_probe(self) -> None:
+        try:
+            healthy = self.probe is not None and self.probe()
+        except Exception:  # a probe that cannot even ask is a failed trial, not a crashed worker
+            log.warning("probing %s failed", self.name, exc_info=True)
+            healthy = False
+        if healthy:
+            self.succeeded()
+        else:
+            self.failed()
 
     def succeeded(self) -> None:
         if shared_state.get(self.failures_key) or shared_state.get(self.open_until_key):

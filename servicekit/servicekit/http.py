@@ -10,7 +10,8 @@ Every call fails fast:
 - only a connection that was refused or could not be made is tried again (nothing was sent); a read that timed
   out, or an answer of 502/503/504, is not: the dependency is slow or down, and trying again only waits longer;
 - a circuit breaker per dependency, shared by every worker of the replica (servicekit.breaker), stops calling a
-  dependency that keeps failing, so callers get an answer at once instead of a timeout each.
+  dependency that keeps failing, so callers get an answer at once instead of a timeout each; a probe of the
+  dependency's health, not a client's request, tells when it is back.
 
 Whatever goes wrong surfaces as DependencyUnavailable, which the API answers as 503 with Retry-After.
 """
@@ -58,6 +59,10 @@ def connect_retrying_session() -> requests.Session:
     return session
 
 
+def timeouts_without_deadline() -> tuple[float, float]:
+    return (settings.HTTP_CONNECT_TIMEOUT, settings.HTTP_READ_TIMEOUT)
+
+
 def timeouts() -> tuple[float, float]:
     """Connect and read timeouts for a call made now; raises NoTimeLeft when the incoming request has none left."""
     read = settings.HTTP_READ_TIMEOUT
@@ -100,7 +105,16 @@ class ServiceClient:
             fail_max=settings.CIRCUIT_FAIL_MAX,
             reset_seconds=reset_seconds,
             trial_seconds=settings.HTTP_CONNECT_TIMEOUT + settings.HTTP_READ_TIMEOUT,
+            probe=self.is_healthy,
         )
+
+    def is_healthy(self) -> bool:
+        """The dependency answers its health check: the breaker's trial, made by no client's request."""
+        try:
+            response = self.session.get(f"{self.base_url}/health", timeout=timeouts_without_deadline())
+        except requests.RequestException:
+            return False
+        return response.status_code == 200
 
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
         """The dependency's response for any status but 502/503/504; raises DependencyUnavailable otherwise."""

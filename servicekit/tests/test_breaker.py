@@ -1,5 +1,7 @@
 """The circuit breaker: opens after repeated failures, fails fast while open, lets one trial through at a time."""
 
+import threading
+
 import pytest
 
 from servicekit import breaker
@@ -85,3 +87,48 @@ def test_a_trial_that_fails_opens_it_for_another_reset_time(clock):
         circuit.before_call()
     clock["ms"] += 1_000
     circuit.before_call()
+
+
+def probed(clock, healthy: bool | Exception):
+    """A breaker on trial whose probe answers healthy (or raises it) once the test lets it."""
+    answer = threading.Event()
+
+    def probe() -> bool:
+        answer.wait(5)
+        if isinstance(healthy, Exception):
+            raise healthy
+        return healthy
+
+    circuit = CircuitBreaker("probed", fail_max=3, reset_seconds=5, trial_seconds=2, probe=probe)
+    fail(3, circuit)
+    clock["ms"] += 5_000
+    return circuit, answer
+
+
+def trial_ends() -> None:
+    for thread in threading.enumerate():
+        if thread.name.startswith("probe "):
+            thread.join(5)
+
+
+def test_with_a_probe_no_caller_is_the_trial_every_one_fails_fast_while_it_runs(clock):
+    circuit, answer = probed(clock, healthy=True)
+    for _ in range(3):
+        with pytest.raises(CircuitOpen):
+            circuit.before_call()
+    answer.set()
+    trial_ends()
+    circuit.before_call()  # closed by the probe
+    assert not circuit.is_open
+
+
+@pytest.mark.parametrize("healthy", [False, ConnectionError("refused")], ids=["unhealthy", "probe-raised"])
+def test_a_probe_that_finds_it_unhealthy_opens_it_again(clock, healthy):
+    circuit, answer = probed(clock, healthy)
+    with pytest.raises(CircuitOpen):
+        circuit.before_call()
+    answer.set()
+    trial_ends()
+    with pytest.raises(CircuitOpen) as refused:
+        circuit.before_call()
+    assert refused.value.retry_after == 5

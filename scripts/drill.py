@@ -40,8 +40,11 @@ from stack import (
     OrderingClients,
     Stack,
     SteadyLoad,
+    ask_the_gateway,
     leaks,
+    replay_a_token,
     report_preamble,
+    stats_paths,
     timed,
 )
 
@@ -97,6 +100,7 @@ PARTS = [
     "paused-dependency",
     "crash-during-orders",
     "abuse",
+    "trust",
     "status-accuracy",
     "connection-flood",
 ]
@@ -290,6 +294,22 @@ class Drill:
                         f"{latencies[len(latencies) // 2]:.3f} s / {p99:.3f} s / {latencies[-1]:.3f} s")  # fmt: skip
         self.report.row("after the unpause, the last failed request was sent", f"{served_again:.2f} s after it")
         self.report.row("answers after the unpause", counts(Counter(status for _, status in after)))
+
+    def trust(self) -> None:
+        """What a service gets that asks the gateway for the replicas' stats, and what a replayed token gets."""
+        self.report.say("\n## From inside a service\n")
+        asked = ask_the_gateway(
+            self.stack.container(NOTIFICATIONS), "/run/gateway/internal.sock", stats_paths(self.stack)
+        )
+        product_id = self.stack.product(stock=5, staff_token=self.stack.staff_login("trust-staff"))
+        replayed = replay_a_token(self.stack, product_id)
+        self.report.table("what", "answer", text_columns=(0, 1))
+        self.report.row(f"{NOTIFICATIONS} asks the gateway for each replica's uWSGI stats, the upstreams and "
+                        "stub_status", counts(Counter(str(status) for status, _ in asked.values())))  # fmt: skip
+        self.report.row("orders reserves stock with a token it signed for that request", replayed["first"])
+        self.report.row("the same request, the same token, again", replayed["replayed"])
+        self.report.row("that token on another reservation", replayed["elsewhere"])
+        self.report.row("a token orders signed to live ten years", replayed["ten_years"])
 
     def status_accuracy(self, rates: tuple[float, ...] = (60, 600), seconds: float = 16) -> None:
         """The status page's requests/s for the catalog against what a client sent it in the same 10 s."""

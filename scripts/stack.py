@@ -442,6 +442,80 @@ print(json.dumps(outcomes))
 """
 
 
+# Run inside a container: the statuses and bodies of GETs of the gateway's stats resources through a unix socket.
+ASK_THE_GATEWAY_SCRIPT = """
+import json, sys
+from urllib.parse import quote
+import requests
+from requests_unixsocket import UnixAdapter
+socket_path, paths = sys.argv[1], json.loads(sys.argv[2])
+session = requests.Session()
+session.mount("http+unix://", UnixAdapter())
+base = "http+unix://" + quote(socket_path, safe="")
+answers = {}
+for path in paths:
+    response = session.get(base + path, headers={"Host": "localhost"}, timeout=5)
+    answers[path] = [response.status_code, response.text]
+print(json.dumps(answers))
+"""
+
+
+def ask_the_gateway(container: Container, socket_path: str, paths: list[str]) -> dict[str, list]:
+    """What the gateway answers a container that GETs paths on one of its unix sockets: {path: [status, body]}."""
+    result = container.exec_run(["python", "-c", ASK_THE_GATEWAY_SCRIPT, socket_path, json.dumps(paths)])
+    if result.exit_code != 0:
+        raise ToolError(result.output.decode())
+    return json.loads(result.output.decode().strip().splitlines()[-1])
+
+
+def stats_paths(stack: "Stack") -> list[str]:
+    """The status plane's resources: the upstreams, nginx's counters, and each service's first replica's stats."""
+    instances = [(service, stack.container(service).attrs["Config"]["Hostname"]) for service in SERVICES]
+    return [
+        "/_gateway/upstreams",
+        "/_gateway/stub_status",
+        *(f"/_gateway/stats/{service}/{instance}" for service, instance in instances),
+    ]
+
+
+# Run in the orders service's container: one reservation call signed by orders itself, sent twice as it is, then
+# its token on another reservation, then a token orders signs to live ten years. Prints the statuses.
+REPLAY_A_TOKEN_SCRIPT = """
+import json, time, uuid
+import jwt, requests
+from django.conf import settings
+from servicekit import identity
+from servicekit.http import connect_retrying_session
+
+session = connect_retrying_session()
+def send(path, body, token):
+    url = settings.GATEWAY_INTERNAL_URL + path
+    headers = {"Content-Type": "application/json", "X-Service-Token": token}
+    return session.put(url, data=body, headers=headers, timeout=5).status_code
+
+body = json.dumps({"product_id": PRODUCT_ID, "quantity": 1})
+path = f"/api/service2/internal/reservations/{uuid.uuid4()}"
+token = identity.service_token("service2", "PUT", path, body)
+statuses = {"first": send(path, body, token), "replayed": send(path, body, token)}
+statuses["elsewhere"] = send(f"/api/service2/internal/reservations/{uuid.uuid4()}", body, token)
+now = int(time.time())
+claims = jwt.decode(identity.service_token("service2", "PUT", path, body), options={"verify_signature": False})
+claims.update(iat=now, exp=now + 10 * 365 * 86400, jti=uuid.uuid4().hex)
+statuses["ten_years"] = send(path, body, jwt.encode(claims, identity.private_key(), algorithm="EdDSA"))
+print(json.dumps(statuses))
+"""
+
+
+def replay_a_token(stack: "Stack", product_id: int) -> dict[str, int]:
+    """From inside orders: a reservation, sent twice with one token, that token on another path, and a token
+    signed to live ten years; the status of each."""
+    script = REPLAY_A_TOKEN_SCRIPT.replace("PRODUCT_ID", str(product_id))
+    result = stack.container(ORDERS).exec_run(["django-admin", "shell", "-c", script])
+    if result.exit_code != 0:
+        raise ToolError(result.output.decode())
+    return json.loads(result.output.decode().strip().splitlines()[-1])
+
+
 class LoginFlood:
     """A login flood from a client of its own: a container on the gateway's public network, so it has an address
     of its own (every client on the host shares one, Docker's proxy's) and meets the per-client limits alone.

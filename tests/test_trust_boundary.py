@@ -18,7 +18,10 @@ from stack import (
     OVERSIZED_HEADERS,
     SERVICES,
     LoginFlood,
+    ask_the_gateway,
+    replay_a_token,
     seconds,
+    stats_paths,
     timed,
 )
 
@@ -150,38 +153,6 @@ def test_the_public_api_documents_no_internal_route(stack, service):
 
 # --- the stats plane -------------------------------------------------------------------------------------------
 
-# Run inside a container: the statuses and bodies of GETs of the gateway's stats resources through a unix socket.
-ASK_THE_GATEWAY = """
-import json, sys
-from urllib.parse import quote
-import requests
-from requests_unixsocket import UnixAdapter
-socket_path, paths = sys.argv[1], json.loads(sys.argv[2])
-session = requests.Session()
-session.mount("http+unix://", UnixAdapter())
-base = "http+unix://" + quote(socket_path, safe="")
-answers = {}
-for path in paths:
-    response = session.get(base + path, headers={"Host": "localhost"}, timeout=5)
-    answers[path] = [response.status_code, response.text]
-print(json.dumps(answers))
-"""
-
-
-def ask_the_gateway(container, socket_path: str, paths: list[str]) -> dict[str, list]:
-    result = container.exec_run(["python", "-c", ASK_THE_GATEWAY, socket_path, json.dumps(paths)])
-    assert result.exit_code == 0, result.output.decode()
-    return json.loads(result.output.decode().strip().splitlines()[-1])
-
-
-def stats_paths(stack) -> list[str]:
-    instances = [(service, stack.container(service).attrs["Config"]["Hostname"]) for service in SERVICES]
-    return [
-        "/_gateway/upstreams",
-        "/_gateway/stub_status",
-        *(f"/_gateway/stats/{service}/{instance}" for service, instance in instances),
-    ]
-
 
 def test_a_service_that_asks_the_gateway_for_stats_gets_404(stack, service):
     answers = ask_the_gateway(stack.container(service), "/run/gateway/internal.sock", stats_paths(stack))
@@ -281,39 +252,9 @@ def test_no_image_has_a_setuid_or_setgid_file(stack):
 
 # --- service tokens: one request, once ------------------------------------------------------------------------
 
-# Run in the orders service's container: one reservation call signed by orders itself, sent twice as it is, then
-# its token on another reservation, then a token orders signs to live ten years. Prints the statuses.
-REPLAY_A_TOKEN = """
-import json, time, uuid
-import jwt, requests
-from django.conf import settings
-from servicekit import identity
-from servicekit.http import connect_retrying_session
-
-session = connect_retrying_session()
-def send(path, body, token):
-    url = settings.GATEWAY_INTERNAL_URL + path
-    headers = {"Content-Type": "application/json", "X-Service-Token": token}
-    return session.put(url, data=body, headers=headers, timeout=5).status_code
-
-body = json.dumps({"product_id": PRODUCT, "quantity": 1})
-path = f"/api/service2/internal/reservations/{uuid.uuid4()}"
-token = identity.service_token("service2", "PUT", path, body)
-statuses = {"first": send(path, body, token), "replayed": send(path, body, token)}
-statuses["elsewhere"] = send(f"/api/service2/internal/reservations/{uuid.uuid4()}", body, token)
-now = int(time.time())
-claims = jwt.decode(identity.service_token("service2", "PUT", path, body), options={"verify_signature": False})
-claims.update(iat=now, exp=now + 10 * 365 * 86400, jti=uuid.uuid4().hex)
-statuses["ten_years"] = send(path, body, jwt.encode(claims, identity.private_key(), algorithm="EdDSA"))
-print(json.dumps(statuses))
-"""
-
 
 def test_a_service_token_is_worth_one_identical_request_once(stack, make_product):
     product_id = make_product(stock=5)
-    script = REPLAY_A_TOKEN.replace("PRODUCT", str(product_id))
-    result = stack.container(ORDERS).exec_run(["django-admin", "shell", "-c", script])
-    assert result.exit_code == 0, result.output.decode()
-    statuses = json.loads(result.output.decode().strip().splitlines()[-1])
+    statuses = replay_a_token(stack, product_id)
     assert statuses == {"first": 201, "replayed": 401, "elsewhere": 401, "ten_years": 401}
     assert stack.stock_of(product_id) == 4  # the one reservation made, and no other

@@ -59,13 +59,10 @@ def connect_retrying_session() -> requests.Session:
     return session
 
 
-def timeouts_without_deadline() -> tuple[float, float]:
-    return (settings.HTTP_CONNECT_TIMEOUT, settings.HTTP_READ_TIMEOUT)
-
-
-def timeouts() -> tuple[float, float]:
-    """Connect and read timeouts for a call made now; raises NoTimeLeft when the incoming request has none left."""
-    read = settings.HTTP_READ_TIMEOUT
+def timeouts(read_timeout: float | None = None) -> tuple[float, float]:
+    """Connect and read timeouts for a call made now (read_timeout, or HTTP_READ_TIMEOUT, at most); raises
+    NoTimeLeft when the incoming request has none left."""
+    read = read_timeout or settings.HTTP_READ_TIMEOUT
     left = seconds_left()
     if left is not None:
         read = min(read, left - DEADLINE_MARGIN_SECONDS)
@@ -95,8 +92,9 @@ def gateway_get(path: str) -> requests.Response:
 class ServiceClient:
     """HTTP calls from this service to one other service (by its name in the stack)."""
 
-    def __init__(self, service: str, *, circuit_reset_seconds: float | None = None):
+    def __init__(self, service: str, *, circuit_reset_seconds: float | None = None, read_timeout: float | None = None):
         self.service = service
+        self.read_timeout = read_timeout
         self.base_url = f"{settings.GATEWAY_INTERNAL_URL}/api/{service}"
         self.session = connect_retrying_session()
         reset_seconds = circuit_reset_seconds or settings.CIRCUIT_RESET_SECONDS
@@ -104,14 +102,15 @@ class ServiceClient:
             f"{service}/{reset_seconds}",  # a client with other breaker settings keeps a state of its own
             fail_max=settings.CIRCUIT_FAIL_MAX,
             reset_seconds=reset_seconds,
-            trial_seconds=settings.HTTP_CONNECT_TIMEOUT + settings.HTTP_READ_TIMEOUT,
+            trial_seconds=settings.HTTP_CONNECT_TIMEOUT + (read_timeout or settings.HTTP_READ_TIMEOUT),
             probe=self.is_healthy,
         )
 
     def is_healthy(self) -> bool:
         """The dependency answers its health check: the breaker's trial, made by no client's request."""
         try:
-            response = self.session.get(f"{self.base_url}/health", timeout=timeouts_without_deadline())
+            timeout = (settings.HTTP_CONNECT_TIMEOUT, self.read_timeout or settings.HTTP_READ_TIMEOUT)
+            response = self.session.get(f"{self.base_url}/health", timeout=timeout)
         except requests.RequestException:
             return False
         return response.status_code == 200
@@ -119,7 +118,7 @@ class ServiceClient:
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
         """The dependency's response for any status but 502/503/504; raises DependencyUnavailable otherwise."""
         try:
-            timeout = timeouts()
+            timeout = timeouts(self.read_timeout)
             self.breaker.before_call()
         except CircuitOpen as error:
             raise DependencyUnavailable(self.service, str(error), retry_after=math.ceil(error.retry_after)) from None
@@ -151,14 +150,18 @@ class ServiceClient:
         return response
 
 
-_clients: dict[tuple[str, float | None], ServiceClient] = {}
+_clients: dict[tuple[str, float | None, float | None], ServiceClient] = {}
 
 
-def client_for(service: str, *, circuit_reset_seconds: float | None = None) -> ServiceClient:
-    """One client per dependency (and breaker setting) per process, so its connection pool is shared."""
-    key = (service, circuit_reset_seconds)
+def client_for(
+    service: str, *, circuit_reset_seconds: float | None = None, read_timeout: float | None = None
+) -> ServiceClient:
+    """One client per dependency (and breaker and timeout setting) per process, so its connection pool is shared.
+    read_timeout: a call known to be quick may wait less than HTTP_READ_TIMEOUT, so a stuck dependency is found
+    sooner."""
+    key = (service, circuit_reset_seconds, read_timeout)
     if key not in _clients:
-        _clients[key] = ServiceClient(service, circuit_reset_seconds=circuit_reset_seconds)
+        _clients[key] = ServiceClient(service, circuit_reset_seconds=circuit_reset_seconds, read_timeout=read_timeout)
     return _clients[key]
 
 

@@ -112,7 +112,7 @@ unit-tests:
 
 ## integration: builds and starts its own stacks (own project names, locked ports), tests them, tears them down
 integration: $(VENV)/.installed
-	cd tests && ../$(VENV)/bin/pytest -q
+	cd tests && ../$(VENV)/bin/pytest -q --durations=15
 
 ## test-swarm: the HTTP contract, scaling, rolling updates and replacement of killed tasks, on its own swarm stack
 test-swarm: $(VENV)/.installed

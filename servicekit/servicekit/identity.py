@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import IntegrityError, transaction
+from django.db import connection
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -211,11 +211,16 @@ def accept_once(claims: dict) -> None:
     if not isinstance(jti, str) or not 1 <= len(jti) <= AcceptedServiceToken.JTI_LENGTH:
         raise InvalidServiceToken("the token's id (jti) is not valid")
     expires_at = datetime.datetime.fromtimestamp(claims["exp"] + LEEWAY_SECONDS, tz=datetime.UTC)
-    try:
-        with transaction.atomic():
-            AcceptedServiceToken.objects.create(jti=jti, expires_at=expires_at)
-    except IntegrityError:
-        raise InvalidServiceToken("the token was used already") from None
+    # One statement, on every internal call: the unique id decides, and no row means it was there already.
+    table = connection.ops.quote_name(AcceptedServiceToken._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (jti, expires_at) VALUES (%s, %s) ON CONFLICT (jti) DO NOTHING",  # nosec B608
+            [jti, connection.ops.adapt_datetimefield_value(expires_at)],
+        )
+        accepted = cursor.rowcount == 1
+    if not accepted:
+        raise InvalidServiceToken("the token was used already")
     _accepted_since_prune += 1
     if _accepted_since_prune >= PRUNE_EVERY:
         _accepted_since_prune = 0

@@ -7,7 +7,7 @@ TCP transport (for several hosts): a port, found by the gateway through Docker's
 
 import os
 import socket
-import subprocess  # nosec B404 (getent, with a fixed argument list)
+import subprocess  # nosec B404
 import time
 from pathlib import Path
 

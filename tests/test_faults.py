@@ -56,7 +56,9 @@ def test_a_crashed_service_fails_fast_and_its_restart_policy_brings_it_back(stac
     assert response.status_code == 503 and elapsed < seconds(1.0)
     assert response.json()["error"]["code"] == "service_unavailable"
 
-    assert wait_until(lambda: stack.answers(f"/api/{CATALOG}/health/"), timeout=15)
+    # Back, whatever the machine's load: Docker restarts it, it checks its migrations and starts uWSGI (about 8 s
+    # on PostgreSQL here, over 15 s twice in a loaded CI run). How fast is the drill's figure (docs/drill.md).
+    assert wait_until(lambda: stack.answers(f"/api/{CATALOG}/health/"), timeout=seconds(45))
     container.reload()
     assert container.attrs["RestartCount"] >= 1
     assert_untouched(loads_on_the_other_routes)

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
+from servicekit import http
 from servicekit.context import deadline_var
 from servicekit.exceptions import DependencyUnavailable
 from servicekit.http import client_for
@@ -116,6 +117,19 @@ def test_once_the_breaker_opens_callers_get_503_at_once_with_retry_after(gateway
     assert answers[0]["Retry-After"] == "1"
     assert answers[-1]["Retry-After"] == "7"
     assert answers[-1].json()["error"]["code"] == "dependency_unavailable"
+
+
+def test_a_replica_opens_once_every_call_it_can_have_in_flight_has_failed(gateway, settings, monkeypatch):
+    """Four threads stuck on a paused dependency time out together: the fifth failure that CIRCUIT_FAIL_MAX asks
+    for could only come from a second round of timeouts."""
+    down = gateway(status=503)
+    settings.CIRCUIT_FAIL_MAX = 5
+    monkeypatch.setattr(http, "calls_at_once", lambda: 4)
+    catalog = client_for("service2")
+    for _ in range(6):
+        with pytest.raises(DependencyUnavailable):
+            catalog.request("GET", "/products")
+    assert down.connections == 4
 
 
 def test_after_the_reset_a_probe_of_health_is_the_trial_and_callers_still_fail_fast(gateway, settings):

@@ -29,11 +29,20 @@ from servicekit import identity
 from servicekit.breaker import CircuitBreaker, CircuitOpen
 from servicekit.context import request_id_var, seconds_left
 from servicekit.exceptions import DependencyUnavailable
+from servicekit.server import calls_at_once
 
 # The gateway answers these when the dependency itself is down or stuck.
 UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
 # Of the time left to the incoming request, what a call leaves for the caller to answer with (a 503, say).
 DEADLINE_MARGIN_SECONDS = 0.25
+
+
+def fail_max() -> int:
+    """Failures in a row that open a breaker: CIRCUIT_FAIL_MAX, but never more than the calls the replica can
+    have in flight at once. A stuck dependency then opens it within one round of timeouts, not two: with every
+    thread waiting, no call can make a fifth failure before the first four have timed out."""
+    in_flight = calls_at_once()
+    return min(settings.CIRCUIT_FAIL_MAX, in_flight) if in_flight else settings.CIRCUIT_FAIL_MAX
 
 
 class UpstreamFailure(Exception):
@@ -59,10 +68,10 @@ def connect_retrying_session() -> requests.Session:
     return session
 
 
-def timeouts(read_timeout: float | None = None) -> tuple[float, float]:
-    """Connect and read timeouts for a call made now (read_timeout, or HTTP_READ_TIMEOUT, at most); raises
-    NoTimeLeft when the incoming request has none left."""
-    read = read_timeout or settings.HTTP_READ_TIMEOUT
+def timeouts() -> tuple[float, float]:
+    """Connect and read timeouts for a call made now (HTTP_READ_TIMEOUT at most); raises NoTimeLeft when the
+    incoming request has none left."""
+    read = settings.HTTP_READ_TIMEOUT
     left = seconds_left()
     if left is not None:
         read = min(read, left - DEADLINE_MARGIN_SECONDS)
@@ -92,24 +101,23 @@ def gateway_get(path: str) -> requests.Response:
 class ServiceClient:
     """HTTP calls from this service to one other service (by its name in the stack)."""
 
-    def __init__(self, service: str, *, circuit_reset_seconds: float | None = None, read_timeout: float | None = None):
+    def __init__(self, service: str, *, circuit_reset_seconds: float | None = None):
         self.service = service
-        self.read_timeout = read_timeout
         self.base_url = f"{settings.GATEWAY_INTERNAL_URL}/api/{service}"
         self.session = connect_retrying_session()
         reset_seconds = circuit_reset_seconds or settings.CIRCUIT_RESET_SECONDS
         self.breaker = CircuitBreaker(
             f"{service}/{reset_seconds}",  # a client with other breaker settings keeps a state of its own
-            fail_max=settings.CIRCUIT_FAIL_MAX,
+            fail_max=fail_max(),
             reset_seconds=reset_seconds,
-            trial_seconds=settings.HTTP_CONNECT_TIMEOUT + (read_timeout or settings.HTTP_READ_TIMEOUT),
+            trial_seconds=settings.HTTP_CONNECT_TIMEOUT + settings.HTTP_READ_TIMEOUT,
             probe=self.is_healthy,
         )
 
     def is_healthy(self) -> bool:
         """The dependency answers its health check: the breaker's trial, made by no client's request."""
         try:
-            timeout = (settings.HTTP_CONNECT_TIMEOUT, self.read_timeout or settings.HTTP_READ_TIMEOUT)
+            timeout = (settings.HTTP_CONNECT_TIMEOUT, settings.HTTP_READ_TIMEOUT)
             response = self.session.get(f"{self.base_url}/health", timeout=timeout)
         except requests.RequestException:
             return False
@@ -118,7 +126,7 @@ class ServiceClient:
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
         """The dependency's response for any status but 502/503/504; raises DependencyUnavailable otherwise."""
         try:
-            timeout = timeouts(self.read_timeout)
+            timeout = timeouts()
             self.breaker.before_call()
         except CircuitOpen as error:
             raise DependencyUnavailable(self.service, str(error), retry_after=math.ceil(error.retry_after)) from None
@@ -150,18 +158,14 @@ class ServiceClient:
         return response
 
 
-_clients: dict[tuple[str, float | None, float | None], ServiceClient] = {}
+_clients: dict[tuple[str, float | None], ServiceClient] = {}
 
 
-def client_for(
-    service: str, *, circuit_reset_seconds: float | None = None, read_timeout: float | None = None
-) -> ServiceClient:
-    """One client per dependency (and breaker and timeout setting) per process, so its connection pool is shared.
-    read_timeout: a call known to be quick may wait less than HTTP_READ_TIMEOUT, so a stuck dependency is found
-    sooner."""
-    key = (service, circuit_reset_seconds, read_timeout)
+def client_for(service: str, *, circuit_reset_seconds: float | None = None) -> ServiceClient:
+    """One client per dependency (and breaker setting) per process, so its connection pool is shared."""
+    key = (service, circuit_reset_seconds)
     if key not in _clients:
-        _clients[key] = ServiceClient(service, circuit_reset_seconds=circuit_reset_seconds, read_timeout=read_timeout)
+        _clients[key] = ServiceClient(service, circuit_reset_seconds=circuit_reset_seconds)
     return _clients[key]
 
 

@@ -21,3 +21,10 @@ def worker_facts() -> dict[str, int] | None:
         "cheaper": int_option("cheaper", 0),
         "worker_id": uwsgi.worker_id(),
     }
+
+
+def calls_at_once() -> int | None:
+    """How many requests this replica serves at once (workers × threads): as many calls as it can have in flight."""
+    if uwsgi is None:
+        return None
+    return uwsgi.numproc * int_option("threads", 1)

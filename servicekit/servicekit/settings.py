@@ -99,7 +99,7 @@ HTTP_CONNECT_TIMEOUT = env.float("HTTP_CONNECT_TIMEOUT", default=1.0)
 HTTP_READ_TIMEOUT = env.float("HTTP_READ_TIMEOUT", default=3.0)
 HTTP_RETRIES = env.int("HTTP_RETRIES", default=2)
 CIRCUIT_FAIL_MAX = env.int("CIRCUIT_FAIL_MAX", default=5)
-CIRCUIT_RESET_SECONDS = env.float("CIRCUIT_RESET_SECONDS", default=5.0)
+CIRCUIT_RESET_SECONDS = env.float("CIRCUIT_RESET_SECONDS", default=3.0)
 # The service that issues and checks bearer tokens.
 ACCOUNTS_SERVICE = env.str("ACCOUNTS_SERVICE", default="service1")
 

@@ -134,6 +134,25 @@ def wrk_script(*, body: dict | None = None, delay_ms: float | None = None) -> st
     return "\n".join(lines) + "\n"
 
 
+def run_wrk(url: str, *, connections: int, script: str, seconds: int, name: str = "") -> Row:
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
+        lua.write(script)
+        lua.flush()
+        command += ["-s", lua.name, url]
+        output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60)
+    return parse_wrk(name, output.stdout)
+
+
+def rate_script(url: str, target_rate: float, connections: int) -> str:
+    """A wrk script that holds about target_rate: each connection pauses between requests, the pause calibrated
+    in a first short pass so that pause plus latency gives the rate."""
+    pause_ms = 1000 * connections / target_rate
+    calibration = run_wrk(url, connections=connections, script=wrk_script(delay_ms=pause_ms), seconds=2)
+    latency_ms = 1000 * connections / calibration.requests_per_second - pause_ms
+    return wrk_script(delay_ms=max(0.0, 1000 * connections / target_rate - latency_ms))
+
+
 class Bench:
     def __init__(self, seconds: int, connections: int, smoke: bool = False):
         self.seconds = seconds
@@ -143,13 +162,7 @@ class Bench:
         self.rows: list[Row] = []
 
     def wrk_once(self, path: str, *, connections: int, script: str, seconds: int, name: str = "") -> Row:
-        command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
-        with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
-            lua.write(script)
-            lua.flush()
-            command += ["-s", lua.name, self.stack.base_url + path]
-            output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60)
-        return parse_wrk(name, output.stdout)
+        return run_wrk(self.stack.base_url + path, connections=connections, script=script, seconds=seconds, name=name)
 
     def cpu_seconds(self, service: str) -> float:
         """CPU time the running containers of service have used so far (their cgroups' total)."""
@@ -167,18 +180,13 @@ class Bench:
         return row
 
     def rated(self, path: str, target_rate: float, connections: int = 16) -> Row:
-        """A row at about target_rate: each connection pauses between requests, the pause calibrated in a
-        first short pass (which is not recorded) so that pause plus latency gives the rate."""
-        pause_ms = 1000 * connections / target_rate
-        calibration = self.wrk_once(path, connections=connections, script=wrk_script(delay_ms=pause_ms), seconds=2)
-        latency_ms = 1000 * connections / calibration.requests_per_second - pause_ms
-        pause_ms = max(0.0, 1000 * connections / target_rate - latency_ms)
+        """A row at about target_rate (the calibrating pass is not recorded)."""
         return self.wrk(
             "minimal endpoint at 70% of its peak",
             path,
             service=CATALOG,
             connections=connections,
-            script=wrk_script(delay_ms=pause_ms),
+            script=rate_script(self.stack.base_url + path, target_rate, connections),
         )
 
     def others(self) -> None:

@@ -33,16 +33,8 @@ def gateway_address() -> str:
     return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port['published']}"  # noqa: S104
 
 
-def send(
-    url: str,
-    rate: float,
-    seconds: float,
-    threads: int,
-    stop: threading.Event | None = None,
-    answered_at: list[float] | None = None,
-) -> Counter:
-    """Sends GETs of url at rate for seconds (or until stop is set); the count of each outcome. answered_at, when
-    given, gets the time.monotonic() of each answer."""
+def send(url: str, rate: float, seconds: float, threads: int, stop: threading.Event | None = None) -> Counter:
+    """Sends GETs of url at rate for seconds (or until stop is set); the count of each outcome."""
     stop = stop or threading.Event()
     outcomes: Counter = Counter()
     lock = threading.Lock()
@@ -64,8 +56,6 @@ def send(
                 outcome = type(error).__name__
             with lock:
                 outcomes[outcome] += 1
-                if answered_at is not None:
-                    answered_at.append(time.monotonic())
 
     workers = [threading.Thread(target=worker) for _ in range(threads)]
     for thread in workers:

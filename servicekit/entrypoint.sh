@@ -7,8 +7,11 @@
 # Each step runs in the background and is waited for, so a TERM is handled at once, during migrations too.
 set -o errexit -o nounset -o pipefail
 
-# Every line this container writes is one JSON object: uWSGI's banner and the migrations' output are made so
-# (servicekit.loglines); the service's own log lines pass through as they are.
+# Every line this container writes is one JSON object. The service's own log lines are JSON already: they go
+# straight to the container's log (LOG_FD, servicekit.logs). uWSGI's banner and whatever else is printed pass
+# through servicekit.loglines, which makes each line one.
+exec 3>&1
+export LOG_FD=3
 exec > >(exec python -m servicekit.loglines) 2>&1
 
 child=""

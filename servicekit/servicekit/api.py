@@ -16,6 +16,7 @@ from ninja.openapi.schema import OpenAPISchema
 
 from servicekit.errors import error_response
 from servicekit.exceptions import ApiError, DependencyUnavailable, DomainError
+from servicekit.jsonio import OneLineRenderer, ParsedOnceParser
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,8 @@ def create_api(*, title: str, description: str, statuses: Mapping[type[DomainErr
         openapi_url="/openapi.json",
         docs_url="/docs",
         urls_namespace="api",
+        renderer=OneLineRenderer(),
+        parser=ParsedOnceParser(),
     )
 
     api.domain_statuses = all_statuses

@@ -1,10 +1,10 @@
 """Refuses a request body that is not JSON, not parseable, not a JSON object or too large, before any view sees
 it. Every route that takes a body takes an object: ninja would read the fields of anything else as missing.
 
-It runs once the URL is resolved, so an unknown path is still a 404 whatever its body.
+It runs once the URL is resolved, so an unknown path is still a 404 whatever its body. The body it parsed stays on
+the request, where the API's parser takes it (servicekit.jsonio): parsed once.
 """
 
-import json
 from collections.abc import Callable
 
 from django.conf import settings
@@ -12,6 +12,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 
 from servicekit.errors import error_response
+from servicekit.jsonio import MEDIA_TYPE, PARSED_BODY, loads
 
 METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
@@ -45,15 +46,14 @@ class JsonBodyMiddleware:
             return error_response(413, too_large)
         if not body:
             return None
-        if request.content_type != "application/json":
+        if request.content_type != MEDIA_TYPE:
             return error_response(415, "The body must be JSON (Content-Type: application/json)")
         try:
-            parsed = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as error:
+            parsed = loads(body)
+        except ValueError as error:  # orjson's JSONDecodeError: not JSON, not UTF-8, or nested too deeply
             return error_response(400, f"The body is not valid JSON: {error}", code="malformed_json")
-        except RecursionError:
-            return error_response(400, "The body's JSON is nested too deeply", code="malformed_json")
         if not isinstance(parsed, dict):
             details = [{"field": "body", "message": "The body must be a JSON object", "type": "object_type"}]
             return error_response(400, "The request is not valid", code="validation_error", details=details)
+        request.__dict__[PARSED_BODY] = parsed
         return None

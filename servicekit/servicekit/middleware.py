@@ -1,7 +1,6 @@
 """Request context for every service: request id, deadline, X-Served-By, one JSON access-log line, JSON for every
 error."""
 
-import logging
 import re
 import time
 import uuid
@@ -14,23 +13,24 @@ from django.http import HttpRequest, HttpResponse
 from servicekit.context import deadline_from, deadline_var, request_id_var
 from servicekit.errors import error_response
 from servicekit.healthcheck import HEALTHCHECK_VARIABLE, HEALTHCHECKS_METRIC
+from servicekit.jsonio import MEDIA_TYPE
+from servicekit.logs import log_access
 from servicekit.server import uwsgi
 
 # The gateway checks the same pattern; a service checks again because it may be reached another way.
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
-access_log = logging.getLogger("servicekit.access")
-
 
 def request_id_for(request: HttpRequest) -> str:
-    incoming = request.headers.get("X-Request-ID", "")
+    # From META itself: request.headers would build a map of every header to read this one.
+    incoming = request.META.get("HTTP_X_REQUEST_ID", "")
     if REQUEST_ID_PATTERN.fullmatch(incoming):
         return incoming
     return uuid.uuid4().hex
 
 
 def is_json(response: HttpResponse) -> bool:
-    return response.get("Content-Type", "").startswith("application/json")
+    return response.get("Content-Type", "").startswith(MEDIA_TYPE)
 
 
 def count_healthcheck() -> None:
@@ -71,17 +71,20 @@ class RequestContextMiddleware:
         deadline = deadline_var.set(deadline_from(request.META, time.monotonic()))
         try:
             response = self.refuse_unknown_host(request) or self.get_response(request)
-            if response.status_code >= 400 and not is_json(response):
+            json_body = is_json(response)
+            if response.status_code >= 400 and not json_body:
                 response = as_json_error(response)
             # A JSON body ends its line, as the gateway's own do: a shell prompt after curl starts on a new line.
-            if has_body(response) and is_json(response) and not response.content.endswith(b"\n"):
+            # servicekit.jsonio encodes the newline with every body of ours; this adds it to others' (ninja's
+            # OpenAPI document), which copies them.
+            elif json_body and has_body(response) and not response.content.endswith(b"\n"):
                 response.content += b"\n"
             response["X-Request-ID"] = request_id
             response["X-Served-By"] = self.served_by
             if HEALTHCHECK_VARIABLE in request.META:
                 count_healthcheck()
             elif self.access_log:
-                self.log_access(request, response, started)
+                log_access(request.method or "", request.path, response.status_code, duration_ms(started))
             return response
         finally:
             request_id_var.reset(token)
@@ -94,13 +97,6 @@ class RequestContextMiddleware:
             return error_response(400, "This Host is not served here", code="invalid_host")
         return None
 
-    def log_access(self, request: HttpRequest, response: HttpResponse, started: float) -> None:
-        access_log.info(
-            "request",
-            extra={
-                "method": request.method,
-                "path": request.path,
-                "status": response.status_code,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-            },
-        )
+
+def duration_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)

@@ -136,8 +136,7 @@ LOGGING = {
     },
     "handlers": {
         "stdout": {
-            "class": "logging.StreamHandler",
-            "stream": "ext://sys.stdout",
+            "class": "servicekit.logs.JsonLineHandler",
             "formatter": "json",
             "filters": ["request_context"],
         },

@@ -22,4 +22,7 @@ OUTBOX_LEASE_SECONDS = env.float("OUTBOX_LEASE_SECONDS", default=30.0)
 # any request lives (uWSGI's harakiri kills one at 30 s), so a live request never loses its order.
 ORDER_PENDING_SECONDS = env.float("ORDER_PENDING_SECONDS", default=35.0)
 
+# Delivered messages are kept this many days (to look a delivery up), then deleted (uwsgi.ini: hourly).
+OUTBOX_RETENTION_DAYS = env.float("OUTBOX_RETENTION_DAYS", default=7.0)
+
 HEALTH_DETAILS = ["orders.outbox.outbox_health"]

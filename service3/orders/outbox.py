@@ -140,6 +140,18 @@ def outbox_health() -> dict:
     }
 
 
+def prune_delivered(*, batch: int = 1000) -> int:
+    """Deletes messages delivered more than OUTBOX_RETENTION_DAYS ago, a batch per transaction so no lock is held
+    for long; returns how many."""
+    before = timezone.now() - timedelta(days=settings.OUTBOX_RETENTION_DAYS)
+    deleted = 0
+    while True:
+        ids = list(OutboxMessage.objects.filter(delivered_at__lt=before).values_list("id", flat=True)[:batch])
+        if not ids:
+            return deleted
+        deleted += OutboxMessage.objects.filter(id__in=ids).delete()[0]
+
+
 def wake_backlog(*, service: str) -> None:
     """The receiver is back: its messages still backing off are due now, so a backlog drains at once."""
     undelivered().filter(service=service, next_attempt_at__gt=timezone.now()).update(next_attempt_at=timezone.now())

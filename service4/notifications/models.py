@@ -9,7 +9,7 @@ class Notification(models.Model):
     type = models.CharField(max_length=50)
     occurred_at = models.DateTimeField()
     data = models.JSONField()
-    received_at = models.DateTimeField(auto_now_add=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)  # pruned by it (services)
     # How many times the event arrived again after the first: each one a duplicate, which changed nothing. A
     # sender that delivers each event once keeps this at 0.
     redeliveries = models.PositiveIntegerField(default=0)

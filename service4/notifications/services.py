@@ -1,10 +1,12 @@
 """Writes of the notifications service: receiving events exactly once."""
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from notifications.models import Notification
 
@@ -23,3 +25,16 @@ def event_receive(
     except IntegrityError:
         Notification.objects.filter(event_id=event_id).update(redeliveries=F("redeliveries") + 1)
         return Notification.objects.get(event_id=event_id), False
+
+
+def notification_prune(*, batch: int = 1000) -> int:
+    """Deletes notifications that arrived more than NOTIFICATION_RETENTION_DAYS ago, a batch per transaction;
+    returns how many. Its event id goes with it: no sender redelivers an event that old (orders keeps delivered
+    messages for days, not months)."""
+    before = timezone.now() - timedelta(days=settings.NOTIFICATION_RETENTION_DAYS)
+    deleted = 0
+    while True:
+        ids = list(Notification.objects.filter(received_at__lt=before).values_list("event_id", flat=True)[:batch])
+        if not ids:
+            return deleted
+        deleted += Notification.objects.filter(event_id__in=ids).delete()[0]

@@ -108,3 +108,18 @@ def test_each_duplicate_delivery_of_an_event_is_counted_and_the_first_is_not(cli
     deliver(client, other_id, order_placed())
     assert Notification.objects.get(event_id=event_id).redeliveries == 2
     assert Notification.objects.get(event_id=other_id).redeliveries == 0
+
+
+def test_notifications_older_than_the_retention_are_pruned_and_no_others(client, settings):
+    from datetime import timedelta
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    settings.NOTIFICATION_RETENTION_DAYS = 30
+    old, recent = uuid.uuid4(), uuid.uuid4()
+    for event_id in (old, recent):
+        assert deliver(client, event_id, order_placed()).status_code == 201
+    Notification.objects.filter(event_id=old).update(received_at=timezone.now() - timedelta(days=31))
+    call_command("prune_notifications")
+    assert list(Notification.objects.values_list("event_id", flat=True)) == [recent]

@@ -68,8 +68,8 @@ ONE_WORKER = Case("minimal endpoint, 1 worker", "/api/catalog-1-worker/health/",
 ONE_THREAD = Case("minimal endpoint, 2 workers, 1 thread each", "/api/catalog-1-thread/health/", "catalog-1-thread")
 NEW_CONNECTION = Case("minimal endpoint, 2 workers, a new database connection per request",
                       "/api/catalog-new-connection/health/", "catalog-new-connection")  # fmt: skip
-NO_ACCESS_LOG = Case("minimal endpoint, 2 workers, no service access log", "/api/catalog-no-access-log/health/",
-                     "catalog-no-access-log")  # fmt: skip
+ACCESS_LOG = Case("minimal endpoint, 2 workers, with the service's access log", "/api/catalog-access-log/health/",
+                  "catalog-access-log")  # fmt: skip
 TCP = Case("minimal endpoint, 2 workers, TCP", "/api/catalog-tcp/health/", "catalog-tcp")
 HTTP_SOCKET = Case("uWSGI http-socket, 2 workers, behind proxy_pass over TCP", "/api/peer-http-socket/health/",
                    "peer-http-socket")  # fmt: skip
@@ -89,7 +89,7 @@ LOGIN_2_REPLICAS = login("login, 2 replicas of 1 worker", "accounts-2-replicas")
 LOGIN_3_REPLICAS = login("login, 3 replicas of 1 worker", "accounts-3-replicas")
 # One round, in this order. The minimal endpoint comes before RATED, whose rate it sets.
 CASES = [
-    CEILING, BARE_WSGI, BARE_DJANGO, INDEX, MINIMAL, RATED, ONE_WORKER, ONE_THREAD, NEW_CONNECTION, NO_ACCESS_LOG,
+    CEILING, BARE_WSGI, BARE_DJANGO, INDEX, MINIMAL, RATED, ONE_WORKER, ONE_THREAD, NEW_CONNECTION, ACCESS_LOG,
     TCP, HTTP_SOCKET, GUNICORN, LOGIN_1, LOGIN_2, LOGIN_4, LOGIN_2_REPLICAS, LOGIN_3_REPLICAS,
 ]  # fmt: skip
 ROW_SERVICES = sorted({case.service for case in CASES} - {GATEWAY})
@@ -269,6 +269,7 @@ class Bench:
         try:
             self.start_rows()
             self.stack.post(f"{LOGIN_1.path.rsplit('/', 1)[0]}/register", {"username": USERNAME, "password": PASSWORD})
+            self.warm_up()
             for number in range(1, self.rounds + 1):
                 print(f"\nRound {number} of {self.rounds}\n\n{ROUND_HEADER}", flush=True)
                 this_round: Round = {}
@@ -278,6 +279,13 @@ class Bench:
                 self.results.append(this_round)
         finally:
             self.stack.down()
+
+    def warm_up(self) -> None:
+        """A second of load on every HTTP row, not recorded: the first requests of a fresh worker (imports, the
+        first database connection) and the containers still settling would otherwise fall on round 1 alone."""
+        for case in CASES:
+            if not case.login and not case.rated:
+                run_wrk(self.stack.base_url + case.path, connections=self.connections, script="", seconds=1)
 
     def start_rows(self) -> None:
         """Every row's containers, beside the stack; each answers through the gateway before any is measured."""
@@ -316,8 +324,8 @@ def ratio(top: Callable[[Round], float], bottom: Callable[[Round], float]) -> Ca
 
 
 def access_log_share(measured: Round) -> float:
-    """What the access log adds to the minimal endpoint's CPU, as a share of that CPU."""
-    return (cpu(MINIMAL)(measured) - cpu(NO_ACCESS_LOG)(measured)) / cpu(MINIMAL)(measured)
+    """What the access log, turned on, adds to the minimal endpoint's CPU, as a share of that CPU."""
+    return (cpu(ACCESS_LOG)(measured) - cpu(MINIMAL)(measured)) / cpu(ACCESS_LOG)(measured)
 
 
 @dataclass(frozen=True)
@@ -341,7 +349,7 @@ GOALS = [
     GoalRule(
         "minimal endpoint / uWSGI http-socket behind proxy_pass", ratio(rate(MINIMAL), rate(HTTP_SOCKET)), ">=", 1.0
     ),  # fmt: skip
-    GoalRule("the access log's share of the minimal endpoint's CPU", access_log_share, "<=", 0.10),
+    GoalRule("the access log's share of the minimal endpoint's CPU, turned on", access_log_share, "<=", 0.10),
     GoalRule(
         "p99 ms of the minimal endpoint at 70% of its peak", lambda measured: measured[RATED.name].p99_ms, "<", 10
     ),  # fmt: skip
@@ -354,7 +362,7 @@ EFFECTS = [
     ("1 worker / 2 workers (minimal endpoint)", ONE_WORKER, MINIMAL),
     ("1 thread each / 2 threads each", ONE_THREAD, MINIMAL),
     ("a new database connection per request / a kept one", NEW_CONNECTION, MINIMAL),
-    ("no service access log / with it", NO_ACCESS_LOG, MINIMAL),
+    ("with the service's access log / without (the default)", ACCESS_LOG, MINIMAL),
     ("login, 4 workers / 2 workers", LOGIN_4, LOGIN_2),
     ("login, 3 replicas / 2 replicas", LOGIN_3_REPLICAS, LOGIN_2_REPLICAS),
 ]

@@ -63,6 +63,8 @@ TEST_STACK_ENVIRONMENT = {
     # suite's stacks are the same on every machine.
     **{f"{service.upper()}_REPLICAS": "1" for service in SERVICES},
     "STATUS_PAGE": "true",
+    # The services' own access log is off by default; on here, so that its lines are tested end to end.
+    "ACCESS_LOG": "true",
 }
 
 

@@ -57,6 +57,10 @@ class RequestContextMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
         self.served_by = f"{settings.SERVICE_NAME}/{settings.INSTANCE_NAME}"
+        # The Hosts allowed as they are, looked up at once; any other (a pattern, a port) goes to Django's check.
+        self.exact_hosts = frozenset(
+            host for host in settings.ALLOWED_HOSTS if not host.startswith(".") and host != "*"
+        )
         self.access_log = settings.ACCESS_LOG
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
@@ -91,6 +95,8 @@ class RequestContextMiddleware:
             deadline_var.reset(deadline)
 
     def refuse_unknown_host(self, request: HttpRequest) -> HttpResponse | None:
+        if not settings.USE_X_FORWARDED_HOST and request.META.get("HTTP_HOST") in self.exact_hosts:
+            return None
         try:
             request.get_host()
         except DisallowedHost:

@@ -49,10 +49,10 @@ INSTALLED_APPS = [
 TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}]
 STATIC_URL = f"/api/{SERVICE_NAME}/static/"
 
-# Only what an API behind a gateway needs: no sessions, CSRF or messages unless a service adds them.
+# Only what an API behind a gateway needs: no sessions, CSRF or messages unless a service adds them, and no
+# SecurityMiddleware: the gateway sets the security headers on every response, and drops a service's copies.
 MIDDLEWARE = [
     "servicekit.middleware.RequestContextMiddleware",
-    "django.middleware.security.SecurityMiddleware",
     "servicekit.body.JsonBodyMiddleware",
 ]
 
@@ -109,17 +109,20 @@ USE_I18N = False
 USE_TZ = True
 
 # `django-admin check --deploy` passes; what it asks for that does not apply is silenced here. HSTS (W004) and the
-# redirect to HTTPS (W008) are the gateway's when it serves TLS (README "Security"), and so is frame protection
-# (W002): it sets X-Frame-Options on every response. CSRF protection (W003) guards cookie sessions; these APIs
-# take bearer tokens in a header, which a cross-site form cannot send.
-SILENCED_SYSTEM_CHECKS = ["security.W002", "security.W003", "security.W004", "security.W008"]
+# redirect to HTTPS (W008) are the gateway's when it serves TLS (README "Security"), and so are the headers of
+# SecurityMiddleware (W001) and frame protection (W002): it sets X-Content-Type-Options, Referrer-Policy,
+# Cross-Origin-Opener-Policy and X-Frame-Options on every response (nginx/snippets/headers.inc). CSRF protection
+# (W003) guards cookie sessions; these APIs take bearer tokens in a header, which a cross-site form cannot send.
+SILENCED_SYSTEM_CHECKS = ["security.W001", "security.W002", "security.W003", "security.W004", "security.W008"]
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_MAX_BODY_BYTES", default=1024 * 1024)
 APPEND_SLASH = False
 
-# One JSON line per request (service, instance, request id, method, path, status, duration). The gateway logs
-# every request too; a service under heavy load may turn its own line off (measured in README "Scaling").
-ACCESS_LOG = env.bool("ACCESS_LOG", default=True)
+# A service's own JSON line per request (service, instance, request id, method, path, status, duration). Off by
+# default: the gateway logs every request, public and internal, with the same id, status and duration, and a
+# second line per request through the engine's log pipeline costs the machine more than the request itself
+# (README "What each buys").
+ACCESS_LOG = env.bool("ACCESS_LOG", default=False)
 
 LOGGING = {
     "version": 1,

@@ -198,10 +198,11 @@ class ServiceContract:
         assert response["Allow"] == "GET"
 
     @pytest.fixture
-    def access_lines(self, monkeypatch) -> list[dict]:
-        """The access-log lines the service writes to the container's log, as JSON objects."""
+    def access_lines(self, monkeypatch, settings) -> list[dict]:
+        """The access-log lines the service writes to the container's log (ACCESS_LOG on), as JSON objects."""
         from servicekit import logs
 
+        settings.ACCESS_LOG = True
         written: list[dict] = []
         monkeypatch.setattr(logs, "write_line", lambda line: written.append(json.loads(line)))
         return written
@@ -231,7 +232,7 @@ class ServiceContract:
         client.get(f"{self.prefix}/health", headers={"Servicekit-Healthcheck": "1"})
         assert len(access_lines) == 1
 
-    def test_the_access_log_can_be_turned_off(self, client, access_lines, settings):
+    def test_the_access_log_is_off_unless_turned_on(self, client, access_lines, settings):
         settings.ACCESS_LOG = False
         client.get(f"{self.prefix}/health")
         assert access_lines == []
@@ -361,6 +362,13 @@ class ServiceContract:
             if kind not in answered and status_of(kind, api.domain_statuses) is None
         ]
         assert missing == []
+
+    def test_an_allowed_host_is_looked_up_not_parsed(self, client, monkeypatch):
+        """The fast path: a Host in ALLOWED_HOSTS as it is needs no parse by Django's get_host()."""
+        from django.http import HttpRequest
+
+        monkeypatch.setattr(HttpRequest, "get_host", lambda request: pytest.fail("the Host was parsed"))
+        assert client.get(f"{self.prefix}/health", headers={"Host": "localhost"}).status_code == 200
 
     def test_a_host_not_allowed_is_a_json_400(self, client):
         response = client.get(f"{self.prefix}/health", headers={"Host": "evil.example"})

@@ -4,6 +4,7 @@
 Errors Django answers itself (a route that does not exist, a Host not allowed) are JSON too.
 """
 
+import re
 from pathlib import Path
 
 import ninja
@@ -25,13 +26,18 @@ handler500 = "servicekit.errors.server_error"
 def service_urlpatterns(own: list[URLPattern | URLResolver]) -> list[URLPattern | URLResolver]:
     """The service's own routes and the shared ones, under the service's prefix at the gateway. Paths have no
     trailing slash (servicekit.middleware takes one away): /api/<service>/health, /api/<service> itself."""
-    shared = [
-        path("health", views.health, name="health"),
-        # The API docs page's scripts and style (settings.STATIC_URL): a few files, read per page view.
-        re_path(r"^static/(?P<path>ninja/[A-Za-z0-9_.-]+)$", serve, {"document_root": NINJA_STATIC}),
-    ]
     prefix = f"api/{settings.SERVICE_NAME}"
-    return [path(prefix, views.index, name="index"), path(f"{prefix}/", include(shared + own))]
+    # The shared routes at the top level, not in an include: each level of nesting is one more resolver match
+    # on every request, health's included.
+    return [
+        path(prefix, views.index, name="index"),
+        path(f"{prefix}/health", views.health, name="health"),
+        # The API docs page's scripts and style (settings.STATIC_URL): a few files, read per page view.
+        re_path(
+            rf"^{re.escape(prefix)}/static/(?P<path>ninja/[A-Za-z0-9_.-]+)$", serve, {"document_root": NINJA_STATIC}
+        ),
+        path(f"{prefix}/", include(own)),
+    ]
 
 
 urlpatterns = service_urlpatterns([path("", import_string(settings.SERVICE_API).urls)])

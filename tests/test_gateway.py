@@ -56,8 +56,11 @@ def test_gateway_assigns_a_request_id_that_the_service_logs(stack, service):
     response = stack.get(f"/api/{service}/health/")
     request_id = response.headers["X-Request-ID"]
     assert re.fullmatch(r"[0-9a-f]{32}", request_id)
-    logs = stack.container(service).logs().decode()
-    assert f'"request_id": "{request_id}"' in logs
+    records = [json.loads(line) for line in stack.container(service).logs().decode().splitlines() if line]
+    logged = [record for record in records if record.get("request_id") == request_id]
+    assert [(record["logger"], record["path"]) for record in logged] == [
+        ("servicekit.access", f"/api/{service}/health")
+    ]
 
 
 def test_malformed_request_id_is_replaced(stack):

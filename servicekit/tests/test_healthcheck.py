@@ -72,3 +72,23 @@ def test_a_missing_socket_makes_main_fail(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("sys.argv", ["servicekit-healthcheck"])
     assert healthcheck.main() == 1
     assert "unhealthy" in capsys.readouterr().err
+
+
+def test_its_options_are_a_path_and_a_timeout_and_nothing_else(monkeypatch):
+    monkeypatch.chdir("/")
+    assert healthcheck.options(["--timeout", "5"]) == {"--path": "/api//health", "--timeout": "5"}
+    with pytest.raises(SystemExit):
+        healthcheck.options(["--verbose"])
+
+
+def test_a_check_imports_no_argument_parser_and_no_regular_expressions():
+    """The engine runs it every 2 s in every container: a library's imports there are load on the machine."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; started = set(sys.modules); import servicekit.healthcheck; "
+        "print(sorted({'argparse', 're', 'subprocess', 'pathlib'} & (set(sys.modules) - started)))"
+    )
+    imported = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True)
+    assert imported.stdout.strip() == "[]"

@@ -65,7 +65,7 @@ def test_the_healthcheck_reaches_the_port_uwsgi_binds_over_tcp(monkeypatch):
 def test_an_old_dead_socket_is_removed(socket_dir):
     dead = dead_socket(socket_dir / "killed.sock")
     age(dead, 60)
-    assert sockets.remove_dead_sockets() == [dead]
+    assert sockets.remove_dead_sockets() == [str(dead)]
     assert not dead.exists()
 
 
@@ -87,7 +87,7 @@ def test_the_name_of_a_replica_whose_socket_is_gone_is_removed_and_a_live_ones_k
     (socket_dir / "killed.name").write_text("microstack-service1-2\n")
     (socket_dir / "sibling.name").write_text("microstack-service1-3\n")
     with listening_socket(socket_dir / "sibling.sock"):
-        assert sockets.remove_dead_sockets() == [socket_dir / "killed.name"]
+        assert sockets.remove_dead_sockets() == [str(socket_dir / "killed.name")]
     assert (socket_dir / "sibling.name").exists()
 
 

@@ -4,6 +4,8 @@
   container and leave the gateway "Created".
 - Every base image the Dockerfiles start from is on this engine, or can be pulled: otherwise the build fails
   with a registry lookup error that names no way out. Without a registry, `make base-images` builds them.
+- Every service's worker settings (SERVICEn_PROCESSES, _THREADS, _CHEAPER, _REPLICAS) keep uWSGI's and Compose's
+  rules: otherwise a replica restarts in a loop, and the reason stands only in its start-up banner.
 
 It also says, without refusing, when the engine forwards published ports through docker-proxy: every client on
 the host then reaches the gateway from one address, and shares one client's limits.
@@ -53,6 +55,37 @@ def port_problem(config: dict) -> str | None:
                         f"(or `GATEWAY_PORT={published + 1} make up`)."
                     )
     return None
+
+
+def worker_setting_problems(config: dict, services: list[str] | None = None) -> list[str]:
+    """Each service's workers as Compose resolved them (.env, the shell, the defaults), against the rules uWSGI
+    and Compose would otherwise enforce only once a container starts. The variables are named SERVICEn_*."""
+    problems = []
+    for service, spec in sorted(config["services"].items()):
+        environment = spec.get("environment") or {}
+        if "UWSGI_PROCESSES" not in environment or (services is not None and service not in services):
+            continue
+        prefix = service.upper()
+        settings = {
+            "PROCESSES": environment.get("UWSGI_PROCESSES"),
+            "THREADS": environment.get("UWSGI_THREADS"),
+            "CHEAPER": environment.get("CHEAPER") or None,  # empty: uWSGI's adaptive workers are off
+            "REPLICAS": (spec.get("deploy") or {}).get("replicas"),
+        }
+        numbers = {}
+        for name, value in settings.items():
+            if value is None:
+                continue
+            if not str(value).isdigit() or int(value) < 1:
+                problems.append(f"{prefix}_{name}={value}: it must be a whole number, 1 or more.")
+            else:
+                numbers[name] = int(value)
+        if "CHEAPER" in numbers and "PROCESSES" in numbers and numbers["CHEAPER"] >= numbers["PROCESSES"]:
+            problems.append(
+                f"{prefix}_CHEAPER={numbers['CHEAPER']}: it must be lower than {prefix}_PROCESSES="
+                f"{numbers['PROCESSES']} (the workers kept when idle, fewer than the most uWSGI runs), or empty."
+            )
+    return problems
 
 
 def base_image_problems(config: dict) -> list[str]:
@@ -113,7 +146,9 @@ def main() -> int:
         print(f"up: {rendered.stderr.strip()}", file=sys.stderr)
         return 1
     config = json.loads(rendered.stdout)
-    problems = [problem for problem in [port_problem(config)] if problem] + base_image_problems(config)
+    problems = worker_setting_problems(config)
+    if not problems:
+        problems = [problem for problem in [port_problem(config)] if problem] + base_image_problems(config)
     for problem in problems:
         print(f"up: {problem}", file=sys.stderr)
     note = userland_proxy_note()

@@ -7,10 +7,13 @@ last that shell, and replicas started later in another shell would run other wor
 """
 
 import argparse
+import json
+import os
 import subprocess
 import sys
 
-from stack import ROOT, SERVICES, ComposeProject, ToolError, compose_project_name, tool_main
+from preflight import worker_setting_problems
+from stack import ROOT, SERVICES, ComposeProject, ToolError, compose_project_name, run, tool_main
 
 
 def say(message: str) -> None:
@@ -45,6 +48,12 @@ def main() -> int:
         chosen = [f"{prefix}_{name}={value}" for name, value in settings.items() if value is not None]
         if not chosen:
             raise ToolError("nothing to change: give REPLICAS=, PROCESSES= or THREADS=")
+        # The settings as Compose would resolve them with these: refused before .env or any container changes.
+        trial = {**os.environ, **dict(setting.split("=", 1) for setting in chosen)}
+        config = json.loads(run("docker", "compose", "config", "--format", "json", environment=trial).stdout)
+        problems = worker_setting_problems(config, [arguments.service])
+        if problems:
+            raise ToolError(" ".join(problems) + " Nothing was changed.")
         project = ComposeProject(compose_project_name())
         subprocess.run([str(ROOT / "scripts" / "set-env.sh"), *chosen], check=True)
         say(f"applying .env to project {project.project} (replicas whose settings changed are replaced)")

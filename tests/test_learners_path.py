@@ -74,6 +74,37 @@ def test_a_base_image_that_cannot_be_had_points_to_make_base_images():
     assert containers_of(environment["COMPOSE_PROJECT_NAME"]) == ""
 
 
+@pytest.mark.parametrize(
+    ("settings", "named", "rule"),
+    [
+        ({"SERVICE1_PROCESSES": "2", "SERVICE1_CHEAPER": "2"}, "SERVICE1_CHEAPER=2", "lower than SERVICE1_PROCESSES=2"),
+        ({"SERVICE2_THREADS": "0"}, "SERVICE2_THREADS=0", "1 or more"),
+        ({"SERVICE3_PROCESSES": "two"}, "SERVICE3_PROCESSES=two", "a whole number"),
+        ({"SERVICE4_REPLICAS": "0"}, "SERVICE4_REPLICAS=0", "1 or more"),
+    ],
+)
+def test_a_worker_setting_that_cannot_run_fails_make_up_at_once_naming_it_and_the_rule(settings, named, rule):
+    environment = newcomer_environment(**settings)
+    result = make("up", environment=environment)
+    assert result.returncode != 0
+    assert named in result.stderr and rule in result.stderr, result.stderr
+    assert containers_of(environment["COMPOSE_PROJECT_NAME"]) == "", "nothing may start"
+
+
+def test_make_scale_refuses_a_setting_that_cannot_run_and_changes_nothing(tmp_path):
+    tree = tmp_path / "tree"
+    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(".venv", ".git", "var", "*_cache", ".env"))
+    (tree / ".env").write_text("SERVICE1_CHEAPER=2\n")
+    environment = newcomer_environment()
+    environment.pop("SERVICE1_CHEAPER", None)
+    scale = [sys.executable, str(tree / "scripts" / "scale.py"), "service1", "--processes", "2"]
+    result = subprocess.run(scale, cwd=tree, env=environment, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "SERVICE1_CHEAPER=2" in result.stderr and "lower than SERVICE1_PROCESSES=2" in result.stderr, result.stderr
+    assert (tree / ".env").read_text() == "SERVICE1_CHEAPER=2\n"
+    assert containers_of(environment["COMPOSE_PROJECT_NAME"]) == ""
+
+
 def test_make_base_images_names_them_in_env_for_every_later_shell(tmp_path):
     """After `make base-images`, a new shell (no exported *_IMAGE) builds from them: Compose reads .env."""
     tree = tmp_path / "tree"

@@ -408,7 +408,7 @@ def judged(rounds: list[Round]) -> list[Goal]:
 
 def report(rounds: list[Round]) -> str:
     lines = [
-        f"{len(rounds)} round(s); each figure is the median over them, with the spread (min-max) in brackets.",
+        f"{len(rounds)} round(s); each figure is the median over them, with the spread (min-max) in parentheses.",
         "",
         "| row | req/s | p50 ms | p99 ms | requests | errors | CPU ms / request |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",

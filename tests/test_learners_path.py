@@ -105,6 +105,26 @@ def test_make_scale_refuses_a_setting_that_cannot_run_and_changes_nothing(tmp_pa
     assert containers_of(environment["COMPOSE_PROJECT_NAME"]) == ""
 
 
+def test_make_down_stops_what_another_variant_started_and_v_deletes_every_volume_of_the_project():
+    """`make up DB=postgres`, then `make down`: the databases are not in the default Compose files."""
+    environment = newcomer_environment()
+    project = environment["COMPOSE_PROJECT_NAME"]
+    postgres = ["docker", "compose", "-f", "docker-compose.yml", "-f", "docker-compose.postgres.yml"]
+    started = subprocess.run([*postgres, "up", "--detach", "--no-deps", "service1-db"], cwd=ROOT, env=environment,
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+    try:
+        assert started.returncode == 0, started.stderr
+        assert containers_of(project) != ""
+        result = make("down", "V=1", environment=environment)
+        assert result.returncode == 0, result.stderr
+        assert containers_of(project) == ""
+        volumes = ["docker", "volume", "ls", "--quiet", "--filter", f"label=com.docker.compose.project={project}"]
+        assert subprocess.run(volumes, capture_output=True, text=True, check=True).stdout.strip() == ""
+    finally:
+        subprocess.run([*postgres, "down", "--volumes", "--rmi", "local"], cwd=ROOT, env=environment,
+                       capture_output=True, timeout=120)  # fmt: skip
+
+
 def test_make_base_images_names_them_in_env_for_every_later_shell(tmp_path):
     """After `make base-images`, a new shell (no exported *_IMAGE) builds from them: Compose reads .env."""
     tree = tmp_path / "tree"

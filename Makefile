@@ -32,7 +32,7 @@ help:
 ## up: build and start the stack, returning once every container is healthy
 up:
 	@$(PYTHON) scripts/preflight.py
-	docker compose up --build --detach --wait
+	docker compose up --build --detach --wait || { $(PYTHON) scripts/preflight.py --why-not-up; exit 1; }
 
 ## down: stop the stack, whichever variant started it (add V=1 to delete every volume of the project too)
 # --remove-orphans: containers of the project that these Compose files do not name (the databases, after

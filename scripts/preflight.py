@@ -8,7 +8,8 @@
   rules: otherwise a replica restarts in a loop, and the reason stands only in its start-up banner.
 
 It also says, without refusing, when the engine forwards published ports through docker-proxy: every client on
-the host then reaches the gateway from one address, and shares one client's limits.
+the host then reaches the gateway from one address, and shares one client's limits. With --why-not-up (after
+`docker compose up --wait` failed) it names each container that is not running healthy, and why, from its log.
 
 Runs on the host's own Python (no venv, no Docker SDK): it is the first thing a newcomer runs.
 """
@@ -140,12 +141,42 @@ def userland_proxy_note() -> str | None:
     )
 
 
+def why_not_up(project: str) -> list[str]:
+    """Each container of the project that is not running healthy, with the last line of its log at ERROR or above
+    (a failed step says why there: servicekit.loglines), else its last line."""
+    found = []
+    listed = docker("ps", "--all", "--quiet", "--filter", f"label=com.docker.compose.project={project}")
+    for container in listed.stdout.split():
+        state = json.loads(docker("inspect", "--format", "{{json .State}}", container).stdout)
+        health = (state.get("Health") or {}).get("Status")
+        if state.get("Status") == "running" and health in (None, "healthy"):
+            continue
+        name = docker("inspect", "--format", "{{.Name}}", container).stdout.strip().lstrip("/")
+        logs = docker("logs", "--tail", "200", container)
+        lines = [line for line in (logs.stdout + logs.stderr).splitlines() if line.strip()]
+        last = lines[-1] if lines else "(no log line)"
+        for line in reversed(lines):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("level") in ("ERROR", "CRITICAL"):
+                last = str(record.get("message", line))
+                break
+        found.append(f"{name} is {health or state.get('Status')}: {last}")
+    return found
+
+
 def main() -> int:
     rendered = subprocess.run(["docker", "compose", "config", "--format", "json"], capture_output=True, text=True)
     if rendered.returncode != 0:
         print(f"up: {rendered.stderr.strip()}", file=sys.stderr)
         return 1
     config = json.loads(rendered.stdout)
+    if sys.argv[1:] == ["--why-not-up"]:  # after `docker compose up --wait` failed: which container, and why
+        for reason in why_not_up(config["name"]):
+            print(f"up: {reason}", file=sys.stderr)
+        return 1
     problems = worker_setting_problems(config)
     if not problems:
         problems = [problem for problem in [port_problem(config)] if problem] + base_image_problems(config)

@@ -53,7 +53,10 @@ run_child django-admin migrate_serialised || migrated=$?
 if [[ "$stopping" == 1 ]]; then
   exit 0
 fi
-[[ "$migrated" == 0 ]] || exit "$migrated"
+if [[ "$migrated" != 0 ]]; then
+  echo "servicekit: failed: the migrations exited with status $migrated"  # an ERROR record, with why (loglines)
+  exit "$migrated"
+fi
 
 # Where uWSGI listens; with unix sockets, the name people know this replica by is written beside it.
 UWSGI_SOCKET=$(python -m servicekit.sockets)
@@ -78,4 +81,7 @@ uwsgi_options+=("$@")
 serving=1
 status=0
 run_child uwsgi "${uwsgi_options[@]}" || status=$?
+if [[ "$status" != 0 && "$stopping" == 0 ]]; then
+  echo "servicekit: failed: uWSGI exited with status $status"  # an ERROR record, with why (loglines)
+fi
 exit "$status"

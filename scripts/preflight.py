@@ -141,6 +141,17 @@ def userland_proxy_note() -> str | None:
     )
 
 
+def message_of(line: str) -> tuple[str, str]:
+    """The level and message of a log line: a JSON record's, or the line itself."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return "", line
+    if not isinstance(record, dict):
+        return "", line
+    return str(record.get("level", "")), str(record.get("message", line))
+
+
 def why_not_up(project: str) -> list[str]:
     """Each container of the project that is not running healthy, with the last line of its log at ERROR or above
     (a failed step says why there: servicekit.loglines), else its last line."""
@@ -152,17 +163,13 @@ def why_not_up(project: str) -> list[str]:
         if state.get("Status") == "running" and health in (None, "healthy"):
             continue
         name = docker("inspect", "--format", "{{.Name}}", container).stdout.strip().lstrip("/")
+        if state.get("Status") == "created":
+            found.append(f"{name} did not start: it waits for the containers it depends on")
+            continue
         logs = docker("logs", "--tail", "200", container)
-        lines = [line for line in (logs.stdout + logs.stderr).splitlines() if line.strip()]
-        last = lines[-1] if lines else "(no log line)"
-        for line in reversed(lines):
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict) and record.get("level") in ("ERROR", "CRITICAL"):
-                last = str(record.get("message", line))
-                break
+        records = [message_of(line) for line in (logs.stdout + logs.stderr).splitlines() if line.strip()]
+        errors = [message for level, message in records if level in ("ERROR", "CRITICAL")]
+        last = errors[-1] if errors else records[-1][1] if records else "(no log line)"
         found.append(f"{name} is {health or state.get('Status')}: {last}")
     return found
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from stack import ACCOUNTS, CATALOG, GATEWAY, ROOT, SERVICES, wait_until
+from stack import ACCOUNTS, CATALOG, GATEWAY, ROOT, SERVICES, reserve_port, wait_until
 
 DEPLOY = [sys.executable, str(ROOT / "scripts" / "deploy.py")]
 
@@ -89,6 +89,24 @@ def test_a_worker_setting_that_cannot_run_fails_make_up_at_once_naming_it_and_th
     assert result.returncode != 0
     assert named in result.stderr and rule in result.stderr, result.stderr
     assert containers_of(environment["COMPOSE_PROJECT_NAME"]) == "", "nothing may start"
+
+
+def test_when_a_service_cannot_start_make_up_says_which_and_why():
+    """A setting the preflight does not know: each service refuses it at start-up, in its own words."""
+    port, port_lock = reserve_port()
+    environment = newcomer_environment(SERVICE_TOKEN_SECONDS="99", GATEWAY_PORT=str(port))
+    try:
+        result = make("up", environment=environment)
+        assert result.returncode != 0
+        project = environment["COMPOSE_PROJECT_NAME"]
+        why = (
+            "the migrations exited with status 1: django.core.exceptions.ImproperlyConfigured: SERVICE_TOKEN_SECONDS=99"
+        )
+        assert f"up: {project}-{ACCOUNTS}-1 is " in result.stderr and why in result.stderr, result.stderr
+    finally:
+        subprocess.run(["docker", "compose", "down", "--volumes", "--rmi", "local", "--remove-orphans"], cwd=ROOT,
+                       env=environment, capture_output=True, timeout=120)  # fmt: skip
+        port_lock.close()
 
 
 def test_make_scale_refuses_a_setting_that_cannot_run_and_changes_nothing(tmp_path):

@@ -21,6 +21,7 @@ from orders.models import OutboxMessage
 from servicekit.context import request_id_var
 from servicekit.exceptions import DependencyUnavailable
 from servicekit.http import ServiceClient, client_for
+from servicekit.retention import delete_in_batches
 
 log = logging.getLogger(__name__)
 
@@ -141,15 +142,9 @@ def outbox_health() -> dict:
 
 
 def prune_delivered(*, batch: int = 1000) -> int:
-    """Deletes messages delivered more than OUTBOX_RETENTION_DAYS ago, a batch per transaction so no lock is held
-    for long; returns how many."""
+    """Deletes messages delivered more than OUTBOX_RETENTION_DAYS ago, batch by batch; returns how many."""
     before = timezone.now() - timedelta(days=settings.OUTBOX_RETENTION_DAYS)
-    deleted = 0
-    while True:
-        ids = list(OutboxMessage.objects.filter(delivered_at__lt=before).values_list("id", flat=True)[:batch])
-        if not ids:
-            return deleted
-        deleted += OutboxMessage.objects.filter(id__in=ids).delete()[0]
+    return delete_in_batches(OutboxMessage.objects.filter(delivered_at__lt=before), batch=batch)
 
 
 def wake_backlog(*, service: str) -> None:

@@ -9,6 +9,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from notifications.models import Notification
+from servicekit.retention import delete_in_batches
 
 
 def event_receive(
@@ -28,13 +29,8 @@ def event_receive(
 
 
 def notification_prune(*, batch: int = 1000) -> int:
-    """Deletes notifications that arrived more than NOTIFICATION_RETENTION_DAYS ago, a batch per transaction;
-    returns how many. Its event id goes with it: no sender redelivers an event that old (orders keeps delivered
-    messages for days, not months)."""
+    """Deletes notifications that arrived more than NOTIFICATION_RETENTION_DAYS ago, batch by batch; returns how
+    many. Its event id goes with it: no sender redelivers an event that old (orders keeps delivered messages for
+    days, not months)."""
     before = timezone.now() - timedelta(days=settings.NOTIFICATION_RETENTION_DAYS)
-    deleted = 0
-    while True:
-        ids = list(Notification.objects.filter(received_at__lt=before).values_list("event_id", flat=True)[:batch])
-        if not ids:
-            return deleted
-        deleted += Notification.objects.filter(event_id__in=ids).delete()[0]
+    return delete_in_batches(Notification.objects.filter(received_at__lt=before), batch=batch)

@@ -13,6 +13,11 @@
 # it is an address that Docker's DNS gives for REPLICA_DNS_NAME ({service} by default; tasks.{service} on Swarm,
 # which names every task whether or not the service has a virtual IP). The gateway needs no Docker socket.
 #
+# Draining: a replica that is told to stop marks itself (NAME.draining beside its socket) and keeps serving. The
+# watcher leaves it out of the upstreams, reloads, waits until nginx's old workers (which may still send it a
+# request) have exited, and only then lists what it routes to in ROUTES_FILE. The replica reads that file, and
+# stops once its socket is no longer there (servicekit/entrypoint.sh): no request is sent to a closed socket.
+#
 # `entrypoint.sh render DIR [tls]` only renders the configuration into DIR/generated, as if a certificate were
 # mounted when tls is given (for the linters: `make lint`).
 set -o errexit -o nounset -o pipefail
@@ -36,6 +41,9 @@ TRANSPORT=${SERVICE_TRANSPORT:-unix}
 TCP_PORT=${SERVICE_TCP_PORT:-3031}
 POLL_SECONDS=${DISCOVERY_POLL_SECONDS:-1}
 REPLICA_DNS_NAME=${REPLICA_DNS_NAME:-"{service}"}
+# In the volume the services mount read-only (Compose); a Swarm gateway has no such volume and no reader.
+ROUTES_FILE=${GATEWAY_ROUTES_FILE:-/run/gateway/routes}
+OLD_WORKERS_WAIT_SECONDS=3
 
 # The replicas of a service, one per line, into the array REPLICAS. With unix sockets this runs no program (a
 # glob is sorted): the watcher lists them every POLL_SECONDS, and an idle gateway should cost next to nothing.
@@ -47,7 +55,7 @@ replicas_of() {
       | awk -v port="$TCP_PORT" '{print $1 ":" port}' | sort -u)
   else
     for socket in "$SOCKET_ROOT/$service"/*.sock; do
-      [[ -S "$socket" ]] && REPLICAS+=("unix:$socket")
+      [[ -S "$socket" && ! -e "${socket%.sock}.draining" ]] && REPLICAS+=("unix:$socket")
     done
   fi
   return 0
@@ -213,6 +221,42 @@ render_all() {
   render_upstreams >"$UPSTREAMS"
 }
 
+# nginx's workers, by pid, into WORKERS: a builtin read of each process's title, no program.
+nginx_workers() {
+  local cmdline title
+  WORKERS=()
+  for cmdline in /proc/[0-9]*/cmdline; do
+    title=""
+    read -r -d '' title <"$cmdline" 2>/dev/null
+    [[ "$title" == "nginx: worker process"* ]] && WORKERS+=("${cmdline//[^0-9]/}")
+  done
+  return 0
+}
+
+# Checks and reloads nginx's configuration, then waits (at most OLD_WORKERS_WAIT_SECONDS) until the workers of
+# the previous one have finished what they hold and exited: until then they may still pass a request to a replica
+# the new configuration leaves out.
+reload_nginx() {
+  local old pid waited=0
+  nginx_workers
+  old=("${WORKERS[@]}")
+  nginx -q -t -e stderr -c "$CONFIG/nginx.conf" && nginx -e stderr -c "$CONFIG/nginx.conf" -s reload || return 1
+  for pid in "${old[@]}"; do
+    while [[ -e "/proc/$pid" ]] && ((waited < OLD_WORKERS_WAIT_SECONDS * 20)); do
+      read -r -t 0.05 -u "$PAUSE_FD"
+      ((waited += 1))
+    done
+  done
+  return 0
+}
+
+# What nginx routes to now, for draining replicas to read: replaced whole (a rename), so a reader never sees
+# half of it.
+publish_routes() {
+  [[ -w "${ROUTES_FILE%/*}" ]] || return 0
+  printf '%s\n' "$1" >"$ROUTES_FILE.next" && mv -f "$ROUTES_FILE.next" "$ROUTES_FILE"
+}
+
 # One pass: the replicas as they are now, applied if they changed. Returns non-zero when they cannot be.
 # APPLIED_TEXT holds what nginx last loaded, so a pass that finds no change reads no file.
 sync_upstreams() {
@@ -220,13 +264,14 @@ sync_upstreams() {
   next=$(render_upstreams) || { echo "gateway: could not list the replicas" >&2; return 1; }
   [[ "$next" != "$APPLIED_TEXT" ]] || return 0
   printf '%s\n' "$next" >"$UPSTREAMS"
-  if ! nginx -q -t -e stderr -c "$CONFIG/nginx.conf" || ! nginx -e stderr -c "$CONFIG/nginx.conf" -s reload; then
+  if ! reload_nginx; then
     echo "gateway: reloading the new replicas failed; the last good upstreams stay, trying again" >&2
     cp "$APPLIED" "$UPSTREAMS"
     return 1
   fi
   cp "$UPSTREAMS" "$APPLIED"
   APPLIED_TEXT=$next
+  publish_routes "$next"
   echo "gateway: replicas changed, nginx reloaded" >&2
 }
 
@@ -234,13 +279,12 @@ sync_upstreams() {
 # times out on a pipe no one writes to), starts no program.
 watch_upstreams() {
   set +o errexit
-  local pause
   APPLIED_TEXT=$(<"$APPLIED")
-  rm -f "$PAUSE_PIPE" && mkfifo "$PAUSE_PIPE" && exec {pause}<>"$PAUSE_PIPE"
+  rm -f "$PAUSE_PIPE" && mkfifo "$PAUSE_PIPE" && exec {PAUSE_FD}<>"$PAUSE_PIPE"
   while true; do
     sync_upstreams && echo "$EPOCHSECONDS" >"$HEARTBEAT"
     watch_status
-    read -r -t "$POLL_SECONDS" -u "$pause"
+    read -r -t "$POLL_SECONDS" -u "$PAUSE_FD"
   done
 }
 
@@ -283,6 +327,7 @@ mkdir -p "$(dirname "$CONFIG")"
 rm -rf "$CONFIG" && cp -r /etc/nginx "$CONFIG"
 render_all
 cp "$UPSTREAMS" "$APPLIED"
+publish_routes "$(<"$APPLIED")"
 echo "$EPOCHSECONDS" >"$HEARTBEAT"
 # A socket left by a gateway that was killed would make nginx's bind fail.
 [[ "$INTERNAL_LISTEN" == unix:* ]] && rm -f "${INTERNAL_LISTEN#unix:}"
@@ -301,6 +346,7 @@ while true; do
     wait "$nginx_pid"
     status=$?
     kill "$watcher" 2>/dev/null
+    publish_routes ""  # routing nothing: a replica stopping after the gateway need not wait for it
     exit "$status"
   fi
   if ! kill -0 "$watcher" 2>/dev/null; then

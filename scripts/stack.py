@@ -137,6 +137,20 @@ def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 
     return condition()
 
 
+def pause_container(container: Container) -> None:
+    """`docker pause`, asked again once: Docker 20.10's cgroup freezer sometimes refuses the first try
+    ("OCI runtime pause failed: unable to freeze"), and a fault test must inject its fault."""
+    try:
+        container.pause()
+    except docker.errors.APIError as error:
+        if "unable to freeze" not in str(error):
+            raise
+        time.sleep(0.5)
+        container.reload()
+        if container.status != "paused":
+            container.pause()
+
+
 def timed(call: Callable):
     """(what call returned, the seconds it took)."""
     started = time.monotonic()
@@ -199,6 +213,11 @@ class ComposeProject:
     def container(self, service: str) -> Container:
         (only,) = self.containers(service)
         return only
+
+    def gateway_errors(self, since: float) -> list[str]:
+        """The gateway's log lines at error or above since a time (time.time()): a scale or deploy logs none."""
+        lines = self.container(GATEWAY).logs(since=since, stdout=True, stderr=True).decode().splitlines()
+        return [line for line in lines if '"level":"ERROR"' in line or '"level":"CRITICAL"' in line]
 
     def image_of(self, service: str) -> str:
         """The image Compose builds for a service of this project (the Compose file names none of its own)."""
@@ -360,6 +379,18 @@ class Stack(ComposeProject):
             return False
 
 
+def retrying_session() -> requests.Session:
+    """A client that does as browsers do, and as HTTP allows for idempotent requests: a keep-alive connection the
+    server closed just as the request went out (nginx's old workers close their idle ones on every graceful
+    reload) is retried once on a new connection; so is one that gave no answer within its timeout. A refused
+    connection or any error status is not retried."""
+    session = requests.Session()
+    retry_once = HTTPAdapter(max_retries=Retry(total=1, connect=0, read=1, status=0, other=0))
+    session.mount("http://", retry_once)
+    session.mount("https://", retry_once)
+    return session
+
+
 class SteadyLoad:
     """Sequential requests to one path from one thread until stopped: at most max_requests and max_seconds,
     with a short pause between requests. outcomes counts each status code, or the exception's name."""
@@ -372,11 +403,7 @@ class SteadyLoad:
         self.thread = threading.Thread(target=self.run)
 
     def run(self) -> None:
-        session = requests.Session()  # one per thread: a Session is not meant to be shared across threads
-        # As browsers do, and HTTP allows for idempotent requests: a keep-alive connection that the server
-        # closed just as the request went out (nginx's old workers do so on every graceful reload) is retried
-        # once on a new connection. A refused connection or any error status still counts as a failure.
-        session.mount("http://", HTTPAdapter(max_retries=Retry(total=1, connect=0, read=1, status=0, other=0)))
+        session = retrying_session()  # one per thread: a Session is not meant to be shared across threads
         url = self.stack.base_url + self.path
         while not self.stopped.is_set() and time.monotonic() < self.deadline:
             if sum(self.outcomes.values()) >= self.max_requests:

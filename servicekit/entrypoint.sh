@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Starts one service replica: applies migrations (one replica at a time), then runs its uWSGI server.
 #
-# This script stays PID 1 instead of exec-ing uWSGI for one reason: on `docker stop` it first removes the
-# replica's socket, so the gateway sends new requests to the other replicas, lets what is already queued be
-# served, and only then asks uWSGI to finish its in-flight requests and exit. Scaling down loses no request.
+# This script stays PID 1 instead of exec-ing uWSGI for one reason: on `docker stop` it first takes the replica out
+# of the gateway's routes, and only then asks uWSGI to finish its in-flight requests and exit. With unix sockets
+# that is a handshake (nginx/entrypoint.sh): it marks the replica draining beside its socket, and waits until the
+# gateway's routes file no longer names the socket, which the gateway writes once no worker of its can still send
+# a request here. Scaling in and deploying lose no request, and the gateway never meets a missing socket.
 # Each step runs in the background and is waited for, so a TERM is handled at once, during migrations too.
 set -o errexit -o nounset -o pipefail
 
@@ -18,14 +20,34 @@ child=""
 serving=0
 stopping=0
 
+# The gateway's routes file (what nginx routes to), in the volume of its internal socket.
+GATEWAY_ROUTES=${GATEWAY_ROUTES:-/run/gateway/routes}
+
+# The drain handshake, at most DRAIN_SECONDS: returns once the gateway routes no request here.
+withdraw_from_gateway() {
+  local routes deadline=$((EPOCHSECONDS + DRAIN_SECONDS))
+  : >"${UWSGI_SOCKET%.sock}.draining"
+  while ((EPOCHSECONDS <= deadline)); do
+    routes=""
+    [[ -r "$GATEWAY_ROUTES" ]] && routes=$(<"$GATEWAY_ROUTES")
+    # By file name: the gateway mounts this replica's folder elsewhere (/run/uwsgi/<service>/).
+    [[ "$routes" == *"/${UWSGI_SOCKET##*/} "* ]] || return 0
+    sleep 0.1
+  done
+  echo "servicekit: the gateway still routes here after ${DRAIN_SECONDS} s (is its watcher running?); stopping"
+}
+
 stop() {
   stopping=1
   [[ -n "$child" ]] || return 0
   if [[ "$serving" == 1 ]]; then
-    # A unix socket path, not a TCP address. Over TCP the gateway stops routing here once this replica leaves
-    # the DNS (Swarm removes it before stopping it), within DRAIN_SECONDS when that covers its poll interval.
-    [[ "$UWSGI_SOCKET" == /* ]] && rm -f "$UWSGI_SOCKET" "${UWSGI_SOCKET%.sock}.name"
-    sleep "$DRAIN_SECONDS"
+    if [[ "$UWSGI_SOCKET" == /* ]]; then
+      withdraw_from_gateway
+    else
+      # Over TCP the gateway stops routing here once this replica leaves the DNS (Swarm removes it before
+      # stopping it), within DRAIN_SECONDS when that covers its poll interval.
+      sleep "$DRAIN_SECONDS"
+    fi
   fi
   # During start-up this stops the migrations: each migration is a transaction, so none is left half-applied.
   kill -TERM "$child" 2>/dev/null || true
@@ -65,8 +87,8 @@ if [[ "$UWSGI_SOCKET" == /* ]]; then
   # uWSGI's stats server (JSON over HTTP) beside the socket: the gateway serves it on its internal listener to
   # the status page (servicekit/servicekit/status).
   export UWSGI_STATS=${UWSGI_SOCKET%.sock}.stats UWSGI_STATS_HTTP=true
-  # After a crash this replica's sockets are still there, dead; they are ours (named by our hostname) to replace.
-  rm -f "$UWSGI_SOCKET" "$UWSGI_STATS"
+  # After a crash this replica's sockets (and a draining mark) are still there; ours (named by our hostname).
+  rm -f "$UWSGI_SOCKET" "$UWSGI_STATS" "${UWSGI_SOCKET%.sock}.draining"
 fi
 
 uwsgi_options=(--ini /etc/uwsgi/uwsgi.ini)
@@ -81,6 +103,8 @@ uwsgi_options+=("$@")
 serving=1
 status=0
 run_child uwsgi "${uwsgi_options[@]}" || status=$?
+# uWSGI has removed its sockets; what this script wrote beside them goes now, once.
+[[ "$UWSGI_SOCKET" == /* ]] && rm -f "${UWSGI_SOCKET%.sock}.name" "${UWSGI_SOCKET%.sock}.draining"
 if [[ "$status" != 0 && "$stopping" == 0 ]]; then
   echo "servicekit: failed: uWSGI exited with status $status"  # an ERROR record, with why (loglines)
 fi

@@ -1,8 +1,10 @@
 """Deploying one part of the stack under load: zero failed requests, and nothing else touched."""
 
+import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -56,6 +58,41 @@ def test_rolling_a_service_under_load_fails_no_request_and_touches_no_other_serv
     assert restart_counts(stack, others) == before_restarts
     after_catalog = container_ids(stack, [CATALOG])[CATALOG]
     assert len(after_catalog) == 1 and after_catalog.isdisjoint(before_catalog)
+
+
+def test_scaling_out_and_in_stopping_a_replica_and_deploying_log_no_error_and_lose_no_request(stack):
+    """The drain handshake: a stopping replica leaves the gateway's routes before its socket closes, so nginx never
+    meets a missing socket (on main: a CRITICAL "connect() ... failed (2: No such file or directory)" per request
+    in flight), and the replica removes its own files once (on main: uWSGI's "unlink(): No such file")."""
+    health = f"/api/{CATALOG}/health/"
+    errors: dict[str, list[str]] = {}
+
+    def step(name: str, action) -> None:
+        since = time.time()
+        action()
+        errors[name] = stack.gateway_errors(since)
+
+    def stop_one() -> None:
+        replica = stack.containers(CATALOG)[0]
+        hostname = replica.attrs["Config"]["Hostname"]
+        replica.stop(timeout=10)
+        own_lines = [json.loads(line) for line in replica.logs().decode().splitlines() if line.startswith("{")]
+        noisy = [line for line in own_lines if line["level"] != "INFO" or "unlink" in line["message"]]
+        assert noisy == [], noisy
+        left = stack.container(GATEWAY).exec_run(["ls", f"/run/uwsgi/{CATALOG}"]).output.decode().split()
+        assert [name for name in left if name.startswith(hostname)] == []
+        replica.remove()
+
+    with SteadyLoad(stack, health, max_seconds=180) as load:
+        step("scale out to 3", lambda: stack.scale(CATALOG, 3))
+        assert len(stack.replicas_answering(health, 3, timeout=5)) == 3
+        step("docker stop of one replica", stop_one)
+        step("scale in to 1", lambda: stack.scale(CATALOG, 1))
+        step("deploy", lambda: deploy(stack, CATALOG, "--no-build").check_returncode())
+        time.sleep(1)  # requests after the last reload
+    assert errors == {name: [] for name in errors}
+    assert load.failed == 0, load.outcomes
+    assert load.sent > 100, load.outcomes
 
 
 @pytest.fixture

@@ -92,10 +92,10 @@ def remove_dead_sockets() -> list[str]:
                 removed.append(path)
         except FileNotFoundError:  # another replica removed it first
             continue
-    for file in files:  # a name outlives its socket only when its replica died
+    for file in files:  # a name or draining mark outlives its socket only when its replica died
         replica, extension = os.path.splitext(file)
         path = os.path.join(SOCKET_DIR, file)
-        if extension == ".name" and replica != own and not os.path.exists(os.path.join(SOCKET_DIR, f"{replica}.sock")):
+        if extension in (".name", ".draining") and replica != own and not os.path.exists(os.path.join(SOCKET_DIR, f"{replica}.sock")):
             try:
                 os.unlink(path)
             except FileNotFoundError:

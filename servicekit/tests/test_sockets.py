@@ -91,6 +91,14 @@ def test_the_name_of_a_replica_whose_socket_is_gone_is_removed_and_a_live_ones_k
     assert (socket_dir / "sibling.name").exists()
 
 
+def test_the_draining_mark_of_a_replica_killed_while_draining_is_removed_and_a_draining_ones_kept(socket_dir):
+    (socket_dir / "killed.draining").touch()
+    (socket_dir / "draining.draining").touch()
+    with listening_socket(socket_dir / "draining.sock"):
+        assert sockets.remove_dead_sockets() == [str(socket_dir / "killed.draining")]
+    assert (socket_dir / "draining.draining").exists()
+
+
 def test_a_replica_publishes_the_name_dns_gives_its_address_beside_its_socket(socket_dir, monkeypatch):
     monkeypatch.setattr(socket, "gethostname", lambda: "a371c037199e")
     monkeypatch.setattr(socket, "gethostbyname", lambda host: "172.30.0.2")

@@ -57,10 +57,10 @@ scale: $(VENV)/.installed
 	$(VENV)/bin/python scripts/scale.py $(SERVICE) $(if $(REPLICAS),--replicas $(REPLICAS)) \
 	  $(if $(PROCESSES),--processes $(PROCESSES)) $(if $(THREADS),--threads $(THREADS))
 
-## load: bounded load on one service through the gateway, to watch /status/ (SERVICE=service1 RATE=50 SECONDS=60)
+## load: bounded load on one service through the gateway, to watch /status/ (SERVICE=service1 RATE=50 SECONDS=60 NO_RETRY=1)
 load: $(VENV)/.installed
-	@test -n "$(SERVICE)" || { echo "usage: make load SERVICE=<service1..service4> [RATE=50] [SECONDS=60]"; exit 2; }
-	$(VENV)/bin/python scripts/load.py $(SERVICE) --rate $(or $(RATE),50) --seconds $(or $(SECONDS),60)
+	@test -n "$(SERVICE)" || { echo "usage: make load SERVICE=<service1..service4> [RATE=50] [SECONDS=60] [NO_RETRY=1]"; exit 2; }
+	$(VENV)/bin/python scripts/load.py $(SERVICE) --rate $(or $(RATE),50) --seconds $(or $(SECONDS),60) $(if $(NO_RETRY),--no-retry)
 
 ## swarm-up: the same images on Docker Swarm (a single-node swarm if the engine is in none), stack microstack
 swarm-up: $(VENV)/.installed

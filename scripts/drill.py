@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from bench import rate_script, run_wrk
+from load import send
 from preflight import userland_proxy_note
 from stack import (
     ACCOUNTS,
@@ -43,6 +44,7 @@ from stack import (
     SteadyLoad,
     ask_the_gateway,
     leaks,
+    pause_container,
     replay_a_token,
     report_preamble,
     stats_paths,
@@ -97,6 +99,7 @@ class Report:
 # The drill's parts, in the order they run (make drill ONLY=paused-dependency runs one).
 PARTS = [
     "rollout",
+    "reloads",
     "faults",
     "paused-dependency",
     "crash-during-orders",
@@ -123,26 +126,66 @@ class Drill:
     def health(self, service: str) -> Callable[[], str]:
         return lambda: self.outcome(f"/api/{service}/health/")
 
+    def deploy_catalog(self) -> subprocess.CompletedProcess:
+        command = [sys.executable, str(ROOT / "scripts" / "deploy.py"), CATALOG, "--no-build"]
+        return subprocess.run(
+            [*command, "--project", self.stack.project],
+            env=self.stack.compose_environment(),
+            capture_output=True,
+            text=True,
+        )
+
     def rollout(self) -> None:
         self.report.say("## A rolling deploy of the catalog under a steady load on every route\n")
         loads = [SteadyLoad(self.stack, f"/api/{service}/health/", max_seconds=300) for service in SERVICES]
         for load in loads:
             load.thread.start()
-        command = [sys.executable, str(ROOT / "scripts" / "deploy.py"), CATALOG, "--no-build"]
-        result, took = timed(
-            lambda: subprocess.run(
-                [*command, "--project", self.stack.project],
-                env=self.stack.compose_environment(),
-                capture_output=True,
-                text=True,
-            )
-        )
+        result, took = timed(self.deploy_catalog)
         for load in loads:
             load.__exit__()
         self.report.say(f"`make deploy SERVICE={CATALOG}` exited {result.returncode} after {took:.1f} s.\n")
         self.report.table("route", "requests", "failed")
         for load in loads:
             self.report.row(load.path, load.sent, load.failed)
+
+    def reloads(self, rate: float = 100, threads: int = 4) -> None:
+        """Scale-out, scale-in and deploy under two keep-alive clients at once: one that never sends a request
+        again, and one that retries a GET once when its connection closed as it went out (make load's default)."""
+        self.report.say("\n## Scale and deploy under two kinds of keep-alive client\n")
+        self.report.say(f"Each client sends {rate:g} GETs/s of the catalog's health over {threads} keep-alive")
+        self.report.say("connections, from 2 s before each operation until 2 s after it. Every reload closes nginx's")
+        self.report.say("idle keep-alive connections: a client that never retries loses a request sent on one as it")
+        self.report.say("closes; one that retries such a GET once (browsers, urllib3, `make load`) loses none. The")
+        self.report.say("last column counts the gateway's log lines at error or above during the operation.\n")
+        self.report.table("operation", "took", "never retried: sent", "failed", "retried once: sent", "failed",
+                          "gateway lines ≥ error")  # fmt: skip
+        url = f"{self.stack.base_url}/api/{CATALOG}/health/"
+        operations = [
+            ("scale out, 1 → 3 replicas", lambda: self.stack.scale(CATALOG, 3)),
+            ("scale in, 3 → 1 replica", lambda: self.stack.scale(CATALOG, 1)),
+            (f"`make deploy SERVICE={CATALOG}`", lambda: self.deploy_catalog().check_returncode()),
+        ]
+        for name, operation in operations:
+            stop = threading.Event()
+            outcomes: dict[bool, Counter] = {}
+
+            def client(retry: bool) -> None:
+                outcomes[retry] = send(url, rate, 300, threads, stop=stop, retry=retry)  # noqa: B023
+
+            clients = [threading.Thread(target=client, args=(retry,)) for retry in (False, True)]
+            for thread in clients:
+                thread.start()
+            time.sleep(2)
+            since = time.time()
+            _, took = timed(operation)
+            time.sleep(2)
+            errors = self.stack.gateway_errors(since)
+            stop.set()
+            for thread in clients:
+                thread.join()
+            failed = {retry: sum(n for outcome, n in outcomes[retry].items() if outcome != "200") for retry in outcomes}
+            self.report.row(name, f"{took:.1f} s", sum(outcomes[False].values()), failed[False],
+                            sum(outcomes[True].values()), failed[True], len(errors))  # fmt: skip
 
     def faults(self) -> None:
         self.report.say("\n## Faults, one at a time\n")
@@ -179,7 +222,7 @@ class Drill:
 
     def pause(self) -> None:
         container = self.stack.container(CATALOG)
-        container.pause()
+        pause_container(container)
         answer, seen = timed(self.health(CATALOG))  # the gateway gives up after its read timeout
         container.unpause()
         recovered, _ = watch(self.health(CATALOG), lambda status: status == "200", 30)
@@ -271,7 +314,7 @@ class Drill:
             thread.start()
         time.sleep(2)
         accounts = self.stack.container(ACCOUNTS)
-        accounts.pause()
+        pause_container(accounts)
         paused_at = time.monotonic()
         time.sleep(pause_seconds)
         accounts.unpause()

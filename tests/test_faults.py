@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from stack import ACCOUNTS, CATALOG, GATEWAY, ORDERS, SERVICES, SteadyLoad, seconds, timed, wait_until
+from stack import ACCOUNTS, CATALOG, GATEWAY, ORDERS, SERVICES, SteadyLoad, pause_container, seconds, timed, wait_until
 
 # A stack of its own, shared with the other "outages" modules: it stops, pauses, kills and floods services.
 pytestmark = pytest.mark.own_stack("outages")
@@ -97,7 +97,7 @@ def test_docker_stop_is_quick_and_clean_and_finishes_what_is_in_flight(stack):
 
 def test_a_paused_service_times_out_as_504_in_seconds_while_others_serve(stack, loads_on_the_other_routes):
     container = stack.container(CATALOG)
-    container.pause()
+    pause_container(container)
     try:
         response, elapsed = timed(lambda: stack.get(f"/api/{CATALOG}/health/", timeout=30))
         assert response.status_code == 504

@@ -19,6 +19,7 @@ from stack import (
     OrderingClients,
     assert_each_client_holds_exactly_one_order,
     leaks,
+    pause_container,
     place_until_answered,
     timed,
     wait_until,
@@ -49,7 +50,7 @@ def test_a_catalog_paused_during_three_orders_leaks_no_stock(stack, make_product
         return stack.post(f"/api/{ORDERS}/orders", body, headers=headers, timeout=30).status_code
 
     catalog = stack.container(CATALOG)
-    catalog.pause()
+    pause_container(catalog)
     try:
         with ThreadPoolExecutor(max_workers=3) as clients:
             first_tries = list(clients.map(first_try, range(3)))

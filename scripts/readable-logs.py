@@ -3,11 +3,15 @@
     docker compose logs --follow --no-log-prefix | python3 scripts/readable-logs.py
 
 A request reads as `GET /api/service2/products 200 3.1 ms`, with its request id; any other line as its message
-and its extra fields. A line that is not JSON is printed as it is. The host's own Python: no venv needed.
+and its extra fields. A line that is not JSON is printed as it is, less the terminal controls Compose puts in its
+own (`\r\x1b[Kservice2-1 exited with code 0`, even with --no-color). The host's own Python: no venv needed.
 """
 
 import json
+import re
 import sys
+
+TERMINAL_CONTROLS = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
 
 # Fields every line has, shown in the line's head, not repeated after its message.
 HEAD = {"time", "level", "logger", "service", "instance", "message", "request_id", "taskName"}
@@ -17,7 +21,7 @@ def readable(line: str) -> str:
     try:
         record = json.loads(line)
     except ValueError:
-        return line.rstrip("\n")
+        return TERMINAL_CONTROLS.sub("", line).rstrip("\n")
     if not isinstance(record, dict):
         return line.rstrip("\n")
     time = str(record.get("time", ""))[11:23]  # 21:03:24.092 of 2026-11-28T21:03:24.092Z

@@ -305,3 +305,12 @@ def test_make_logs_follows_one_service_readably(stack):
     )
     assert re.fullmatch(expected, request), request
     assert len(readable) == len(lines.splitlines())
+
+
+def test_make_logs_prints_no_terminal_control_of_composes_own_lines():
+    """Compose's `logs --follow` says a container exited with "\\r\\x1b[K" before it, even with --no-color."""
+    composes_line = "\r\x1b[Kservice2-1 exited with code 0\n"
+    readable = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "readable-logs.py")], input=composes_line, capture_output=True, text=True
+    ).stdout
+    assert readable == "service2-1 exited with code 0\n"

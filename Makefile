@@ -1,7 +1,10 @@
 # Thin targets over docker compose, pytest and scripts/; README.md uses exactly these.
 SHELL := /bin/bash
 SERVICES := $(patsubst %/config/settings.py,%,$(wildcard */config/settings.py))
+# Two Python environments on the host: the tools' (make venv: scale, load, deploy, swarm-*), small, and the
+# development one (make dev: tests, lint, bench, drill), which every target that needs it makes first.
 VENV := .venv
+TOOLS := .venv-tools
 PYTHON ?= python3
 # DB=postgres gives each service a PostgreSQL server of its own (docker-compose.postgres.yml) in everything below
 # that runs the stack; DB=sqlite (the default) keeps each service on SQLite in its volume. `make test` without DB
@@ -23,7 +26,7 @@ export DB
 
 .DEFAULT_GOAL := help
 .PHONY: help lock up down logs deploy scale load lint test unit unit-tests integration test-swarm swarm-up swarm-down swarm-deploy bench bench-smoke sizes drill variants \
-	base-images venv clean
+	base-images venv dev clean
 
 ## help: this list: every target, with what it does (the `## target:` lines of this file)
 help:
@@ -47,33 +50,33 @@ logs:
 	docker compose logs --follow --no-log-prefix $(SERVICE) | $(PYTHON) scripts/readable-logs.py
 
 ## deploy: roll one service to its new image without touching the others (SERVICE=service2), or reload nginx
-deploy: $(VENV)/.installed
+deploy: $(TOOLS)/.installed
 	@test -n "$(SERVICE)" || { echo "usage: make deploy SERVICE=<service1..service4|nginx>"; exit 2; }
-	$(VENV)/bin/python scripts/deploy.py $(SERVICE)
+	$(TOOLS)/bin/python scripts/deploy.py $(SERVICE)
 
 ## scale: replicas and workers of one service, kept in .env (SERVICE=service1 REPLICAS=3 PROCESSES=4 THREADS=2)
-scale: $(VENV)/.installed
+scale: $(TOOLS)/.installed
 	@test -n "$(SERVICE)" || { echo "usage: make scale SERVICE=<service1..service4> [REPLICAS=n] [PROCESSES=n] [THREADS=n]"; exit 2; }
-	$(VENV)/bin/python scripts/scale.py $(SERVICE) $(if $(REPLICAS),--replicas $(REPLICAS)) \
+	$(TOOLS)/bin/python scripts/scale.py $(SERVICE) $(if $(REPLICAS),--replicas $(REPLICAS)) \
 	  $(if $(PROCESSES),--processes $(PROCESSES)) $(if $(THREADS),--threads $(THREADS))
 
 ## load: bounded load on one service through the gateway, to watch /status/ (SERVICE=service1 RATE=50 SECONDS=60 NO_RETRY=1)
-load: $(VENV)/.installed
+load: $(TOOLS)/.installed
 	@test -n "$(SERVICE)" || { echo "usage: make load SERVICE=<service1..service4> [RATE=50] [SECONDS=60] [NO_RETRY=1]"; exit 2; }
-	$(VENV)/bin/python scripts/load.py $(SERVICE) --rate $(or $(RATE),50) --seconds $(or $(SECONDS),60) $(if $(NO_RETRY),--no-retry)
+	$(TOOLS)/bin/python scripts/load.py $(SERVICE) --rate $(or $(RATE),50) --seconds $(or $(SECONDS),60) $(if $(NO_RETRY),--no-retry)
 
 ## swarm-up: the same images on Docker Swarm (a single-node swarm if the engine is in none), stack microstack
-swarm-up: $(VENV)/.installed
-	$(VENV)/bin/python scripts/swarm.py up
+swarm-up: $(TOOLS)/.installed
+	$(TOOLS)/bin/python scripts/swarm.py up
 
 ## swarm-down: remove the stack (V=1 deletes its volumes too); leave the swarm only if swarm-up made it
-swarm-down: $(VENV)/.installed
-	$(VENV)/bin/python scripts/swarm.py down $(if $(V),--volumes)
+swarm-down: $(TOOLS)/.installed
+	$(TOOLS)/bin/python scripts/swarm.py down $(if $(V),--volumes)
 
 ## swarm-deploy: roll one service of the swarm stack to its new image (SERVICE=service2); rolled back if unhealthy
-swarm-deploy: $(VENV)/.installed
+swarm-deploy: $(TOOLS)/.installed
 	@test -n "$(SERVICE)" || { echo "usage: make swarm-deploy SERVICE=<service1..service4|nginx>"; exit 2; }
-	$(VENV)/bin/python scripts/swarm.py deploy $(SERVICE)
+	$(TOOLS)/bin/python scripts/swarm.py deploy $(SERVICE)
 
 ## lint: every linter, zero findings; each exception is written next to what it excuses, with its reason
 lint: $(VENV)/.installed
@@ -146,8 +149,17 @@ variants: $(VENV)/.installed
 base-images:
 	@scripts/base-images.sh
 
-## venv: the host's Python environment for the tests: requirements-dev.lock, hash-checked, and servicekit
-venv: $(VENV)/.installed
+## venv: the tools' Python environment (scale, load, deploy, swarm-*): scripts/requirements.lock, hash-checked
+venv: $(TOOLS)/.installed
+
+$(TOOLS)/.installed: scripts/requirements.lock
+	@echo "venv: installing the tools' environment into $(TOOLS)"
+	@SECONDS=0 && $(PYTHON) -m venv $(TOOLS) \
+	  && $(TOOLS)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r scripts/requirements.lock \
+	  && touch $@ && echo "venv: ready in $$SECONDS s"
+
+## dev: the development environment (tests, lint, bench, drill): requirements-dev.lock, hash-checked, and servicekit
+dev: $(VENV)/.installed
 
 $(VENV)/.installed: requirements-dev.lock servicekit/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -159,13 +171,14 @@ $(VENV)/.installed: requirements-dev.lock servicekit/pyproject.toml
 LOCK := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-header \
 	--no-emit-index-url --no-emit-find-links
 
-## lock: lock every dependency with hashes: servicekit/requirements.lock (every image), requirements-dev.lock (host)
+## lock: lock every dependency with hashes: servicekit/requirements.lock (images), requirements-dev.lock, scripts/requirements.lock
 lock: $(VENV)/.installed
 	$(LOCK) --extra server --extra postgres --extra bench-peers --output-file servicekit/requirements.lock servicekit/pyproject.toml \
 	  servicekit/build-requirements.txt $(SERVICES:%=%/requirements.txt)
 	$(LOCK) --extra postgres --output-file requirements-dev.lock servicekit/pyproject.toml \
 	  $(SERVICES:%=%/requirements.txt) requirements-dev.txt
+	$(LOCK) --output-file scripts/requirements.lock scripts/requirements.txt
 
-## clean: remove the host's test environment
+## clean: remove the host's Python environments (development and tools)
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(TOOLS)

@@ -311,6 +311,37 @@ def test_make_logs_prints_no_terminal_control_of_composes_own_lines():
     """Compose's `logs --follow` says a container exited with "\\r\\x1b[K" before it, even with --no-color."""
     composes_line = "\r\x1b[Kservice2-1 exited with code 0\n"
     readable = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "readable-logs.py")], input=composes_line, capture_output=True, text=True
+        [sys.executable, str(ROOT / "scripts" / "readable-logs.py")],
+        input=composes_line,
+        capture_output=True,
+        text=True,
     ).stdout
     assert readable == "service2-1 exited with code 0\n"
+
+
+def test_make_venv_installs_only_what_the_walkthroughs_tools_import_and_each_runs_from_it(tmp_path):
+    """The walkthrough's tools (scale, load, deploy, swarm-*) have an environment of their own, a few locked
+    packages (on main, `make venv` installed the whole development environment: tests, linters, Django)."""
+    tools = tmp_path / "tools"
+    environment = {**os.environ, "PIP_NO_CACHE_DIR": "1"}
+    made = subprocess.run(
+        ["make", "--no-print-directory", "venv", f"TOOLS={tools}"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert re.search(r"^venv: ready in \d+ s$", made.stdout, re.M), made.stdout
+    listed = subprocess.run([tools / "bin" / "pip", "list", "--format", "json"], capture_output=True, text=True)
+    installed = {package["name"].lower() for package in json.loads(listed.stdout)}
+    lock = (ROOT / "scripts" / "requirements.lock").read_text()
+    locked = {name.lower() for name in re.findall(r"^([A-Za-z0-9_.-]+)==", lock, re.M)}
+    assert installed - {"pip", "setuptools"} == locked
+    assert "django" not in installed
+    for tool in ("scale.py", "load.py", "deploy.py", "swarm.py"):
+        ran = subprocess.run(
+            [tools / "bin" / "python", ROOT / "scripts" / tool, "--help"], capture_output=True, text=True
+        )
+        assert ran.returncode == 0, (tool, ran.stderr)

@@ -95,7 +95,8 @@ def remove_dead_sockets() -> list[str]:
     for file in files:  # a name or draining mark outlives its socket only when its replica died
         replica, extension = os.path.splitext(file)
         path = os.path.join(SOCKET_DIR, file)
-        if extension in (".name", ".draining") and replica != own and not os.path.exists(os.path.join(SOCKET_DIR, f"{replica}.sock")):
+        orphaned = not os.path.exists(os.path.join(SOCKET_DIR, f"{replica}.sock"))
+        if extension in (".name", ".draining") and replica != own and orphaned:
             try:
                 os.unlink(path)
             except FileNotFoundError:

@@ -35,7 +35,8 @@ help:
 ## up: build and start the stack, returning once every container is healthy
 up:
 	@$(PYTHON) scripts/preflight.py
-	docker compose up --build --detach --wait || { $(PYTHON) scripts/preflight.py --why-not-up; exit 1; }
+	@scripts/build-images.sh
+	docker compose up --detach --wait || { $(PYTHON) scripts/preflight.py --why-not-up; exit 1; }
 
 ## down: stop the stack, whichever variant started it (add V=1 to delete every volume of the project too)
 # --remove-orphans: containers of the project that these Compose files do not name (the databases, after

@@ -109,6 +109,35 @@ def test_when_a_service_cannot_start_make_up_says_which_and_why():
         port_lock.close()
 
 
+def build_argument(service: str, name: str) -> str:
+    """A build argument of a service as Compose resolves it here (.env included)."""
+    config = subprocess.run(["docker", "compose", "config", "--format", "json"], cwd=ROOT, capture_output=True,
+                            text=True, check=True).stdout  # fmt: skip
+    return json.loads(config)["services"][service]["build"]["args"][name]
+
+
+def test_make_up_builds_in_two_lines_with_no_warning_and_shows_the_whole_log_only_when_the_build_fails():
+    """On main, about 300 lines of builder output and Compose's "configured to build using Bake" warning."""
+    port, port_lock = reserve_port()
+    # A base image that is there but cannot build a service (the gateway's has no Python): the build fails.
+    environment = newcomer_environment(PYTHON_IMAGE=build_argument(GATEWAY, "NGINX_IMAGE"), GATEWAY_PORT=str(port))
+    try:
+        failed = make("up", environment=environment)
+        assert failed.returncode != 0
+        assert "python3" in failed.stderr and "build: failed after" in failed.stderr, failed.stderr
+        environment.pop("PYTHON_IMAGE")
+        started = make("up", environment=environment)
+        assert started.returncode == 0, started.stdout + started.stderr
+        output = started.stdout + started.stderr
+        assert "Bake" not in output
+        build_lines = output[: output.index("build: done in")].splitlines()
+        assert build_lines == ["build: building the images (docker compose build)"], build_lines
+    finally:
+        subprocess.run(["docker", "compose", "down", "--volumes", "--rmi", "local", "--remove-orphans"], cwd=ROOT,
+                       env=environment, capture_output=True, timeout=120)  # fmt: skip
+        port_lock.close()
+
+
 def test_make_scale_refuses_a_setting_that_cannot_run_and_changes_nothing(tmp_path):
     tree = tmp_path / "tree"
     shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(".venv", ".git", "var", "*_cache", ".env"))

@@ -9,8 +9,8 @@ accounts with more workers or more replicas for logins. Each round drives every 
 C ... A B C ...), so a noisy moment of this shared machine falls on one round, not on one row. It prints, per row,
 the median and the spread (min-max) over the rounds of requests per second, p50 and p99 latency, and the CPU the
 row's containers used per request; then the goals, each a ratio computed within each round, met only when it is
-met in every round. It writes the tables (bench.md) and a chart (bench.png) into --out. A benchmark, not a test:
-nothing here asserts a figure.
+met in every round; then replicas against workers for logins: rate, CPU and the memory each adds. It writes the
+tables (bench.md) and a chart (bench.png) into --out. A benchmark, not a test: nothing here asserts a figure.
 """
 
 import argparse
@@ -38,6 +38,7 @@ from stack import (
     Stack,
     ToolError,
     container_cpu_seconds,
+    container_memory_bytes,
     report_preamble,
     wait_until,
 )
@@ -107,6 +108,7 @@ CASES = [
     TCP, HTTP_SOCKET, GUNICORN, LOGIN_1, LOGIN_2, LOGIN_4, LOGIN_2_REPLICAS, LOGIN_3_REPLICAS,
 ]  # fmt: skip
 ROW_SERVICES = sorted({case.service for case in CASES} - {GATEWAY})
+LOGIN_ROWS = [LOGIN_1, LOGIN_2, LOGIN_4, LOGIN_2_REPLICAS, LOGIN_3_REPLICAS]
 
 
 @dataclass
@@ -260,6 +262,7 @@ class Bench:
         overrides = ("docker-compose.bench.yml", str(self.health_interval_file))
         self.stack = Stack(f"microstack-bench-{uuid.uuid4().hex[:8]}", UNLIMITED, overrides)
         self.results: list[Round] = []
+        self.memory_mib: dict[str, float] = {}  # per login row, its containers' memory after the rounds
 
     def cpu_seconds(self, service: str) -> float:
         """CPU time the running containers of service have used so far (their cgroups' total)."""
@@ -297,8 +300,13 @@ class Bench:
                     this_round[case.name] = self.measure(case, this_round)
                     print(format_row(this_round[case.name]), flush=True)
                 self.results.append(this_round)
+            self.memory_mib = {case.name: self.memory_of(case.service) for case in LOGIN_ROWS}
         finally:
             self.stack.down()
+
+    def memory_of(self, service: str) -> float:
+        """MiB the running containers of service hold together."""
+        return sum(container_memory_bytes(container) for container in self.stack.containers(service)) / 2**20
 
     def warm_up(self) -> None:
         """A second of load on every HTTP row, not recorded: the first requests of a fresh worker (imports, the
@@ -406,7 +414,27 @@ def judged(rounds: list[Round]) -> list[Goal]:
     return goals
 
 
-def report(rounds: list[Round]) -> str:
+def replicas_or_workers(rounds: list[Round], memory_mib: dict[str, float]) -> list[str]:
+    """Logins with more workers against more replicas (each of one worker): what each buys and what it holds."""
+    lines = [
+        "",
+        "Replicas or workers (logins, CPU-bound): each replica here is one uWSGI master with one worker.",
+        "",
+        "| row | logins/s | CPU ms / login | memory, MiB (all its containers) |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for case in LOGIN_ROWS:
+        rows = [measured[case.name] for measured in rounds]
+        rates, cpus = [row.requests_per_second for row in rows], [row.cpu_seconds_per_1000 for row in rows]
+        lines.append(f"| {case.name} | {spread(rates, 1)} | {spread(cpus, 0)} | {memory_mib.get(case.name, 0):.0f} |")
+    worker = (memory_mib.get(LOGIN_4.name, 0) - memory_mib.get(LOGIN_2.name, 0)) / 2
+    replica = memory_mib.get(LOGIN_3_REPLICAS.name, 0) - memory_mib.get(LOGIN_2_REPLICAS.name, 0)
+    lines += ["", f"A worker adds {worker:.0f} MiB (4 workers less 2, halved); a replica adds {replica:.0f} MiB "
+              "(3 replicas less 2)."]  # fmt: skip
+    return lines
+
+
+def report(rounds: list[Round], memory_mib: dict[str, float]) -> str:
     lines = [
         f"{len(rounds)} round(s); each figure is the median over them, with the spread (min-max) in parentheses.",
         "",
@@ -428,6 +456,7 @@ def report(rounds: list[Round]) -> str:
     lines += ["", "| effect (req/s ratio within a round) | median (spread) |", "| --- | ---: |"]
     for what, top, bottom in EFFECTS:
         lines.append(f"| {what} | {spread([ratio(rate(top), rate(bottom))(measured) for measured in rounds])} |")
+    lines += replicas_or_workers(rounds, memory_mib)
     return "\n".join(lines) + "\n"
 
 
@@ -471,7 +500,7 @@ def main() -> int:
     rounds = 1 if arguments.smoke else arguments.rounds
     bench = Bench(arguments.seconds, rounds, arguments.connections, arguments.smoke)
     bench.run()
-    table = report(bench.results)
+    table = report(bench.results, bench.memory_mib)
     print("\n" + table)
     arguments.out.mkdir(parents=True, exist_ok=True)
     preamble = report_preamble("The scaling benchmark", "make bench")

@@ -102,6 +102,7 @@ PARTS = [
     "reloads",
     "faults",
     "paused-dependency",
+    "worker-or-replica",
     "crash-during-orders",
     "abuse",
     "trust",
@@ -400,6 +401,50 @@ class Drill:
         self.report.row("the port answered /healthz again after they closed", seconds(answering) if answering
                         is not None else f"never within 30 s (last: {status})")  # fmt: skip
 
+    def worker_or_replica(self) -> None:
+        """What a crash costs on each side of "replicas or workers?": one uWSGI worker of the catalog's two, against
+        one replica of two. Each SIGKILLed under a steady load on the catalog."""
+        self.report.say("\n## A worker's crash against a replica's\n")
+        self.report.say("One client reads the catalog's health without pause (retrying a GET once on a closed")
+        self.report.say("connection). Full strength: the worker respawned by its uWSGI master, or the replica")
+        self.report.say("restarted by its restart policy, healthy and routed again.\n")
+        self.report.table("what was killed (SIGKILL)", "requests", "failed", "full strength again after")
+        health = f"/api/{CATALOG}/health/"
+        container = self.stack.container(CATALOG)
+        with SteadyLoad(self.stack, health, max_seconds=60) as load:
+            time.sleep(1)
+            workers = uwsgi_workers(container)
+            os.kill(workers[0], signal.SIGKILL)
+            respawned, _ = watch(lambda: uwsgi_workers(container),
+                                 lambda now: workers[0] not in now and len(now) == len(workers), 30)  # fmt: skip
+            time.sleep(2)
+        self.report.row(f"one uWSGI worker of {len(workers)}, in the catalog's one replica", load.sent, load.failed,
+                        seconds(respawned))  # fmt: skip
+
+        self.stack.scale(CATALOG, 2)
+        self.stack.replicas_answering(health, 2, timeout=10)
+        victim = self.stack.containers(CATALOG)[0]
+        restarts = victim.attrs["RestartCount"]
+
+        def restarted_and_healthy() -> bool:
+            victim.reload()
+            healthy = victim.attrs["State"].get("Health", {}).get("Status") == "healthy"
+            return victim.attrs["RestartCount"] > restarts and healthy
+
+        hostname = victim.attrs["Config"]["Hostname"]
+        routed = lambda: f"{CATALOG}/{hostname}" in self.stack.replicas_answering(health, 2, timeout=2)  # noqa: E731
+        with SteadyLoad(self.stack, health, max_seconds=90) as load:
+            time.sleep(1)
+            killed_at = time.monotonic()
+            os.kill(victim.attrs["State"]["Pid"], signal.SIGKILL)
+            healthy, _ = watch(restarted_and_healthy, bool, 60)
+            answered, _ = watch(routed, bool, 10) if healthy is not None else (None, False)
+            back = None if answered is None else time.monotonic() - killed_at
+            time.sleep(2)
+        self.report.row("one replica of 2 (its main process), each of 2 workers", load.sent, load.failed,
+                        seconds(back))  # fmt: skip
+        self.stack.scale(CATALOG, 1)
+
     def crash_during_orders(self) -> None:
         """Orders' main process killed while 30 clients place orders; each retries with its Idempotency-Key."""
         self.report.say("\n## Orders killed (SIGKILL) while 30 clients place orders\n")
@@ -469,6 +514,16 @@ class Drill:
                 getattr(self, part.replace("-", "_"))()
         finally:
             self.stack.down()
+
+
+def uwsgi_workers(container) -> list[int]:
+    """The host pids of the uWSGI workers of a replica: the children of its uWSGI master (the entrypoint's uwsgi
+    child), living ones only."""
+    processes = container.top(ps_args="-o pid,ppid,stat,args")["Processes"]
+    main_pid = str(container.attrs["State"]["Pid"])
+    masters = [pid for pid, ppid, _, args in processes if ppid == main_pid and "bin/uwsgi" in args]
+    return [int(pid) for pid, ppid, stat, args in processes
+            if ppid in masters and "bin/uwsgi" in args and not stat.startswith("Z")]  # fmt: skip
 
 
 def main() -> int:

@@ -183,6 +183,14 @@ def container_cpu_seconds(container: Container) -> float:
     return stats["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
 
 
+def container_memory_bytes(container: Container) -> int:
+    """The memory a running container holds, as `docker stats` shows it: its usage less the file cache the kernel
+    can drop at once."""
+    memory = container.client.api.stats(container.id, stream=False, one_shot=True)["memory_stats"]
+    cache = memory.get("stats", {})
+    return memory["usage"] - cache.get("total_inactive_file", cache.get("inactive_file", 0))
+
+
 def compose_project_name() -> str:
     """The project name Compose itself would use here: COMPOSE_PROJECT_NAME, .env, or the file's `name:`."""
     return json.loads(run("docker", "compose", "config", "--format", "json").stdout)["name"]

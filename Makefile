@@ -51,9 +51,10 @@ logs:
 	docker compose logs --follow --no-log-prefix $(SERVICE) | $(PYTHON) scripts/readable-logs.py
 
 ## deploy: roll one service to its new image without touching the others (SERVICE=service2), or reload nginx
-deploy: $(TOOLS)/.installed
+# Its migrations are checked first, with the service's own code and dependencies: the development environment.
+deploy: $(TOOLS)/.installed $(VENV)/.installed
 	@test -n "$(SERVICE)" || { echo "usage: make deploy SERVICE=<service1..service4|nginx>"; exit 2; }
-	$(TOOLS)/bin/python scripts/deploy.py $(SERVICE)
+	$(TOOLS)/bin/python scripts/deploy.py $(SERVICE) --check-python $(VENV)/bin/python
 
 ## scale: replicas and workers of one service, kept in .env (SERVICE=service1 REPLICAS=3 PROCESSES=4 THREADS=2)
 scale: $(TOOLS)/.installed
@@ -94,6 +95,8 @@ lint: $(VENV)/.installed
 	docker stack config --compose-file docker-stack.yml >/dev/null
 	GIXY=$(VENV)/bin/gixy scripts/lint-nginx.sh
 	$(VENV)/bin/python scripts/check-locks.py
+	# Every migration one the release before it can run against, or saying why it may not (docs/adr/0006).
+	$(VENV)/bin/python scripts/check-migrations.py
 	# Types, one folder at a time: every service has a package named config.
 	cd servicekit && ../$(VENV)/bin/mypy --config-file ../mypy.ini servicekit
 	for service in $(SERVICES); do (cd $$service && MYPYPATH=../servicekit ../$(VENV)/bin/mypy --config-file ../mypy.ini .) || exit 1; done

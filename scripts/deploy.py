@@ -1,6 +1,8 @@
 """Deploys one part of a running stack without touching the others (`make deploy SERVICE=service2`).
 
-A service rolls: its new image is built, new replicas start beside the old ones, and only once every new replica
+A service rolls: its migrations are checked first (scripts/check-migrations.py: the old replicas serve while the
+new ones migrate, so a migration the old code cannot run against is refused, with the safe sequence, before
+anything is built); its new image is built, new replicas start beside the old ones, and only once every new replica
 is healthy and in the gateway's upstream are the old ones drained and stopped, one at a time. A new replica that
 does not become healthy aborts the rollout: the new replicas are removed, the old ones never stopped serving.
 
@@ -48,9 +50,10 @@ def say(message: str) -> None:
 class Deployment(ComposeProject):
     """A running Compose project of the stack, as the user's own environment and .env describe it."""
 
-    def __init__(self, project: str, timeout: float):
+    def __init__(self, project: str, timeout: float, check_python: str):
         super().__init__(project)
         self.timeout = timeout
+        self.check_python = check_python
 
     def gateway(self) -> Container:
         gateways = self.containers(GATEWAY)
@@ -71,6 +74,7 @@ class Deployment(ComposeProject):
         old = self.containers(service)
         if not old:
             raise DeployError(f"{service} has no running replica in project {self.project}: start the stack first")
+        self.check_migrations(service)
         if build:
             say(f"building {service}")
             self.compose("build", service, timeout=1800)
@@ -91,6 +95,14 @@ class Deployment(ComposeProject):
             container.stop(timeout=10)
             container.remove()
         say(f"{service} now runs {len(new)} new replica(s); took {time.monotonic() - started:.1f} s")
+
+    def check_migrations(self, service: str) -> None:
+        say(f"checking {service}'s migrations against the release that runs")
+        command = [self.check_python, str(self.root / "scripts" / "check-migrations.py"), service]
+        result = subprocess.run(command, cwd=self.root, capture_output=True, text=True)
+        if result.returncode != 0:
+            problem = result.stderr.strip() or result.stdout.strip()
+            raise DeployError(f"{problem}\nNothing was built or changed.")
 
     def wait_healthy(self, containers: list[Container]) -> None:
         deadline = time.monotonic() + self.timeout
@@ -205,12 +217,17 @@ def main() -> int:
     parser.add_argument("--no-build", action="store_true", help="deploy the image already built")
     parser.add_argument("--timeout", type=float, default=90, help="seconds new replicas have to become healthy")
     parser.add_argument("--config-dir", type=Path, help="nginx only: apply this folder's configuration instead")
+    parser.add_argument(
+        "--check-python",
+        default=sys.executable,
+        help="a Python with Django and the services' dependencies, for the migration check (make dev)",
+    )
     arguments = parser.parse_args()
 
     def deploy() -> None:
         if arguments.service not in [*SERVICES, GATEWAY]:
             raise DeployError(f"unknown service {arguments.service!r}: choose one of {', '.join([*SERVICES, GATEWAY])}")
-        deployment = Deployment(arguments.project or compose_project_name(), arguments.timeout)
+        deployment = Deployment(arguments.project or compose_project_name(), arguments.timeout, arguments.check_python)
         if arguments.service == GATEWAY:
             deployment.reload_gateway(build=not arguments.no_build, config_dir=arguments.config_dir)
         else:

@@ -14,6 +14,7 @@ def redeliveries_to_deliveries(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
+    accept_backward_incompatible = "released before migrations were checked (2026-12): applied everywhere"
     dependencies = [("notifications", "0002_deliveries")]
 
     operations = [

@@ -1,8 +1,14 @@
 """Replicas on one host take turns to migrate: the second waits for the first to release the file lock."""
 
+import logging
 import multiprocessing
 import time
 
+import pytest
+from django.core.management.base import CommandError
+from django.db import OperationalError
+
+from servicekit.management.commands import migrate_serialised
 from servicekit.management.commands.migrate_serialised import file_lock
 
 
@@ -27,3 +33,21 @@ def test_a_second_replica_waits_until_the_first_releases_the_lock(tmp_path):
     events = [notes.get(timeout=1) for _ in range(3)]
     assert [name for name, _ in events] == ["released", "acquired", "released"]
     assert events[1][1] >= events[0][1]
+
+
+def test_waiting_for_the_database_says_every_few_seconds_what_it_answered(monkeypatch, caplog):
+    """A database that refuses the password: on main, 60 s of silence, then only "did not answer"."""
+    clock = [0.0]
+    monkeypatch.setattr(migrate_serialised.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(migrate_serialised.time, "sleep", lambda seconds: clock.__setitem__(0, clock[0] + seconds))
+
+    class RefusingDatabase:
+        def ensure_connection(self) -> None:
+            raise OperationalError('FATAL:  password authentication failed for user "service3"')
+
+    monkeypatch.setattr(migrate_serialised, "connection", RefusingDatabase())
+    with caplog.at_level(logging.WARNING), pytest.raises(CommandError, match="did not answer within 20 s"):
+        migrate_serialised.wait_for_database(20)
+    said = [record.getMessage() for record in caplog.records if record.name == migrate_serialised.__name__]
+    assert len(said) == 4, said  # at 5, 10, 15 and 20 s
+    assert all("password authentication failed" in line for line in said), said

@@ -6,6 +6,7 @@ which every replica on its host shares.
 """
 
 import fcntl
+import logging
 import time
 import zlib
 from collections.abc import Iterator
@@ -21,17 +22,26 @@ from django.db import OperationalError, connection
 ADVISORY_LOCK_KEY = zlib.crc32(b"servicekit.migrate")
 # A database may start after its service (Swarm starts them together, with no order): it is waited for this long.
 DATABASE_WAIT_SECONDS = 60
+SAY_EVERY_SECONDS = 5
+log = logging.getLogger(__name__)
 
 
 def wait_for_database(seconds: float) -> None:
-    deadline = time.monotonic() + seconds
+    """Returns once the database answers; meanwhile says every few seconds what it answered instead (a wrong
+    password waits as long as a database still starting, and only its own words tell them apart)."""
+    started = time.monotonic()
+    said_at = started
     while True:
         try:
             connection.ensure_connection()
             return
         except OperationalError as error:
-            if time.monotonic() > deadline:
+            waited = time.monotonic() - started
+            if waited > seconds:
                 raise CommandError(f"the database did not answer within {seconds:.0f} s: {error}") from error
+            if time.monotonic() - said_at >= SAY_EVERY_SECONDS:
+                log.warning("waiting for the database (%.0f s of %.0f): %s", waited, seconds, str(error).strip())
+                said_at = time.monotonic()
             time.sleep(1)
 
 

@@ -1,6 +1,7 @@
 """On Docker Swarm (`make test-swarm`): PostgreSQL per service over TCP, replicas found by DNS, rolling updates that
 fail no request, a broken image rolled back on its own, and a killed task replaced."""
 
+import json
 import os
 import signal
 import time
@@ -8,7 +9,18 @@ from collections import Counter
 
 import pytest
 
-from stack import ACCOUNTS, CATALOG, GATEWAY, GATEWAY_UPSTREAMS, SERVICES, SteadyLoad, routed_replicas, wait_until
+from stack import (
+    ACCOUNTS,
+    CATALOG,
+    GATEWAY,
+    GATEWAY_UPSTREAMS,
+    ROOT,
+    SERVICES,
+    SteadyLoad,
+    routed_replicas,
+    run,
+    wait_until,
+)
 
 # No stack of its own, though it scales, redeploys and kills tasks: a second swarm stack would make and leave a
 # swarm of its own under the first. It runs last (conftest.py), after every module that shares the stack.
@@ -28,6 +40,20 @@ def test_each_service_has_its_own_postgresql_and_the_gateway_reaches_it_over_tcp
     replicas = routed_replicas(upstreams)
     assert sorted(replicas) == SERVICES
     assert all(addresses and address.endswith(":3031") for addresses in replicas.values() for address in addresses)
+
+
+def test_the_stack_mounts_no_volume_a_compose_project_of_its_name_would(stack):
+    """On main, `make swarm-up` after `make up DB=postgres` mounted the Compose variant's database volumes, made
+    with other passwords: the services waited 5 minutes in their migrations and failed."""
+    files = ["-f", "docker-compose.yml", "-f", "docker-compose.postgres.yml"]
+    config = run("docker", "compose", "--project-name", stack.project, *files, "config", "--format", "json", cwd=ROOT)
+    composes = {volume["name"] for volume in json.loads(config.stdout)["volumes"].values()}
+    services = stack.docker.services.list(filters={"label": f"com.docker.stack.namespace={stack.project}"})
+    mounted = {mount["Source"] for service in services
+               for mount in service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"].get("Mounts", [])
+               if mount["Type"] == "volume"}  # fmt: skip
+    assert len(mounted) == len(SERVICES), mounted  # a database's each
+    assert mounted.isdisjoint(composes), mounted & composes
 
 
 def test_only_the_gateway_port_is_published(stack):

@@ -193,6 +193,30 @@ def test_an_internal_route_refuses_a_token_that_is_not_valid_here(client, token_
     assert response.json()["error"]["code"] == "invalid_service_token"
 
 
+@pytest.mark.parametrize("gateway_serves", ["the new key", "a key that did not sign"])
+def test_a_caller_that_made_a_new_key_is_trusted_once_the_gateway_serves_it(client, product, monkeypatch,
+                                                                            gateway_serves):  # fmt: skip
+    """A caller whose data volume was lost and restored signs with a key made anew. On main it was refused for a
+    minute, until the kept key expired; now the key is fetched again at once (at most every few seconds)."""
+    new_key = Ed25519PrivateKey.generate()
+    served = new_key if gateway_serves == "the new key" else Ed25519PrivateKey.generate()
+    fetched = []
+    monkeypatch.setattr(identity, "PUBLIC_KEY_REFRESH_SECONDS", 0)  # the kept key was fetched long enough ago
+    monkeypatch.setattr(identity, "fetch_public_key",
+                        lambda service: fetched.append(service) or identity.public_key_pem(served))  # fmt: skip
+    response = reserve(client, uuid.uuid4(), product.id, 1, signing_key=new_key)  # the kept key is another one
+    assert fetched == ["service3"]
+    assert response.status_code == (201 if gateway_serves == "the new key" else 401), response.json()
+
+
+def test_a_signature_the_kept_key_does_not_verify_fetches_it_again_at_most_every_few_seconds(client, monkeypatch):
+    fetched = []
+    monkeypatch.setattr(identity, "fetch_public_key", lambda service: fetched.append(service))
+    for _ in range(3):
+        assert reserve_as_signed(client, signing_key=Ed25519PrivateKey.generate()).status_code == 401
+    assert fetched == []  # the kept key is fresh: a forger cannot make this service ask the gateway
+
+
 def test_a_service_token_is_accepted_once(client, product):
     path = f"{PREFIX}/internal/reservations/{uuid.uuid4()}"
     body = json.dumps({"product_id": product.id, "quantity": 1})

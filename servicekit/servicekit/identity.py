@@ -39,6 +39,9 @@ TOKEN_HEADER = "X-Service-Token"  # nosec B105
 PUBLIC_KEY_NAME = "service.pub"
 # How long a published key is trusted before it is fetched again (a service that rotated its key).
 PUBLIC_KEY_CACHE_SECONDS = 60
+# A signature the kept key does not verify makes the key be fetched again, at most this often per service: a
+# service that made a new key (its data volume lost and restored) is trusted again at once, not in a minute.
+PUBLIC_KEY_REFRESH_SECONDS = 5
 # A service's name as the gateway serves its key (/keys/<name>, nginx/conf.d/internal.conf).
 SERVICE_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,50}")
 # Clock differences between containers that a token's times tolerate.
@@ -121,14 +124,14 @@ class PublicKeys:
     """The other services' published keys, fetched from the gateway and kept for a minute."""
 
     def __init__(self):
-        self._keys: dict[str, tuple[Ed25519PublicKey | None, float]] = {}
+        self._keys: dict[str, tuple[Ed25519PublicKey | None, float]] = {}  # service: (key, when fetched)
         self._lock = threading.Lock()
 
     def remember(self, service: str, pem: str | None) -> None:
         loaded = serialization.load_pem_public_key(pem.encode()) if pem else None
         key = loaded if isinstance(loaded, Ed25519PublicKey) else None  # any other kind verifies nothing
         with self._lock:
-            self._keys[service] = (key, time.monotonic() + PUBLIC_KEY_CACHE_SECONDS)
+            self._keys[service] = (key, time.monotonic())
 
     def forget(self) -> None:
         with self._lock:
@@ -137,10 +140,19 @@ class PublicKeys:
     def of(self, service: str) -> Ed25519PublicKey | None:
         with self._lock:
             cached = self._keys.get(service)
-        if cached is None or cached[1] < time.monotonic():
+        if cached is None or time.monotonic() - cached[1] > PUBLIC_KEY_CACHE_SECONDS:
             self.remember(service, fetch_public_key(service))
             cached = self._keys[service]
         return cached[0]
+
+    def refreshed(self, service: str) -> Ed25519PublicKey | None:
+        """The service's key fetched again, if the kept one is older than PUBLIC_KEY_REFRESH_SECONDS; else None."""
+        with self._lock:
+            cached = self._keys.get(service)
+        if cached is not None and time.monotonic() - cached[1] < PUBLIC_KEY_REFRESH_SECONDS:
+            return None
+        self.remember(service, fetch_public_key(service))
+        return self._keys[service][0]
 
 
 def fetch_public_key(service: str) -> str | None:
@@ -167,7 +179,26 @@ def verified_caller(token: str, request: HttpRequest) -> str:
     if key is None:
         raise InvalidServiceToken(f"no published key for {issuer!r}")
     try:
-        claims = jwt.decode(
+        claims = decoded(token, key, issuer)
+    except jwt.InvalidSignatureError as error:
+        refreshed = public_keys.refreshed(issuer)  # the issuer may have made a new key since it was fetched
+        if refreshed is None or refreshed == key:
+            raise InvalidServiceToken(str(error)) from None
+        try:
+            claims = decoded(token, refreshed, issuer)
+        except jwt.InvalidSignatureError as still:
+            raise InvalidServiceToken(str(still)) from None
+    check_lifetime(claims)
+    check_bound_to(claims, request)
+    accept_once(claims)
+    return issuer
+
+
+def decoded(token: str, key: Ed25519PublicKey, issuer: str) -> dict:
+    """The token's claims, verified with key; jwt.InvalidSignatureError when key did not sign it, and
+    InvalidServiceToken for anything else wrong with it."""
+    try:
+        return jwt.decode(
             token,
             key,
             algorithms=[ALGORITHM],
@@ -176,12 +207,10 @@ def verified_caller(token: str, request: HttpRequest) -> str:
             leeway=LEEWAY_SECONDS,
             options={"require": ["iss", "aud", "iat", "exp", "jti", *REQUEST_CLAIMS]},
         )
+    except jwt.InvalidSignatureError:
+        raise
     except jwt.PyJWTError as error:
         raise InvalidServiceToken(str(error)) from None
-    check_lifetime(claims)
-    check_bound_to(claims, request)
-    accept_once(claims)
-    return issuer
 
 
 def check_lifetime(claims: dict) -> None:

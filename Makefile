@@ -25,7 +25,7 @@ endif
 export DB
 
 .DEFAULT_GOAL := help
-.PHONY: help lock up down logs deploy scale load lint test unit unit-tests integration test-swarm swarm-up swarm-down swarm-deploy bench bench-smoke sizes drill variants \
+.PHONY: help lock up down logs deploy scale load backup restore reconcile lint test unit unit-tests integration test-swarm swarm-up swarm-down swarm-deploy bench bench-smoke sizes drill variants \
 	base-images venv dev clean
 
 ## help: this list: every target, with what it does (the `## target:` lines of this file)
@@ -66,6 +66,19 @@ scale: $(TOOLS)/.installed
 load: $(TOOLS)/.installed
 	@test -n "$(SERVICE)" || { echo "usage: make load SERVICE=<service1..service4> [RATE=50] [SECONDS=60] [NO_RETRY=1]"; exit 2; }
 	$(TOOLS)/bin/python scripts/load.py $(SERVICE) --rate $(or $(RATE),50) --seconds $(or $(SECONDS),60) $(if $(NO_RETRY),--no-retry)
+
+## backup: a consistent copy of each service's database, under load, into backups/<UTC time>/ (SERVICE=service3: one)
+backup: $(TOOLS)/.installed
+	$(TOOLS)/bin/python scripts/backup.py backup $(SERVICE)
+
+## restore: put a backup back into its stopped service and start it, migrated forward (FROM=backups/<time> [SERVICE=…])
+restore: $(TOOLS)/.installed
+	@test -n "$(FROM)" || { echo "usage: make restore FROM=backups/<time> [SERVICE=<service1..service4>]"; exit 2; }
+	$(TOOLS)/bin/python scripts/backup.py restore $(SERVICE) --from $(FROM)
+
+## reconcile: the catalog's reservations against the orders after a restore of one (RELEASE=1: release the orphans)
+reconcile: $(TOOLS)/.installed
+	$(TOOLS)/bin/python scripts/backup.py reconcile $(if $(RELEASE),--release)
 
 ## swarm-up: the same images on Docker Swarm (a single-node swarm if the engine is in none), stack microstack
 swarm-up: $(TOOLS)/.installed

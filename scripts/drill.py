@@ -16,6 +16,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -104,6 +105,7 @@ PARTS = [
     "paused-dependency",
     "worker-or-replica",
     "crash-during-orders",
+    "backup-restore",
     "abuse",
     "trust",
     "status-accuracy",
@@ -470,6 +472,68 @@ class Drill:
         self.report.say(f"- stock + held = 1000, each reservation held by one placed order, none pending: "
                         f"{seconds(settled)} after the kill;")  # fmt: skip
         self.report.say(f"- the last client had its order {answered:.1f} s after the kill.")
+
+    def backup_restore(self, before: int = 20, after: int = 5) -> None:
+        """Orders placed, a backup, more orders, the orders service's volume lost, the backup restored: on
+        SQLite and on PostgreSQL (a stack of its own for the database the drill's stack does not run)."""
+        self.report.say("\n## Back up the orders, lose their volume, restore\n")
+        self.report.say(f"{before} orders placed, `make backup SERVICE={ORDERS}`, {after} more orders, then the orders")
+        self.report.say("service and its database's volume removed and started empty (a lost disk), and")
+        self.report.say(f"`make restore SERVICE={ORDERS}`, while one client reads each other service's health.\n")
+        self.report.table("database", "backup took", "restore took", "orders before the copy: back",
+                          "same order for a key used before it", "orders after it: lost (the recovery point)",
+                          "other services: requests, failed")  # fmt: skip
+        for database in ("sqlite", "postgres"):
+            if database == self.stack.database:
+                self.backup_restore_on(self.stack, before, after)
+                continue
+            other = Stack(f"{self.stack.project}-{database}", database=database)
+            other.up()
+            try:
+                self.backup_restore_on(other, before, after)
+            finally:
+                other.down()
+
+    def backup_restore_on(self, stack: Stack, before: int, after: int) -> None:
+        tool = [sys.executable, str(ROOT / "scripts" / "backup.py")]
+        copy = Path(tempfile.mkdtemp()) / "copy"
+        auth = {"Authorization": stack.customer("backup")["Authorization"]}
+        product_id = stack.product(stock=1000, staff_token=stack.staff_login("backup-staff"))
+
+        def place(key: str) -> str:
+            body = {"product_id": product_id, "quantity": 1}
+            return stack.post(f"/api/{ORDERS}/orders", body, headers={**auth, "Idempotency-Key": key}).json()["id"]
+
+        placed_before = [place(f"before-{n}") for n in range(before)]
+        taken, backup_took = timed(lambda: subprocess.run(
+            [*tool, "backup", ORDERS, "--into", str(copy), "--project", stack.project],
+            env=stack.compose_environment(), capture_output=True, text=True))  # fmt: skip
+        placed_after = [place(f"after-{n}") for n in range(after)]
+        loads = [SteadyLoad(stack, f"/api/{service}/health/", max_seconds=300) for service in SERVICES
+                 if service != ORDERS]  # fmt: skip
+        for load in loads:
+            load.thread.start()
+        lost = [ORDERS, f"{ORDERS}-db"] if stack.database == "postgres" else [ORDERS]
+        stack.compose("rm", "--stop", "--force", *lost)
+        volume = (
+            f"{stack.project}_{ORDERS}-db-data" if stack.database == "postgres" else f"{stack.project}_{ORDERS}-data"
+        )
+        stack.docker.volumes.get(volume).remove()
+        stack.compose("up", "--detach", "--wait", *lost, timeout=300)
+        restored, restore_took = timed(lambda: subprocess.run(
+            [*tool, "restore", ORDERS, "--from", str(copy), "--project", stack.project],
+            env=stack.compose_environment(), capture_output=True, text=True))  # fmt: skip
+        for load in loads:
+            load.__exit__()
+        if taken.returncode or restored.returncode:
+            self.report.row(stack.database, "failed", (taken.stderr + restored.stderr).strip()[:200], "", "", "", "")
+            return
+        back = sum(stack.get(f"/api/{ORDERS}/orders/{oid}", headers=auth).status_code == 200 for oid in placed_before)
+        same = place("before-0") == placed_before[0]
+        gone = sum(stack.get(f"/api/{ORDERS}/orders/{oid}", headers=auth).status_code == 404 for oid in placed_after)
+        others = f"{sum(load.sent for load in loads)}, {sum(load.failed for load in loads)}"
+        self.report.row(stack.database, f"{backup_took:.1f} s", f"{restore_took:.1f} s", f"{back} of {before}",
+                        "yes" if same else "no", f"{gone} of {after}", others)  # fmt: skip
 
     def abuse(self) -> None:
         """What one hostile client can do: oversized headers at a scaled service, and a login flood."""

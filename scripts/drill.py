@@ -43,13 +43,16 @@ from stack import (
     OrderingClients,
     Stack,
     SteadyLoad,
+    add_product_note,
     ask_the_gateway,
+    drop_product_updated_at,
     leaks,
     pause_container,
     replay_a_token,
     report_preamble,
     stats_paths,
     timed,
+    tree_copy,
 )
 
 POLL_SECONDS = 0.05
@@ -101,6 +104,7 @@ class Report:
 PARTS = [
     "rollout",
     "reloads",
+    "schema-change",
     "faults",
     "paused-dependency",
     "worker-or-replica",
@@ -189,6 +193,34 @@ class Drill:
             failed = {retry: sum(n for outcome, n in outcomes[retry].items() if outcome != "200") for retry in outcomes}
             self.report.row(name, f"{took:.1f} s", sum(outcomes[False].values()), failed[False],
                             sum(outcomes[True].values()), failed[True], len(errors))  # fmt: skip
+
+    def schema_change(self, readers: int = 4) -> None:
+        """A release that drops a column, refused by make deploy; one that adds a nullable column, deployed under
+        keep-alive readers; then the release before it again, on the expanded schema (docs/adr/0006)."""
+        self.report.say("\n## A schema change under load: expand, and a contract refused\n")
+        self.report.say(f"{readers} keep-alive clients read the catalog's products throughout each deploy.\n")
+        self.report.table("deploy of the catalog", "exit", "took", "reads", "failed", "what it said",
+                          text_columns=(0, 5))  # fmt: skip
+        trees = Path(tempfile.mkdtemp())
+        dropping, adding = tree_copy(trees / "dropping"), tree_copy(trees / "adding")
+        drop_product_updated_at(dropping / CATALOG)
+        add_product_note(adding / CATALOG)
+        for name, tree in [("drops Product.updated_at", dropping), ("adds Product.note, nullable", adding),
+                           ("the release before, again", ROOT)]:  # fmt: skip
+            loads = [SteadyLoad(self.stack, f"/api/{CATALOG}/products", max_seconds=300) for _ in range(readers)]
+            for load in loads:
+                load.thread.start()
+            command = [sys.executable, str(tree / "scripts" / "deploy.py"), CATALOG, "--project", self.stack.project]
+            started = time.monotonic()
+            result = subprocess.run(command, cwd=tree, env=self.stack.compose_environment(), capture_output=True,
+                                    text=True)  # fmt: skip
+            took = time.monotonic() - started
+            for load in loads:
+                load.__exit__()
+            said = result.stderr.strip().splitlines() or result.stdout.strip().splitlines() or [""]
+            first = next((line.strip() for line in said if "DROPPING" in line), said[-1].strip())
+            self.report.row(name, result.returncode, f"{took:.1f} s", sum(load.sent for load in loads),
+                            sum(load.failed for load in loads), f"`{first}`")  # fmt: skip
 
     def faults(self) -> None:
         self.report.say("\n## Faults, one at a time\n")

@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -135,6 +136,50 @@ def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 
             return True
         time.sleep(interval)
     return condition()
+
+
+def tree_copy(into: Path) -> Path:
+    """A copy of this tree (no environments, caches or history), to change a service in."""
+    shutil.copytree(ROOT, into, ignore=shutil.ignore_patterns(".venv", ".venv-tools", ".git", "var", "*_cache"))
+    return into
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    if old not in text:
+        raise ValueError(f"{path} has no {old!r} to change")
+    path.write_text(text.replace(old, new, 1))
+
+
+def add_product_note(catalog: Path) -> None:
+    """The expand step of a schema change (docs/adr/0006), in a copy of the catalog's folder: its products gain
+    a nullable column, which the API writes (PATCH) and reads, and the migration that adds it."""
+    package = catalog / "catalog"
+    stock = "    stock = models.PositiveIntegerField()\n"
+    edit(package / "models.py", stock, stock + "    note = models.CharField(max_length=200, null=True)\n")
+    stock_changes, stock_out = "    stock: Stock | None = None\n", "    stock: int\n"
+    edit(package / "api.py", stock_changes, stock_changes + "    note: str | None = None\n")
+    edit(package / "api.py", stock_out, stock_out + "    note: str | None\n")
+    (package / "migrations" / "0003_product_note.py").write_text(
+        "from django.db import migrations, models\n\n\n"
+        "class Migration(migrations.Migration):\n"
+        '    dependencies = [("catalog", "0002_demo_products")]\n'
+        '    operations = [migrations.AddField("product", "note", models.CharField(max_length=200, null=True))]\n'
+    )
+
+
+def drop_product_updated_at(catalog: Path) -> None:
+    """A release that drops a column the running one still reads, in a copy of the catalog's folder: the field
+    gone from the model and the code, and the migration makemigrations writes for it (RemoveField)."""
+    package = catalog / "catalog"
+    edit(package / "models.py", "    updated_at = models.DateTimeField(auto_now=True)\n", "")
+    edit(package / "services.py", '[*changes, "updated_at"]', "list(changes)")
+    (package / "migrations" / "0003_remove_product_updated_at.py").write_text(
+        "from django.db import migrations\n\n\n"
+        "class Migration(migrations.Migration):\n"
+        '    dependencies = [("catalog", "0002_demo_products")]\n'
+        '    operations = [migrations.RemoveField(model_name="product", name="updated_at")]\n'
+    )
 
 
 def pause_container(container: Container) -> None:

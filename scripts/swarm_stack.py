@@ -54,11 +54,18 @@ class SwarmStack(Stack):
         """Runs this many tasks of service and returns once they run (healthy)."""
         run("docker", "service", "scale", "--detach=false", f"{self.service_name(service)}={replicas}", timeout=300)
 
-    def derived_image(self, service: str, dockerfile_tail: str) -> str:
-        """A new image made from what service runs now, with dockerfile_tail added; removed by down()."""
+    def derived_image(self, service: str, dockerfile_tail: str, context: Path | None = None) -> str:
+        """A new image made from what service runs now, with dockerfile_tail added (its COPY lines from context, a
+        folder); removed by down()."""
         tag = f"{self.project}/{service}:test-{uuid.uuid4().hex[:8]}"
         dockerfile = f"FROM {self.task_image(service)}\n{dockerfile_tail}\n"
-        run("docker", "build", "--quiet", "--tag", tag, "-", stdin=dockerfile)
+        if context is None:
+            run("docker", "build", "--quiet", "--tag", tag, "-", stdin=dockerfile)
+        else:
+            with tempfile.NamedTemporaryFile("w", suffix=".Dockerfile") as file:
+                file.write(dockerfile)
+                file.flush()
+                run("docker", "build", "--quiet", "--tag", tag, "--file", file.name, str(context))
         return tag
 
     def deploy(self, service: str, image: str) -> subprocess.CompletedProcess:

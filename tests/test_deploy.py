@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -10,7 +9,17 @@ import uuid
 
 import pytest
 
-from stack import CATALOG, GATEWAY, ROOT, SERVICES, SteadyLoad, wait_until
+from stack import (
+    CATALOG,
+    GATEWAY,
+    ROOT,
+    SERVICES,
+    SteadyLoad,
+    add_product_note,
+    drop_product_updated_at,
+    tree_copy,
+    wait_until,
+)
 
 # A stack of its own, shared with the other "rollouts" modules: it scales and redeploys services.
 pytestmark = pytest.mark.own_stack("rollouts")
@@ -175,16 +184,7 @@ def test_make_deploy_rolls_the_service_of_the_project_compose_names(stack):
 
 @pytest.fixture
 def tree(tmp_path):
-    """A copy of this tree, to change a service in."""
-    copy = tmp_path / "tree"
-    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".venv", ".venv-tools", ".git", "var", "*_cache"))
-    return copy
-
-
-def edit(path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, (path, old)
-    path.write_text(text.replace(old, new, 1))
+    return tree_copy(tmp_path / "tree")
 
 
 def deploy_from(tree, stack, *arguments: str) -> subprocess.CompletedProcess:
@@ -196,15 +196,7 @@ def deploy_from(tree, stack, *arguments: str) -> subprocess.CompletedProcess:
 def test_a_migration_the_running_release_cannot_run_against_is_refused_before_anything_is_built(stack, tree):
     """The catalog without Product.updated_at, and the migration that drops the column. On main this deployed in
     seconds, and the old replica, still serving, answered 500 to 320 of 2,859 reads: it selects the column."""
-    catalog = tree / CATALOG / "catalog"
-    edit(catalog / "models.py", "    updated_at = models.DateTimeField(auto_now=True)\n", "")
-    edit(catalog / "services.py", '[*changes, "updated_at"]', "list(changes)")
-    (catalog / "migrations" / "0003_remove_product_updated_at.py").write_text(
-        "from django.db import migrations\n\n\n"
-        "class Migration(migrations.Migration):\n"
-        '    dependencies = [("catalog", "0002_demo_products")]\n'
-        '    operations = [migrations.RemoveField(model_name="product", name="updated_at")]\n'
-    )
+    drop_product_updated_at(tree / CATALOG)
     image = stack.docker.images.get(stack.image_of(CATALOG)).id
     before = container_ids(stack, [CATALOG])
 
@@ -222,18 +214,7 @@ def test_a_migration_the_running_release_cannot_run_against_is_refused_before_an
 def test_an_added_nullable_column_deploys_under_keep_alive_readers_with_no_failed_request(stack, tree, staff_token):
     """The expand step: a new nullable column, and code that writes and reads it, rolled out while four clients
     read the products; then the release before it again, which runs on the expanded schema."""
-    catalog = tree / CATALOG / "catalog"
-    stock = "    stock = models.PositiveIntegerField()\n"
-    edit(catalog / "models.py", stock, stock + "    note = models.CharField(max_length=200, null=True)\n")
-    stock_changes, stock_out = "    stock: Stock | None = None\n", "    stock: int\n"
-    edit(catalog / "api.py", stock_changes, stock_changes + "    note: str | None = None\n")  # written
-    edit(catalog / "api.py", stock_out, stock_out + "    note: str | None\n")  # read
-    (catalog / "migrations" / "0003_product_note.py").write_text(
-        "from django.db import migrations, models\n\n\n"
-        "class Migration(migrations.Migration):\n"
-        '    dependencies = [("catalog", "0002_demo_products")]\n'
-        '    operations = [migrations.AddField("product", "note", models.CharField(max_length=200, null=True))]\n'
-    )
+    add_product_note(tree / CATALOG)
     product_id = stack.product(5, staff_token)
     readers = [SteadyLoad(stack, f"/api/{CATALOG}/products", max_seconds=300) for _ in range(4)]
     for reader in readers:

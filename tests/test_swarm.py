@@ -17,8 +17,10 @@ from stack import (
     ROOT,
     SERVICES,
     SteadyLoad,
+    add_product_note,
     routed_replicas,
     run,
+    tree_copy,
     wait_until,
 )
 
@@ -119,3 +121,33 @@ def test_a_new_image_that_never_becomes_healthy_is_rolled_back_and_the_old_keeps
     assert load.failed == 0, load.outcomes
     assert stack.task_image(CATALOG) == running_image
     assert wait_until(lambda: stack.answers(f"/api/{CATALOG}/products"), timeout=10)
+
+
+def test_an_added_nullable_column_rolls_across_the_swarm_under_keep_alive_readers_with_no_failed_request(
+    stack, tmp_path
+):
+    """The expand step of a schema change (docs/adr/0006) by `make swarm-deploy`: a new task migrates while the old
+    ones serve; then the release before it again, on the expanded schema."""
+    running = stack.task_image(CATALOG)
+    tree = tree_copy(tmp_path / "tree")
+    add_product_note(tree / CATALOG)
+    expanded = stack.derived_image(CATALOG, f"COPY {CATALOG}/catalog/ /srv/{CATALOG}/catalog/", context=tree)
+    staff_token = stack.staff_login("swarm-staff")
+    product_id = stack.product(5, staff_token)
+    readers = [SteadyLoad(stack, f"/api/{CATALOG}/products", max_seconds=240) for _ in range(4)]
+    for reader in readers:
+        reader.thread.start()
+    try:
+        rolled = stack.deploy(CATALOG, expanded)
+        assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+        noted = stack.http.patch(f"{stack.base_url}/api/{CATALOG}/products/{product_id}", json={"note": "expanded"},
+                                 headers={"Authorization": f"Bearer {staff_token}"}, timeout=10)  # fmt: skip
+        assert noted.status_code == 200 and noted.json()["note"] == "expanded", noted.text
+        back = stack.deploy(CATALOG, running)
+        assert back.returncode == 0, back.stdout + back.stderr
+    finally:
+        for reader in readers:
+            reader.__exit__()
+    for reader in readers:
+        assert reader.failed == 0, reader.outcomes
+        assert reader.sent > 50, reader.outcomes

@@ -201,9 +201,13 @@ def test_a_caller_that_made_a_new_key_is_trusted_once_the_gateway_serves_it(clie
     new_key = Ed25519PrivateKey.generate()
     served = new_key if gateway_serves == "the new key" else Ed25519PrivateKey.generate()
     fetched = []
+
+    def gateway_serves_key_of(service: str) -> str:
+        fetched.append(service)
+        return identity.public_key_pem(served)
+
     monkeypatch.setattr(identity, "PUBLIC_KEY_REFRESH_SECONDS", 0)  # the kept key was fetched long enough ago
-    monkeypatch.setattr(identity, "fetch_public_key",
-                        lambda service: fetched.append(service) or identity.public_key_pem(served))  # fmt: skip
+    monkeypatch.setattr(identity, "fetch_public_key", gateway_serves_key_of)
     response = reserve(client, uuid.uuid4(), product.id, 1, signing_key=new_key)  # the kept key is another one
     assert fetched == ["service3"]
     assert response.status_code == (201 if gateway_serves == "the new key" else 401), response.json()

@@ -377,7 +377,6 @@ GOALS = [
     GoalRule(
         "minimal endpoint / uWSGI http-socket behind proxy_pass", ratio(rate(MINIMAL), rate(HTTP_SOCKET)), ">=", 1.0
     ),  # fmt: skip
-    GoalRule("the access log's share of the minimal endpoint's CPU, turned on", access_log_share, "<=", 0.10),
     GoalRule(
         "p99 ms of the minimal endpoint at 70% of its peak", lambda measured: measured[RATED.name].p99_ms, "<", 10
     ),  # fmt: skip
@@ -456,6 +455,12 @@ def report(rounds: list[Round], memory_mib: dict[str, float]) -> str:
     lines += ["", "| effect (req/s ratio within a round) | median (spread) |", "| --- | ---: |"]
     for what, top, bottom in EFFECTS:
         lines.append(f"| {what} | {spread([ratio(rate(top), rate(bottom))(measured) for measured in rounds])} |")
+    # The access log's goal was "at most 10 % of the CPU, or off by default": it is off (the gateway's line says
+    # the same), so what it costs turned on is a figure to read, not a goal.
+    lines += ["", "| cost, turned on (off by default: the gateway logs every request) | median (spread) |",
+              "| --- | ---: |",
+              f"| the service's access log: its share of the minimal endpoint's CPU | "
+              f"{spread([access_log_share(measured) for measured in rounds])} |"]  # fmt: skip
     lines += replicas_or_workers(rounds, memory_mib)
     return "\n".join(lines) + "\n"
 

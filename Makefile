@@ -110,11 +110,15 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/python scripts/check-locks.py
 	# Every migration one the release before it can run against, or saying why it may not (docs/adr/0006).
 	$(VENV)/bin/python scripts/check-migrations.py
-	# Types, one folder at a time: every service has a package named config.
-	cd servicekit && ../$(VENV)/bin/mypy --config-file ../mypy.ini servicekit
-	for service in $(SERVICES); do (cd $$service && MYPYPATH=../servicekit ../$(VENV)/bin/mypy --config-file ../mypy.ini .) || exit 1; done
-	cd scripts && ../$(VENV)/bin/mypy --config-file ../mypy.ini .
-	cd tests && MYPYPATH=../scripts ../$(VENV)/bin/mypy --config-file ../mypy.ini .
+	# Types, one folder at a time (every service has a package named config), all folders at once.
+	@pids=(); \
+	(cd servicekit && ../$(VENV)/bin/mypy --config-file ../mypy.ini servicekit) & pids+=($$!); \
+	for service in $(SERVICES); do \
+	  (cd $$service && MYPYPATH=../servicekit ../$(VENV)/bin/mypy --config-file ../mypy.ini .) & pids+=($$!); \
+	done; \
+	(cd scripts && ../$(VENV)/bin/mypy --config-file ../mypy.ini .) & pids+=($$!); \
+	(cd tests && MYPYPATH=../scripts ../$(VENV)/bin/mypy --config-file ../mypy.ini .) & pids+=($$!); \
+	status=0; for pid in "$${pids[@]}"; do wait "$$pid" || status=1; done; exit "$$status"
 
 ## test: every test: unit and integration on SQLite, on PostgreSQL, then on Swarm (DB=sqlite|postgres: that one only)
 test:

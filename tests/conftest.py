@@ -146,8 +146,14 @@ def module_of(item: pytest.Item) -> pytest.Module:
 
 @pytest.hookimpl(trylast=True)  # after -k and -m have deselected: only what runs counts
 def pytest_collection_modifyitems(session, config, items):
-    """Runs the shared stack's modules first, then each group's modules together, and notes each group's last
-    module, after which its stack goes down."""
+    """Leaves out, on another database than the default, the tests marked one_database; runs the shared stack's
+    modules first, then each group's modules together, and notes each group's last module, after which its stack
+    goes down."""
+    if DATABASE != "sqlite":
+        once = [item for item in items if item.get_closest_marker("one_database")]
+        if once:
+            config.hook.pytest_deselected(items=once)
+            items[:] = [item for item in items if not item.get_closest_marker("one_database")]
     order = {SHARED: 0}
     for item in items:
         order.setdefault(stack_group(module_of(item)), len(order))

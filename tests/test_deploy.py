@@ -70,6 +70,7 @@ def test_rolling_a_service_under_load_fails_no_request_and_touches_no_other_serv
     assert len(after_catalog) == 1 and after_catalog.isdisjoint(before_catalog)
 
 
+@pytest.mark.one_database  # the drain handshake is the gateway's and uWSGI's
 def test_scaling_out_and_in_stopping_a_replica_and_deploying_log_no_error_and_lose_no_request(stack):
     """The drain handshake: a stopping replica leaves the gateway's routes before its socket closes, so nginx never
     meets a missing socket (on main: a CRITICAL "connect() ... failed (2: No such file or directory)" per request
@@ -125,6 +126,7 @@ def never_healthy_image(stack):
     stack.docker.images.remove(keep)
 
 
+@pytest.mark.one_database  # a healthcheck that fails
 def test_a_new_image_that_never_becomes_healthy_aborts_and_the_old_keeps_serving(stack, never_healthy_image):
     before = container_ids(stack, [CATALOG])[CATALOG]
     with SteadyLoad(stack, f"/api/{CATALOG}/health/", max_seconds=120) as load:
@@ -145,6 +147,7 @@ def changed_gateway_config(tmp_path):
     return config
 
 
+@pytest.mark.one_database  # nginx's
 def test_a_gateway_configuration_change_reloads_gracefully_under_load(stack, changed_gateway_config):
     gateway_id = stack.container(GATEWAY).id
     with SteadyLoad(stack, f"/api/{SERVICES[0]}/health/") as load:
@@ -159,6 +162,7 @@ def test_a_gateway_configuration_change_reloads_gracefully_under_load(stack, cha
     assert wait_until(lambda: "config" not in stack.get("/healthz").json(), timeout=5)
 
 
+@pytest.mark.one_database  # nginx's
 def test_an_invalid_gateway_configuration_is_refused_and_the_running_one_stays(stack, changed_gateway_config):
     (changed_gateway_config / "conf.d" / "gateway.conf").write_text("this is not nginx configuration;\n")
     result = deploy(stack, GATEWAY, "--config-dir", str(changed_gateway_config))
@@ -166,17 +170,6 @@ def test_an_invalid_gateway_configuration_is_refused_and_the_running_one_stays(s
     assert "invalid" in result.stderr
     assert stack.get("/healthz").status_code == 200
     assert stack.get(f"/api/{SERVICES[0]}/health/").status_code == 200
-
-
-def test_make_deploy_rolls_the_service_of_the_project_compose_names(stack):
-    """No --project: deploy.py asks Compose, which reads COMPOSE_PROJECT_NAME as it always does."""
-    before = container_ids(stack, [CATALOG])[CATALOG]
-    environment = {**stack.compose_environment(), "COMPOSE_PROJECT_NAME": stack.project}
-    command = ["make", "--no-print-directory", "deploy", f"SERVICE={CATALOG}"]
-    result = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
-    after = container_ids(stack, [CATALOG])[CATALOG]
-    assert after and after.isdisjoint(before)
 
 
 # --- schema changes: expand and contract (docs/adr/0006) ---------------------------------------------------------
@@ -193,6 +186,7 @@ def deploy_from(tree, stack, *arguments: str) -> subprocess.CompletedProcess:
                           timeout=900)  # fmt: skip
 
 
+@pytest.mark.one_database  # checked on the host, before anything runs
 def test_a_migration_the_running_release_cannot_run_against_is_refused_before_anything_is_built(stack, tree):
     """The catalog without Product.updated_at, and the migration that drops the column. On main this deployed in
     seconds, and the old replica, still serving, answered 500 to 320 of 2,859 reads: it selects the column."""
@@ -226,8 +220,14 @@ def test_an_added_nullable_column_deploys_under_keep_alive_readers_with_no_faile
                                  headers={"Authorization": f"Bearer {staff_token}"}, timeout=10)  # fmt: skip
         assert noted.status_code == 200 and noted.json()["note"] == "expanded", noted.text
         assert stack.get(f"/api/{CATALOG}/products/{product_id}").json()["note"] == "expanded"
-        back = deploy(stack, CATALOG)  # the release before, on the schema with the new column
+        # The release before, on the schema with the new column, as a user deploys it: `make deploy` with no
+        # --project rolls the project Compose names (COMPOSE_PROJECT_NAME, as .env or the shell sets it).
+        expanded = container_ids(stack, [CATALOG])[CATALOG]
+        environment = {**stack.compose_environment(), "COMPOSE_PROJECT_NAME": stack.project}
+        command = ["make", "--no-print-directory", "deploy", f"SERVICE={CATALOG}"]
+        back = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600)
         assert back.returncode == 0, back.stdout + back.stderr
+        assert container_ids(stack, [CATALOG])[CATALOG].isdisjoint(expanded)
     finally:
         for reader in readers:
             reader.__exit__()

@@ -351,11 +351,9 @@ def test_make_venv_installs_only_what_the_walkthroughs_tools_import_and_each_run
     """The walkthrough's tools (scale, load, deploy, swarm-*) have an environment of their own, a few locked
     packages (on main, `make venv` installed the whole development environment: tests, linters, Django)."""
     tools = tmp_path / "tools"
-    environment = {**os.environ, "PIP_NO_CACHE_DIR": "1"}
     made = subprocess.run(
         ["make", "--no-print-directory", "venv", f"TOOLS={tools}"],
         cwd=ROOT,
-        env=environment,
         capture_output=True,
         text=True,
         timeout=600,

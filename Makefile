@@ -89,9 +89,9 @@ swarm-down: $(TOOLS)/.installed
 	$(TOOLS)/bin/python scripts/swarm.py down $(if $(V),--volumes)
 
 ## swarm-deploy: roll one service of the swarm stack to its new image (SERVICE=service2); rolled back if unhealthy
-swarm-deploy: $(TOOLS)/.installed
+swarm-deploy: $(TOOLS)/.installed $(VENV)/.installed
 	@test -n "$(SERVICE)" || { echo "usage: make swarm-deploy SERVICE=<service1..service4|nginx>"; exit 2; }
-	$(TOOLS)/bin/python scripts/swarm.py deploy $(SERVICE)
+	$(TOOLS)/bin/python scripts/swarm.py deploy $(SERVICE) --check-python $(VENV)/bin/python
 
 ## lint: every linter, zero findings; each exception is written next to what it excuses, with its reason
 lint: $(VENV)/.installed

@@ -26,6 +26,7 @@ from stack import (
     SERVICES,
     ComposeProject,
     ToolError,
+    check_migrations,
     compose_project_name,
     routed_replicas,
     tool_main,
@@ -74,7 +75,7 @@ class Deployment(ComposeProject):
         old = self.containers(service)
         if not old:
             raise DeployError(f"{service} has no running replica in project {self.project}: start the stack first")
-        self.check_migrations(service)
+        check_migrations(service, self.check_python, "deploy")
         if build:
             say(f"building {service}")
             self.compose("build", service, timeout=1800)
@@ -95,14 +96,6 @@ class Deployment(ComposeProject):
             container.stop(timeout=10)
             container.remove()
         say(f"{service} now runs {len(new)} new replica(s); took {time.monotonic() - started:.1f} s")
-
-    def check_migrations(self, service: str) -> None:
-        say(f"checking {service}'s migrations against the release that runs")
-        command = [self.check_python, str(self.root / "scripts" / "check-migrations.py"), service]
-        result = subprocess.run(command, cwd=self.root, capture_output=True, text=True)
-        if result.returncode != 0:
-            problem = result.stderr.strip() or result.stdout.strip()
-            raise DeployError(f"{problem}\nNothing was built or changed.")
 
     def wait_healthy(self, containers: list[Container]) -> None:
         deadline = time.monotonic() + self.timeout

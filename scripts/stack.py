@@ -138,6 +138,18 @@ def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 
     return condition()
 
 
+def check_migrations(service: str, python: str, tool: str) -> None:
+    """scripts/check-migrations.py on service, run by python (one with Django and the services' dependencies: the
+    development environment); a ToolError with what it said, the safe sequence included, if it refuses."""
+    say = f"{tool}: checking {service}'s migrations against the release that runs"
+    print(say, flush=True)
+    command = [python, str(ROOT / "scripts" / "check-migrations.py"), service]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        problem = result.stderr.strip() or result.stdout.strip()
+        raise ToolError(f"{problem}\nNothing was built or changed.")
+
+
 def tree_copy(into: Path) -> Path:
     """A copy of this tree (no environments, caches or history), to change a service in."""
     shutil.copytree(ROOT, into, ignore=shutil.ignore_patterns(".venv", ".venv-tools", ".git", "var", "*_cache"))

@@ -21,7 +21,7 @@ import environ
 import requests
 from cryptography.hazmat.primitives import serialization
 
-from stack import GATEWAY, ROOT, SERVICES, ToolError, run, tool_main
+from stack import GATEWAY, ROOT, SERVICES, ToolError, check_migrations, run, tool_main
 
 STACK_FILE = ROOT / "docker-stack.yml"
 COMPOSE_FILES = ["--file", "docker-compose.yml", "--file", "docker-compose.postgres.yml"]
@@ -45,13 +45,14 @@ def output(*command: str, environment: dict[str, str] | None = None) -> str:
 
 
 class Swarm:
-    def __init__(self, stack: str, state_dir: Path, port: int):
+    def __init__(self, stack: str, state_dir: Path, port: int, check_python: str = sys.executable):
         self.stack = stack
         self.state_dir = state_dir
         self.secrets_dir = state_dir / stack / "secrets"
         # Written when `up` made the swarm, so that `down` leaves only a swarm it made.
         self.made_marker = state_dir / "made-swarm"
         self.port = port
+        self.check_python = check_python
 
     # --- the engine -----------------------------------------------------------------------------------------
 
@@ -219,6 +220,8 @@ class Swarm:
         if service not in (*SERVICES, GATEWAY):
             raise SwarmError(f"no service {service!r}: choose one of {', '.join((*SERVICES, GATEWAY))}")
         started = time.monotonic()
+        if image is None and service != GATEWAY:  # built from this tree: its migrations are checked first
+            check_migrations(service, self.check_python, "swarm")
         image = image or self.build(service)[service]
         name = f"{self.stack}_{service}"
         running = output("docker", "service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", name)
@@ -280,8 +283,13 @@ def main() -> int:
     parser.add_argument("--volumes", action="store_true", help="down: delete the stack's volumes too")
     parser.add_argument("--images", action="store_true", help="down: delete the images up built")
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument(
+        "--check-python",
+        default=sys.executable,
+        help="deploy: a Python with Django and the services' dependencies, for the migration check",
+    )
     arguments = parser.parse_args()
-    swarm = Swarm(arguments.stack, arguments.state_dir.resolve(), arguments.port)
+    swarm = Swarm(arguments.stack, arguments.state_dir.resolve(), arguments.port, arguments.check_python)
 
     def act() -> None:
         if arguments.command == "up":

@@ -4,6 +4,8 @@ fail no request, a broken image rolled back on its own, and a killed task replac
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 
@@ -18,6 +20,7 @@ from stack import (
     SERVICES,
     SteadyLoad,
     add_product_note,
+    drop_product_updated_at,
     routed_replicas,
     run,
     tree_copy,
@@ -151,3 +154,17 @@ def test_an_added_nullable_column_rolls_across_the_swarm_under_keep_alive_reader
     for reader in readers:
         assert reader.failed == 0, reader.outcomes
         assert reader.sent > 50, reader.outcomes
+
+
+def test_a_migration_the_running_release_cannot_run_against_is_refused_before_anything_is_built(stack, tmp_path):
+    """make swarm-deploy checks the migrations of the tree it builds, as make deploy does (docs/adr/0006)."""
+    tree = tree_copy(tmp_path / "tree")
+    drop_product_updated_at(tree / CATALOG)
+    running = stack.task_image(CATALOG)
+    command = [sys.executable, str(tree / "scripts" / "swarm.py"), "deploy", CATALOG, "--stack", stack.project,
+               "--state-dir", str(stack.state_dir)]  # fmt: skip
+    refused = subprocess.run(command, cwd=tree, capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0
+    assert "DROPPING columns (table: catalog_product, column: updated_at)" in refused.stderr, refused.stderr
+    assert "Nothing was built or changed." in refused.stderr
+    assert stack.task_image(CATALOG) == running

@@ -62,14 +62,17 @@ def addresses_of(container) -> list[str]:
     return [network["IPAddress"] for network in networks if network["IPAddress"]]
 
 
+@pytest.mark.one_database  # the gateway's
 def test_the_gateway_listens_on_tcp_only_on_its_published_port(stack):
     assert listening_tcp_ports(stack.container(GATEWAY)) == {PUBLISHED_PORT}
 
 
+@pytest.mark.one_database  # uWSGI's
 def test_no_service_listens_on_tcp(stack, service):
     assert listening_tcp_ports(stack.container(service)) == set()
 
 
+@pytest.mark.one_database  # the gateway's
 def test_from_the_host_no_address_of_the_gateway_answers_on_another_port(stack):
     gateway = stack.container(GATEWAY)
     for address in addresses_of(gateway):
@@ -142,6 +145,7 @@ def test_an_internal_call_without_a_token_or_with_a_forged_one_is_401(internal_c
             assert (statuses["unsigned"], statuses["forged"]) == (401, 401), (caller, route)
 
 
+@pytest.mark.one_database  # the API's
 def test_the_public_api_documents_no_internal_route(stack, service):
     paths = stack.get(f"/api/{service}/openapi.json").json()["paths"]
     assert paths
@@ -151,6 +155,7 @@ def test_the_public_api_documents_no_internal_route(stack, service):
 # --- the stats plane -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.one_database  # the gateway's
 def test_a_service_that_asks_the_gateway_for_stats_gets_404(stack, service):
     answers = ask_the_gateway(stack.container(service), "/run/gateway/internal.sock", stats_paths(stack))
     assert {path: status for path, (status, _) in answers.items()} == dict.fromkeys(answers, 404)
@@ -171,6 +176,7 @@ def test_the_status_plane_serves_each_replicas_workers_but_no_request_variables(
 # --- limits ---------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.one_database  # the gateway's
 def test_oversized_headers_are_refused_by_the_gateway_and_leave_a_scaled_service_serving(stack):
     stack.scale(ACCOUNTS, 2)
     try:
@@ -218,6 +224,7 @@ def test_a_login_flood_gets_429s_while_other_clients_order_and_read_their_feed(s
     assert len(statuses) >= 30, (len(statuses), flood.outcomes)
 
 
+@pytest.mark.one_database  # the gateway's
 def test_logins_with_a_trailing_slash_meet_the_same_limit(stack):
     """The services answer /login/ as /login: the gateway's login limit must count that form too."""
     with LoginFlood(stack, threads=10, seconds=4, path=f"/api/{ACCOUNTS}/login/") as flood:

@@ -22,7 +22,8 @@ from urllib.parse import urlsplit
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
-from requests_unixsocket import UnixAdapter
+from requests_unixsocket.adapters import UnixAdapter, UnixHTTPConnectionPool
+from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.util.retry import Retry
 
 from servicekit import identity
@@ -35,6 +36,8 @@ from servicekit.server import calls_at_once
 UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
 # Of the time left to the incoming request, what a call leaves for the caller to answer with (a 503, say).
 DEADLINE_MARGIN_SECONDS = 0.25
+# Connections kept open to one socket or host: more than a replica's threads, so none is opened and dropped.
+POOL_SIZE = 16
 
 
 def fail_max() -> int:
@@ -43,6 +46,31 @@ def fail_max() -> int:
     thread waiting, no call can make a fifth failure before the first four have timed out."""
     in_flight = calls_at_once()
     return min(settings.CIRCUIT_FAIL_MAX, in_flight) if in_flight else settings.CIRCUIT_FAIL_MAX
+
+
+class SocketConnectionPool(UnixHTTPConnectionPool):
+    """A pool of POOL_SIZE connections to one unix socket (UnixHTTPConnectionPool keeps one)."""
+
+    def __init__(self, socket_url: str, timeout: float):
+        HTTPConnectionPool.__init__(self, "localhost", timeout=timeout, maxsize=POOL_SIZE)
+        self.socket_path = socket_url
+        self.timeout = timeout  # type: ignore[assignment]  # a float, as UnixHTTPConnectionPool keeps it
+
+
+class PooledUnixAdapter(UnixAdapter):
+    """requests-unixsocket2's adapter, with one pool per socket instead of one per URL of a single connection:
+    with that, threads calling one route at once each opened a connection, and urllib3 logged "Connection pool
+    is full, discarding connection" for each it could not keep."""
+
+    def get_connection(self, url, proxies=None):
+        if proxies and proxies.get("http+unix"):
+            raise ValueError("a unix socket is not reached through a proxy")
+        socket_url = urlsplit(url)._replace(path="", query="", fragment="").geturl()
+        with self.pools.lock:
+            pool = self.pools.get(socket_url)
+            if pool is None:
+                pool = self.pools[socket_url] = SocketConnectionPool(socket_url, self.timeout)
+        return pool
 
 
 class UpstreamFailure(Exception):
@@ -61,8 +89,8 @@ def connect_retrying_session() -> requests.Session:
         raise_on_status=False,
     )
     session = requests.Session()
-    session.mount("http://", HTTPAdapter(max_retries=retry, pool_maxsize=16))
-    session.mount("http+unix://", UnixAdapter(max_retries=retry))
+    session.mount("http://", HTTPAdapter(max_retries=retry, pool_maxsize=POOL_SIZE))
+    session.mount("http+unix://", PooledUnixAdapter(max_retries=retry))
     # The Host the services' ALLOWED_HOSTS expect of a call through the gateway (a socket path is no host name).
     session.headers["Host"] = settings.GATEWAY_INTERNAL_HOST
     return session

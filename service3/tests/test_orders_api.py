@@ -9,6 +9,7 @@ import pytest
 import requests
 import responses
 from django.conf import settings
+from django.db import OperationalError, connection
 from django.utils import timezone
 
 from orders import outbox, services
@@ -344,3 +345,16 @@ def test_a_quantity_with_no_fraction_is_an_integer_as_json_schema_says(client, c
     response = place(client, {"product_id": 1, "quantity": 2.0})
     assert response.status_code == 201
     assert (response.json()["quantity"], catalog.stock) == (2, 8)
+
+
+@pytest.mark.parametrize("path", ["/orders", f"/orders/{uuid.uuid4()}"])
+def test_a_database_that_cannot_be_reached_is_503_with_retry_after_not_a_500(client, monkeypatch, path):
+    # The list's query runs lazily, while its response is validated; the single order's in the view.
+    def unreachable(*args, **kwargs):
+        raise OperationalError("connection to server failed: Connection refused")
+
+    monkeypatch.setattr(connection, "cursor", unreachable)
+    response = client.get(PREFIX + path, headers=ADA)
+    assert response.status_code == 503, response.content
+    assert response.json()["error"]["code"] == "database_unavailable"
+    assert int(response["Retry-After"]) > 0

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
+import pydantic
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
@@ -22,6 +24,27 @@ log = logging.getLogger(__name__)
 
 # The statuses every service shares; a service's own come on top (create_api's statuses).
 SHARED_STATUSES: dict[type[DomainError], int] = {DependencyUnavailable: 503}
+# A database that cannot be reached (a restart, a lost node) is usually back within this: the client's Retry-After.
+DATABASE_RETRY_AFTER_SECONDS = 5
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+
+
+def database_unavailable(error: Exception) -> HttpResponse:
+    """503 for a request whose database could not be reached: the client may try again; it is no bug (500)."""
+    log.warning("database unavailable: %s", error)
+    response = error_response(503, "The service's database is unavailable", code="database_unavailable")
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response
+
+
+def is_database_error(error: pydantic.ValidationError) -> bool:
+    """A response's schema read an attribute that queried the database, and the query failed: pydantic reports
+    that as a failed attribute, naming the exception only in words."""
+    names = tuple(f"{cls.__name__}:" for cls in DATABASE_ERRORS)
+    return any(
+        problem["type"] == "get_attribute_error" and str(problem.get("ctx", {}).get("error", "")).startswith(names)
+        for problem in error.errors()
+    )
 
 
 def validation_details(errors: list[dict]) -> list[dict]:
@@ -163,5 +186,16 @@ def create_api(*, title: str, description: str, statuses: Mapping[type[DomainErr
     @api.exception_handler(Http404)
     def not_found(request: HttpRequest, error: Http404) -> HttpResponse:
         return error_response(404, str(error) or "Not found")
+
+    @api.exception_handler(OperationalError)
+    @api.exception_handler(InterfaceError)
+    def no_database(request: HttpRequest, error: OperationalError | InterfaceError) -> HttpResponse:
+        return database_unavailable(error)
+
+    @api.exception_handler(pydantic.ValidationError)
+    def response_not_made(request: HttpRequest, error: pydantic.ValidationError) -> HttpResponse:
+        if is_database_error(error):
+            return database_unavailable(error)
+        raise error  # a bug: the response does not match its schema (500)
 
     return api

@@ -99,9 +99,9 @@ def test_docker_stop_is_quick_and_clean_and_finishes_what_is_in_flight(stack):
         hostname = container.attrs["Config"]["Hostname"]
         left = stack.container(GATEWAY).exec_run(["ls", f"/run/uwsgi/{ACCOUNTS}"]).output.decode().split()
         assert [name for name in left if name.startswith(hostname)] == []
-    finally:
+    finally:  # serving again even when an assertion failed: the next test's load goes through accounts
         stack.compose("start", ACCOUNTS)
-    assert wait_until(lambda: stack.answers(f"/api/{ACCOUNTS}/health/"), timeout=15)
+        assert wait_until(lambda: stack.answers(f"/api/{ACCOUNTS}/health/"), timeout=30)
 
 
 @pytest.mark.one_database  # the gateway's timeout

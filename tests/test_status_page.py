@@ -60,7 +60,8 @@ def test_requests_are_counted_for_the_replica_that_served_them(stack):
 
     assert wait_until(counted, timeout=seconds(3))
     replica = replicas_shown(stack, ACCOUNTS)[instance]
-    assert replica["errors"] == 0 and 0 < replica["p50_ms"] <= replica["p99_ms"]
+    # nginx times to the millisecond: a health check served in under one is 0 ms.
+    assert replica["errors"] == 0 and 0 <= replica["p50_ms"] <= replica["p99_ms"]
 
 
 def test_each_replica_is_shown_by_the_name_compose_gives_it(stack):

@@ -20,6 +20,7 @@ from pathlib import Path
 import environ
 import requests
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from stack import GATEWAY, ROOT, SERVICES, ToolError, check_migrations, run, tool_main
 
@@ -111,8 +112,6 @@ class Swarm:
         return tagged
 
     def make_missing_secrets(self) -> None:
-        from servicekit.identity import new_private_key_pem
-
         self.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         for service in SERVICES:
             write_once(self.secrets_dir / f"{service}_secret_key", lambda: secrets.token_urlsafe(50))
@@ -263,10 +262,17 @@ def write_once(path: Path, make) -> str:
     return path.read_text()
 
 
-def public_pem_of(private_pem: str) -> str:
-    from servicekit.identity import public_key_pem
+# The keys servicekit.identity signs with (Ed25519, PEM), made with cryptography alone: the tools' environment
+# has no Django and no servicekit.
+def new_private_key_pem() -> str:
+    private_key = Ed25519PrivateKey.generate()
+    encoding, private_format = serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8
+    return private_key.private_bytes(encoding, private_format, serialization.NoEncryption()).decode()
 
-    return public_key_pem(serialization.load_pem_private_key(private_pem.encode(), password=None))
+
+def public_pem_of(private_pem: str) -> str:
+    public_key = serialization.load_pem_private_key(private_pem.encode(), password=None).public_key()
+    return public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
 
 def main() -> int:

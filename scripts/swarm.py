@@ -46,8 +46,25 @@ def output(*command: str, environment: dict[str, str] | None = None) -> str:
 
 
 class Swarm:
-    def __init__(self, stack: str, state_dir: Path, port: int, check_python: str = sys.executable):
+    def __init__(
+        self,
+        stack: str,
+        state_dir: Path,
+        port: int,
+        check_python: str = sys.executable,
+        *,
+        engine: str | None = None,
+        registry: str | None = None,
+        gateway_host: str = "127.0.0.1",
+    ):
+        """engine: a manager's address (DOCKER_HOST) when the swarm is not this machine's engine; images are still
+        built here. registry: where they are pushed for every node to pull, and deployed from by that name."""
         self.stack = stack
+        self.engine = engine
+        # The swarm's commands go to the manager; builds, tags and pushes stay with this machine's engine.
+        self.engine_environment = {**os.environ, "DOCKER_HOST": engine} if engine else None
+        self.registry = registry
+        self.gateway_host = gateway_host
         self.state_dir = state_dir
         self.secrets_dir = state_dir / stack / "secrets"
         # Written when `up` made the swarm, so that `down` leaves only a swarm it made.
@@ -55,18 +72,26 @@ class Swarm:
         self.port = port
         self.check_python = check_python
 
+    def docker(self, *arguments: str, environment: dict[str, str] | None = None) -> str:
+        """A docker command to the swarm's manager: what it printed."""
+        return output(
+            "docker", *arguments, environment={**(self.engine_environment or os.environ), **(environment or {})}
+        )
+
     # --- the engine -----------------------------------------------------------------------------------------
 
     def join_or_make(self) -> None:
-        state = output("docker", "info", "--format", "{{.Swarm.LocalNodeState}}")
+        state = self.docker("info", "--format", "{{.Swarm.LocalNodeState}}")
         if state == "active":
             return
         if state != "inactive":
             raise SwarmError(f"this engine's swarm state is {state!r}; make it active or inactive first")
+        if self.engine:
+            raise SwarmError(f"the engine at {self.engine} is in no swarm: init one there, and join the other hosts")
         # The loopback address: a single-node swarm that no other machine can join by accident.
-        output("docker", "swarm", "init", "--advertise-addr", "127.0.0.1")
+        self.docker("swarm", "init", "--advertise-addr", "127.0.0.1")
         self.made_marker.parent.mkdir(parents=True, exist_ok=True)
-        self.made_marker.write_text(output("docker", "info", "--format", "{{.Swarm.NodeID}}") + "\n")
+        self.made_marker.write_text(self.docker("info", "--format", "{{.Swarm.NodeID}}") + "\n")
         say("this engine was in no swarm: it is now a single-node swarm (`make swarm-down` leaves it)")
 
     def leave_if_made(self) -> None:
@@ -75,33 +100,41 @@ class Swarm:
         if self.services_of_other_stacks():
             say("the swarm runs other stacks: left as it is")
             return
-        output("docker", "swarm", "leave", "--force")
+        self.docker("swarm", "leave", "--force")
         self.made_marker.unlink()
         say("left the single-node swarm that swarm-up made")
 
     def services_of_other_stacks(self) -> list[str]:
-        names = output("docker", "service", "ls", "--format", "{{.Name}}").split()
+        names = self.docker("service", "ls", "--format", "{{.Name}}").split()
         return [name for name in names if not name.startswith(f"{self.stack}_")]
 
     def label_this_node(self) -> None:
         """Pins the gateway and each database to this node, unless some node already carries its label."""
         labelled = set()
-        for node in output("docker", "node", "ls", "--quiet").split():
-            labels = output("docker", "node", "inspect", "--format", "{{json .Spec.Labels}}", node)
+        for node in self.docker("node", "ls", "--quiet").split():
+            labels = self.docker("node", "inspect", "--format", "{{json .Spec.Labels}}", node)
             labelled |= {label for label in PLACEMENT_LABELS if f'"{label}"' in labels}
         missing = [label for label in PLACEMENT_LABELS if label not in labelled]
         if missing:
-            node = output("docker", "info", "--format", "{{.Swarm.NodeID}}")
+            node = self.docker("info", "--format", "{{.Swarm.NodeID}}")
             additions = [argument for label in missing for argument in ("--label-add", f"{label}=true")]
-            output("docker", "node", "update", *additions, node)
+            self.docker("node", "update", *additions, node)
             say(f"labelled this node for {', '.join(missing)}")
 
     # --- what is deployed -----------------------------------------------------------------------------------
 
     def build(self, *services: str) -> dict[str, str]:
-        """Builds with Compose; returns each image's tag, named by its content so a change is a new tag."""
+        """Builds with Compose; returns each image's tag, named by its content so a change is a new tag, and
+        pushed to the registry (if one is named) under that name."""
         output("docker", "compose", "--project-name", self.stack, *COMPOSE_FILES, "build", "--quiet", *services)
-        return {service: self.tag(service) for service in services}
+        images = {service: self.tag(service) for service in services}
+        if self.registry:
+            for service, image in images.items():
+                images[service] = pushed = f"{self.registry}/{image}"
+                output("docker", "tag", image, pushed)
+                output("docker", "push", "--quiet", pushed)
+            say(f"pushed {len(images)} images to {self.registry}")
+        return images
 
     def tag(self, service: str) -> str:
         built = f"{self.stack}-{service}"
@@ -140,13 +173,13 @@ class Swarm:
         say("building the images")
         images = self.build(*BUILT)
         say(f"deploying the stack {self.stack}")
-        output(
-            "docker", "stack", "deploy", "--compose-file", str(STACK_FILE), "--resolve-image", "never", "--prune",
+        self.docker(
+            "stack", "deploy", "--compose-file", str(STACK_FILE), "--resolve-image", "never", "--prune",
             self.stack, environment=self.deploy_environment(images),
         )  # fmt: skip
         self.wait_until_healthy(started + timeout)
         seconds = time.monotonic() - started
-        say(f"the stack {self.stack} is healthy and answers on 127.0.0.1:{self.port} ({seconds:.1f} s)")
+        say(f"the stack {self.stack} is healthy and answers on {self.gateway_host}:{self.port} ({seconds:.1f} s)")
 
     def wait_until_healthy(self, deadline: float) -> None:
         lagging = ["not yet deployed"]
@@ -159,7 +192,7 @@ class Swarm:
 
     def not_running(self) -> list[str]:
         """Services whose tasks are not all running (a task with a healthcheck runs once it is healthy)."""
-        rows = output("docker", "stack", "services", self.stack, "--format", "{{.Name}} {{.Replicas}}").splitlines()
+        rows = self.docker("stack", "services", self.stack, "--format", "{{.Name}} {{.Replicas}}").splitlines()
         lagging = []
         for row in rows:
             name, replicas = row.split()[:2]
@@ -173,7 +206,7 @@ class Swarm:
         lagging = []
         for path in paths:
             try:
-                status = str(requests.get(f"http://127.0.0.1:{self.port}{path}", timeout=2).status_code)
+                status = str(requests.get(f"http://{self.gateway_host}:{self.port}{path}", timeout=2).status_code)
             except requests.RequestException as error:
                 status = type(error).__name__
             if status != "200":
@@ -181,24 +214,34 @@ class Swarm:
         return lagging
 
     def task_errors(self) -> str:
-        return output(
-            "docker", "stack", "ps", self.stack, "--no-trunc", "--filter", "desired-state=running",
+        return self.docker(
+            "stack", "ps", self.stack, "--no-trunc", "--filter", "desired-state=running",
             "--format", "{{.Name}} {{.CurrentState}} {{.Error}}",
         )  # fmt: skip
 
     def down(self, volumes: bool, images: bool) -> None:
-        if output("docker", "info", "--format", "{{.Swarm.LocalNodeState}}") == "active":
-            output("docker", "stack", "rm", self.stack)
+        if self.docker("info", "--format", "{{.Swarm.LocalNodeState}}") == "active":
+            self.docker("stack", "rm", self.stack)
             self.wait_until_removed()
             say(f"removed the stack {self.stack}")
         if volumes:  # volumes outlive the stack, and the swarm: removed whether or not the stack still runs
             label = f"label=com.docker.stack.namespace={self.stack}"
-            names = output("docker", "volume", "ls", "--quiet", "--filter", label).split()
+            names = self.docker("volume", "ls", "--quiet", "--filter", label).split()
             if names:
-                output("docker", "volume", "rm", *names)
+                self.docker("volume", "rm", *names)
             say(f"removed the {len(names)} volumes of the stack {self.stack}")
         if images:
             tagged = output("docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", f"{self.stack}/*")
+            if self.registry:
+                listed = [
+                    "docker",
+                    "image",
+                    "ls",
+                    "--format",
+                    "{{.Repository}}:{{.Tag}}",
+                    f"{self.registry}/{self.stack}/*",
+                ]
+                tagged += "\n" + output(*listed)
             built = [f"{self.stack}-{service}" for service in BUILT]
             output("docker", "image", "rm", "--force", *tagged.split(), *built)
         self.leave_if_made()
@@ -208,8 +251,8 @@ class Swarm:
         label = f"label=com.docker.stack.namespace={self.stack}"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            containers = output("docker", "ps", "--all", "--quiet", "--filter", label)
-            networks = output("docker", "network", "ls", "--quiet", "--filter", label)
+            containers = self.docker("ps", "--all", "--quiet", "--filter", label)
+            networks = self.docker("network", "ls", "--quiet", "--filter", label)
             if not containers and not networks:
                 return
             time.sleep(1)
@@ -223,14 +266,14 @@ class Swarm:
             check_migrations(service, self.check_python, "swarm")
         image = image or self.build(service)[service]
         name = f"{self.stack}_{service}"
-        running = output("docker", "service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", name)
+        running = self.docker("service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", name)
         if running == image:
             say(f"{name} runs {image} already: nothing to roll")
             return
         say(f"rolling {name} to {image}")
         result = subprocess.run(
             ["docker", "service", "update", "--image", image, "--no-resolve-image", "--detach=false", name],
-            cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+            cwd=ROOT, env=self.engine_environment, capture_output=True, text=True, timeout=timeout,
         )  # fmt: skip
         state = self.update_state(name, time.monotonic() + 60)
         said = (result.stderr or result.stdout).strip()
@@ -244,8 +287,8 @@ class Swarm:
         """The service's update state once it settles: completed, or rollback_completed after a failure."""
         state = ""
         while time.monotonic() < deadline:
-            state = output(
-                "docker", "service", "inspect", "--format", "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}", name
+            state = self.docker(
+                "service", "inspect", "--format", "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}", name
             )
             if state in ("completed", "rollback_completed", "paused", "rollback_paused"):
                 return state
@@ -290,12 +333,35 @@ def main() -> int:
     parser.add_argument("--images", action="store_true", help="down: delete the images up built")
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument(
+        "--engine",
+        default=os.environ.get("SWARM_ENGINE"),
+        help="a manager of the swarm, as DOCKER_HOST says it (ssh://user@host); images are built here",
+    )
+    parser.add_argument(
+        "--registry",
+        default=os.environ.get("SWARM_REGISTRY"),
+        help="a registry every node pulls from (host:port): images are pushed there and deployed by that name",
+    )
+    parser.add_argument(
+        "--gateway-host",
+        default=os.environ.get("SWARM_GATEWAY_HOST", "127.0.0.1"),
+        help="the address of the node labelled microstack.gateway, where up checks that the stack answers",
+    )
+    parser.add_argument(
         "--check-python",
         default=sys.executable,
         help="deploy: a Python with Django and the services' dependencies, for the migration check",
     )
     arguments = parser.parse_args()
-    swarm = Swarm(arguments.stack, arguments.state_dir.resolve(), arguments.port, arguments.check_python)
+    swarm = Swarm(
+        arguments.stack,
+        arguments.state_dir.resolve(),
+        arguments.port,
+        arguments.check_python,
+        engine=arguments.engine,
+        registry=arguments.registry,
+        gateway_host=arguments.gateway_host,
+    )
 
     def act() -> None:
         if arguments.command == "up":

@@ -93,6 +93,7 @@ build_on_debian "$python_image" python.Dockerfile
 build_on_debian "$nginx_image" nginx.Dockerfile
 build_on_debian "$postgres_image" postgres.Dockerfile
 
-images=("PYTHON_IMAGE=$python_image" "NGINX_IMAGE=$nginx_image" "POSTGRES_IMAGE=$postgres_image")
+# DEBIAN_IMAGE: the three-node lab's engines and registry (lab/) are built on it.
+images=("PYTHON_IMAGE=$python_image" "NGINX_IMAGE=$nginx_image" "POSTGRES_IMAGE=$postgres_image" "DEBIAN_IMAGE=$debian_image")
 "$here/scripts/set-env.sh" "${images[@]}"
 printf '%s\n' "${images[@]}"

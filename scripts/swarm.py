@@ -231,20 +231,15 @@ class Swarm:
                 self.docker("volume", "rm", *names)
             say(f"removed the {len(names)} volumes of the stack {self.stack}")
         if images:
-            tagged = output("docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", f"{self.stack}/*")
-            if self.registry:
-                listed = [
-                    "docker",
-                    "image",
-                    "ls",
-                    "--format",
-                    "{{.Repository}}:{{.Tag}}",
-                    f"{self.registry}/{self.stack}/*",
-                ]
-                tagged += "\n" + output(*listed)
-            built = [f"{self.stack}-{service}" for service in BUILT]
-            output("docker", "image", "rm", "--force", *tagged.split(), *built)
+            self.remove_images()
         self.leave_if_made()
+
+    def remove_images(self) -> None:
+        """The images up built and tagged on this machine, and their names in the registry (if one is named)."""
+        names = [f"{self.stack}/*", *([f"{self.registry}/{self.stack}/*"] if self.registry else [])]
+        tagged = [output("docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", name) for name in names]
+        built = [f"{self.stack}-{service}" for service in BUILT]
+        output("docker", "image", "rm", "--force", *"\n".join(tagged).split(), *built)
 
     def wait_until_removed(self, timeout: float = 60) -> None:
         """Stack removal goes on in the background: its containers and networks go some seconds later."""

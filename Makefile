@@ -25,7 +25,8 @@ endif
 export DB
 
 .DEFAULT_GOAL := help
-.PHONY: help lock up down logs deploy scale load backup restore reconcile lint test unit unit-tests integration test-swarm swarm-up swarm-down swarm-deploy bench bench-smoke sizes drill variants \
+.PHONY: help lock up down logs deploy scale load backup restore reconcile lint test unit unit-tests integration test-swarm swarm-up swarm-down swarm-deploy \
+	cluster-up cluster-down test-cluster cluster-drill bench bench-smoke sizes drill variants \
 	base-images venv dev clean
 
 ## help: this list: every target, with what it does (the `## target:` lines of this file)
@@ -93,12 +94,20 @@ swarm-deploy: $(TOOLS)/.installed $(VENV)/.installed
 	@test -n "$(SERVICE)" || { echo "usage: make swarm-deploy SERVICE=<service1..service4|nginx>"; exit 2; }
 	$(TOOLS)/bin/python scripts/swarm.py deploy $(SERVICE) --check-python $(VENV)/bin/python
 
+## cluster-up: a three-node swarm lab on this machine (engines in containers, a registry), the stack on it; port 8090
+cluster-up: $(TOOLS)/.installed
+	$(TOOLS)/bin/python scripts/cluster.py up
+
+## cluster-down: remove the lab: its engines with all they ran, its registry, network, volumes and pushed images
+cluster-down: $(TOOLS)/.installed
+	$(TOOLS)/bin/python scripts/cluster.py down
+
 ## lint: every linter, zero findings; each exception is written next to what it excuses, with its reason
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/bandit -q -r servicekit/servicekit $(SERVICES) -x '*/tests/*,*/migrations/*,servicekit/servicekit/testing.py'
-	$(VENV)/bin/hadolint servicekit/Dockerfile nginx/Dockerfile database/Dockerfile base/*.Dockerfile
+	$(VENV)/bin/hadolint servicekit/Dockerfile nginx/Dockerfile database/Dockerfile base/*.Dockerfile lab/*.Dockerfile
 	# The stack with every override merged: each service, the gateway with TLS, each database, the bench's rows.
 	merged=$$(mktemp --suffix=.yml) && GATEWAY_TLS_CERT=/dev/null GATEWAY_TLS_KEY=/dev/null COMPOSE_FILE= \
 	  docker compose -f docker-compose.yml -f docker-compose.tls.yml -f docker-compose.postgres.yml \
@@ -120,12 +129,13 @@ lint: $(VENV)/.installed
 	(cd tests && MYPYPATH=../scripts ../$(VENV)/bin/mypy --config-file ../mypy.ini .) & pids+=($$!); \
 	status=0; for pid in "$${pids[@]}"; do wait "$$pid" || status=1; done; exit "$$status"
 
-## test: every test: unit and integration on SQLite, on PostgreSQL, then on Swarm (DB=sqlite|postgres: that one only)
+## test: every test: unit and integration on SQLite, on PostgreSQL, on Swarm, on the three-node lab (DB=sqlite|postgres: that one only)
 test:
 ifeq ($(DB),)
 	$(MAKE) --no-print-directory unit integration DB=sqlite
 	$(MAKE) --no-print-directory unit integration DB=postgres
 	$(MAKE) --no-print-directory test-swarm
+	$(MAKE) --no-print-directory test-cluster
 else
 	$(MAKE) --no-print-directory unit integration
 endif
@@ -145,6 +155,14 @@ integration: $(VENV)/.installed
 ## test-swarm: the HTTP contract, scaling, rolling updates and replacement of killed tasks, on its own swarm stack
 test-swarm: $(VENV)/.installed
 	cd tests && STACK=swarm ../$(VENV)/bin/pytest -q $(SWARM_TESTS)
+
+## test-cluster: the HTTP contract and the cluster's faults under load (tests/test_cluster.py) on a lab of its own
+test-cluster: $(VENV)/.installed
+	cd tests && STACK=cluster ../$(VENV)/bin/pytest -q $(CLUSTER_TESTS)
+
+## cluster-drill: faults on a lab of its own, under load, measured; writes docs/cluster.md
+cluster-drill: $(VENV)/.installed
+	$(VENV)/bin/python scripts/cluster_drill.py
 
 ## bench: the scaling benchmark on its own copy of the stack (needs wrk); writes docs/bench.md and docs/bench.png
 bench: $(VENV)/.installed

@@ -307,7 +307,7 @@ class Stack(ComposeProject):
         self.database = database
         self.compose_file = ":".join(("docker-compose.yml", *DATABASE_FILES[database], *overrides))
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.http = requests.Session()
+        self.http = retrying_session()  # a keep-alive connection a gateway reload closed is tried again, once
 
     def compose_environment(self) -> dict[str, str]:
         return {**super().compose_environment(), "GATEWAY_PORT": str(self.port), "COMPOSE_FILE": self.compose_file}
@@ -367,7 +367,7 @@ class Stack(ComposeProject):
         """A token of a new staff user, made with Django's own createsuperuser inside the accounts container."""
         password = os.urandom(16).hex()
         command = ["django-admin", "createsuperuser", "--noinput", "--username", username]
-        result = self.container(ACCOUNTS).exec_run(
+        result = self.containers(ACCOUNTS)[0].exec_run(  # any replica: they share one database
             [*command, "--email", "staff@example.com"], environment={"DJANGO_SUPERUSER_PASSWORD": password}
         )
         assert result.exit_code == 0, result.output
@@ -450,7 +450,9 @@ def retrying_session() -> requests.Session:
     reload) is retried once on a new connection; so is one that gave no answer within its timeout. A refused
     connection or any error status is not retried."""
     session = requests.Session()
-    retry_once = HTTPAdapter(max_retries=Retry(total=1, connect=0, read=1, status=0, other=0))
+    # A 503's Retry-After is the client's to honour, not urllib3's: it would retry, then raise instead of answering.
+    retry = Retry(total=1, connect=0, read=1, status=0, other=0, respect_retry_after_header=False)
+    retry_once = HTTPAdapter(max_retries=retry)
     session.mount("http://", retry_once)
     session.mount("https://", retry_once)
     return session
@@ -464,6 +466,7 @@ class SteadyLoad:
         self.stack, self.path = stack, path
         self.max_requests, self.deadline = max_requests, time.monotonic() + max_seconds
         self.outcomes: Counter = Counter()
+        self.failed_at: list[float] = []  # when each failed request was sent (time.monotonic())
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self.run)
 
@@ -473,10 +476,14 @@ class SteadyLoad:
         while not self.stopped.is_set() and time.monotonic() < self.deadline:
             if sum(self.outcomes.values()) >= self.max_requests:
                 break
+            sent = time.monotonic()
             try:
-                self.outcomes[session.get(url, timeout=15).status_code] += 1
+                outcome: int | str = session.get(url, timeout=15).status_code
             except Exception as error:  # a refused or reset connection is a lost request too
-                self.outcomes[type(error).__name__] += 1
+                outcome = type(error).__name__
+            self.outcomes[outcome] += 1
+            if outcome != 200:
+                self.failed_at.append(sent)
             time.sleep(0.005)
 
     def __enter__(self):
@@ -494,6 +501,47 @@ class SteadyLoad:
     @property
     def sent(self) -> int:
         return sum(self.outcomes.values())
+
+    @property
+    def failing_seconds(self) -> float:
+        """From the first failed request to the last: how long the path failed (0 if it never did)."""
+        return self.failed_at[-1] - self.failed_at[0] if self.failed_at else 0.0
+
+
+class SteadyLoads:
+    """A SteadyLoad on each of several paths at once, started and stopped together."""
+
+    def __init__(self, stack: "Stack", paths: list[str], max_seconds: float = 60):
+        self.loads = [SteadyLoad(stack, path, max_seconds=max_seconds) for path in paths]
+
+    def __enter__(self):
+        for load in self.loads:
+            load.thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        for load in self.loads:
+            load.__exit__()
+
+    @property
+    def failed(self) -> int:
+        return sum(load.failed for load in self.loads)
+
+    @property
+    def sent(self) -> int:
+        return sum(load.sent for load in self.loads)
+
+    @property
+    def failing_seconds(self) -> float:
+        """The longest any path failed, from its first failed request to its last."""
+        return max(load.failing_seconds for load in self.loads)
+
+    def outcomes(self) -> dict[str, dict]:
+        return {load.path: dict(load.outcomes) for load in self.loads}
+
+    def all_outcomes(self) -> Counter:
+        """Every path's outcomes, counted together."""
+        return sum((load.outcomes for load in self.loads), start=Counter())
 
 
 # Three 7,000-byte headers (21 KB): what used to pass nginx and reset uWSGI, marking every replica failed.
@@ -645,7 +693,7 @@ LEAK_BOUND_SECONDS = 60
 
 
 def manage(stack, service: str, *command: str) -> dict:
-    result = stack.container(service).exec_run(["django-admin", *command])
+    result = stack.containers(service)[0].exec_run(["django-admin", *command])  # any replica: one database
     assert result.exit_code == 0, result.output.decode()
     return json.loads(result.output.decode().strip().splitlines()[-1])
 

@@ -1,7 +1,8 @@
-"""A copy of the stack on Docker Swarm under its own stack name and port, driven through swarm.py.
+"""A copy of the stack on Docker Swarm under its own stack name and port, driven through swarm.py: on this
+machine's engine (SwarmStack), or on a three-node lab of its own (ClusterStack, scripts/cluster.py).
 
 It answers the same calls as a Compose Stack (get, post, login, container, scale...), so the HTTP contract tests
-run against either; its containers are the local node's tasks of each service.
+run against either; its containers are the tasks of each service.
 """
 
 import subprocess
@@ -10,9 +11,12 @@ import tempfile
 import uuid
 from pathlib import Path
 
+import docker
+import requests
 from docker.models.containers import Container
 
-from stack import ROOT, Stack, run
+from cluster import NODES, Lab
+from stack import ROOT, Stack, reserve_port, run
 
 SWARM = [sys.executable, str(ROOT / "scripts" / "swarm.py")]
 
@@ -52,7 +56,12 @@ class SwarmStack(Stack):
 
     def scale(self, service: str, replicas: int) -> None:
         """Runs this many tasks of service and returns once they run (healthy)."""
-        run("docker", "service", "scale", "--detach=false", f"{self.service_name(service)}={replicas}", timeout=300)
+        command = ["docker", "service", "scale", "--detach=false", f"{self.service_name(service)}={replicas}"]
+        run(*command, environment=self.engine_environment(), timeout=300)
+
+    def engine_environment(self) -> dict[str, str]:
+        """The environment of a docker command to a manager of the swarm: this machine's engine."""
+        return self.compose_environment()
 
     def derived_image(self, service: str, dockerfile_tail: str, context: Path | None = None) -> str:
         """A new image made from what service runs now, with dockerfile_tail added (its COPY lines from context, a
@@ -72,9 +81,111 @@ class SwarmStack(Stack):
         """`make swarm-deploy` of an image already built; the result, whether it rolled or was rolled back."""
         command = [*SWARM, "deploy", service, "--image", image, "--stack", self.project]
         command += ["--state-dir", str(self.state_dir)]
-        return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        environment = self.compose_environment()
+        return subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300)
 
     def task_image(self, service: str) -> str:
         return self.docker.services.get(self.service_name(service)).attrs["Spec"]["TaskTemplate"]["ContainerSpec"][
             "Image"
         ]
+
+
+class ClusterStack(SwarmStack):
+    """The stack on a three-node lab of its own (its own lab name, gateway and registry ports). Its swarm commands
+    go to node1's engine, as a user's do with SWARM_ENGINE; images reach the nodes through the lab's registry."""
+
+    def __init__(self, project: str, environment: dict[str, str] | None = None):
+        super().__init__(project, environment)
+        self.registry_port, self.registry_port_lock = reserve_port()
+        self.lab = Lab(f"{project}-lab", project, self.state_dir, self.port, self.registry_port)
+        self.registry = f"127.0.0.1:{self.registry_port}"
+        self.host_docker = self.docker  # this machine's engine, which runs the lab's engines
+        self.engines: dict[str, docker.DockerClient] = {}
+
+    def compose_environment(self) -> dict[str, str]:
+        """What a user sets to run the swarm commands (make swarm-deploy, say) against a swarm elsewhere."""
+        return {
+            **super().compose_environment(),
+            "SWARM_ENGINE": self.lab.engine(NODES[0]),
+            "SWARM_REGISTRY": self.registry,
+            "STACK_NAME": self.project,
+            "SWARM_STATE_DIR": str(self.lab.state_dir),
+            "GATEWAY_PORT": str(self.port),
+        }
+
+    def engine_environment(self) -> dict[str, str]:
+        return {**self.compose_environment(), "DOCKER_HOST": self.lab.engine(NODES[0])}
+
+    def up(self) -> None:
+        try:
+            self.lab.up(timeout=600)
+            self.engines = {node: docker.DockerClient(base_url=self.lab.engine(node)) for node in NODES}
+            self.docker = self.engines[NODES[0]]
+        except BaseException:
+            self.down()
+            raise
+
+    def down(self) -> None:
+        try:
+            self.lab.down()
+        finally:
+            self.port_lock.close()
+            self.registry_port_lock.close()
+
+    def containers(self, service: str | None = None, *, all: bool = False) -> list[Container]:
+        """The tasks' containers on every node whose engine answers (a lost node's are not there to ask)."""
+        label = f"com.docker.swarm.service.name={self.service_name(service)}" if service else None
+        labels = [f"com.docker.stack.namespace={self.project}", *([label] if label else [])]
+        found = []
+        for engine in self.engines.values():
+            try:
+                found += engine.containers.list(all=all, filters={"label": labels})
+            except (docker.errors.DockerException, requests.RequestException):
+                continue
+        return found
+
+    def nodes_of(self, service: str) -> dict[str, str]:
+        """Each running task of service: its container's hostname (what X-Served-By names), and its node."""
+        hostnames = {node.id: node.attrs["Description"]["Hostname"] for node in self.docker.nodes.list()}
+        tasks = self.docker.services.get(self.service_name(service)).tasks(filters={"desired-state": "running"})
+        return {
+            task["Status"]["ContainerStatus"]["ContainerID"][:12]: hostnames[task["NodeID"]]
+            for task in tasks
+            if task["Status"]["State"] == "running"
+        }
+
+    def derived_image(self, service: str, dockerfile_tail: str, context: Path | None = None) -> str:
+        """As SwarmStack's, pushed to the lab's registry for the nodes to pull, and named there only."""
+        built = super().derived_image(service, dockerfile_tail, context)
+        pushed = f"{self.registry}/{built}"
+        run("docker", "tag", built, pushed)
+        run("docker", "push", "--quiet", pushed, timeout=300)
+        run("docker", "image", "rm", built)  # the local name only: the image stays, named as pushed
+        return pushed
+
+    # --- the lab's faults -------------------------------------------------------------------------------------
+
+    def swarm_command(self, *arguments: str, timeout: float = 300) -> str:
+        """A docker command to node1's engine, a manager."""
+        return run("docker", *arguments, environment=self.engine_environment(), timeout=timeout).stdout.strip()
+
+    def kill_node(self, node: str) -> None:
+        """The node lost: its engine's container killed, with every task it ran."""
+        run("docker", "kill", self.lab.container(node))
+
+    def start_node(self, node: str) -> None:
+        """The lost node back: its engine starts again and rejoins the swarm (its state is in its volume)."""
+        self.lab.compose("start", node)
+
+    def node_state(self, node: str) -> str:
+        return self.swarm_command("node", "inspect", "--format", "{{.Status.State}}", node)
+
+    def set_availability(self, node: str, availability: str) -> None:
+        self.swarm_command("node", "update", "--availability", availability, node)
+
+    def rebalance(self, service: str) -> None:
+        """Swarm moves no task back to a node that returns: a forced update places them over every node again."""
+        self.swarm_command("service", "update", "--force", "--detach=false", self.service_name(service))
+
+    def all_running(self) -> bool:
+        return self.lab.swarm().not_running() == []

@@ -3,7 +3,8 @@
 Read-only modules share one stack; each group of destructive modules (marked own_stack) gets its own.
 
 STACK=swarm runs the suite's Swarm part on a Swarm stack instead of Compose (`make test-swarm`): the HTTP
-contract, which holds on either, and test_swarm.py. DB=postgres runs it on PostgreSQL (stack.py).
+contract, which holds on either, and test_swarm.py. STACK=cluster runs the HTTP contract and test_cluster.py on a
+three-node lab of its own (`make test-cluster`). DB=postgres runs it on PostgreSQL (stack.py).
 """
 
 import os
@@ -18,7 +19,7 @@ import docker
 import pytest
 
 from stack import ACCOUNTS, DATABASE, SERVICES, Stack, ToolError
-from swarm_stack import SwarmStack
+from swarm_stack import ClusterStack, SwarmStack
 
 STACK_KIND = os.environ.get("STACK") or "compose"
 # Every stack of this session is named PROJECT-<group>; the shared one's group is SHARED.
@@ -26,12 +27,16 @@ PROJECT = os.environ.get("TEST_PROJECT") or f"microstack-test-{uuid.uuid4().hex[
 SHARED = "shared"
 # Filled once the tests are collected: the last module of each group (its stack goes down after it).
 LAST_MODULE_OF_GROUP: dict[str, str] = {}
-# What runs on Swarm: the modules that speak to the stack over HTTP only, and the Swarm tests themselves.
-SWARM_MODULES = {"test_routing.py", "test_bad_input.py", "test_flow.py", "test_orders.py", "test_swarm.py"}
-if STACK_KIND == "swarm":
-    collect_ignore = [path.name for path in Path(__file__).parent.glob("test_*.py") if path.name not in SWARM_MODULES]
+# What runs on Swarm and on the lab: the modules that speak to the stack over HTTP only, and each one's own tests.
+HTTP_CONTRACT = {"test_routing.py", "test_bad_input.py", "test_flow.py", "test_orders.py"}
+MODULES_OF_KIND = {"swarm": HTTP_CONTRACT | {"test_swarm.py"}, "cluster": HTTP_CONTRACT | {"test_cluster.py"}}
+STACK_OF_KIND = {"compose": Stack, "swarm": SwarmStack, "cluster": ClusterStack}
+if STACK_KIND in MODULES_OF_KIND:
+    collect_ignore = [
+        path.name for path in Path(__file__).parent.glob("test_*.py") if path.name not in MODULES_OF_KIND[STACK_KIND]
+    ]
 elif STACK_KIND == "compose":
-    collect_ignore = ["test_swarm.py"]
+    collect_ignore = ["test_swarm.py", "test_cluster.py"]
     # What the databases do not change is proven once, on the default one: following README "Add a service"
     # (docker-compose.yml), the gateway's own answers, its TLS and TCP transport (each starts a copy of its own),
     # the newcomer's commands and the status page (the unit tests run the case-blind usernames on PostgreSQL), and
@@ -47,7 +52,7 @@ elif STACK_KIND == "compose":
             "test_status_page.py",
         ]
 else:
-    raise SystemExit(f"STACK={STACK_KIND!r}: the suite runs on compose or swarm")
+    raise SystemExit(f"STACK={STACK_KIND!r}: the suite runs on compose, swarm or cluster")
 
 # Worker settings that differ per service and from the defaults, so the suite sees each service get its own.
 # The suite registers and logs in from one address far faster than a person: a larger burst of those, at the
@@ -123,8 +128,7 @@ def started(project: str) -> Stack:
     problem = docker_problem()
     if problem:
         pytest.exit(f"integration suite cannot run: {problem}", returncode=3)
-    kind = SwarmStack if STACK_KIND == "swarm" else Stack
-    running = kind(project, environment=TEST_STACK_ENVIRONMENT)
+    running = STACK_OF_KIND[STACK_KIND](project, environment=TEST_STACK_ENVIRONMENT)
     try:
         running.up()  # takes down what it started if it fails
     except ToolError as error:

@@ -511,8 +511,8 @@ class SteadyLoad:
 class SteadyLoads:
     """A SteadyLoad on each of several paths at once, started and stopped together."""
 
-    def __init__(self, stack: "Stack", paths: list[str], max_seconds: float = 60):
-        self.loads = [SteadyLoad(stack, path, max_seconds=max_seconds) for path in paths]
+    def __init__(self, stack: "Stack", paths: list[str], max_seconds: float = 60, max_requests: int = 50_000):
+        self.loads = [SteadyLoad(stack, path, max_requests, max_seconds) for path in paths]
 
     def __enter__(self):
         for load in self.loads:

@@ -184,8 +184,12 @@ class ClusterStack(SwarmStack):
         self.swarm_command("node", "update", "--availability", availability, node)
 
     def rebalance(self, service: str) -> None:
-        """Swarm moves no task back to a node that returns: a forced update places them over every node again."""
-        self.swarm_command("service", "update", "--force", "--detach=false", self.service_name(service))
+        """Its tasks spread over the nodes again. Swarm moves none back to a node that returns, and a forced update
+        does not spread them either: each new task starts while the old one still counts on its node. Scaled to
+        one and back, the new tasks go to the nodes that run none."""
+        replicas = len(self.nodes_of(service))
+        self.scale(service, 1)
+        self.scale(service, replicas)
 
     def all_running(self) -> bool:
         return self.lab.swarm().not_running() == []

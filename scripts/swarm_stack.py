@@ -116,9 +116,17 @@ class ClusterStack(SwarmStack):
     def engine_environment(self) -> dict[str, str]:
         return {**self.compose_environment(), "DOCKER_HOST": self.lab.engine(NODES[0])}
 
+    def cluster(self, command: str, timeout: float = 900) -> subprocess.CompletedProcess:
+        """`scripts/cluster.py up|down` for this lab, as `make cluster-up` runs it: with the suite's settings
+        (SERVICE1_PROCESSES...) in its environment, for the stack it deploys."""
+        arguments = ["--lab", self.lab.name, "--stack", self.project, "--state-dir", str(self.state_dir)]
+        arguments += ["--port", str(self.port), "--registry-port", str(self.registry_port)]
+        command_line = [sys.executable, str(ROOT / "scripts" / "cluster.py"), command, *arguments]
+        return run(*command_line, environment=self.compose_environment(), timeout=timeout)
+
     def up(self) -> None:
         try:
-            self.lab.up(timeout=600)
+            self.cluster("up")
             self.engines = {node: docker.DockerClient(base_url=self.lab.engine(node)) for node in NODES}
             self.docker = self.engines[NODES[0]]
         except BaseException:
@@ -127,7 +135,7 @@ class ClusterStack(SwarmStack):
 
     def down(self) -> None:
         try:
-            self.lab.down()
+            self.cluster("down")
         finally:
             self.port_lock.close()
             self.registry_port_lock.close()

@@ -103,7 +103,9 @@ class ClusterDrill:
         say = self.report.say
         window = 30
         as_deployed = self.idle_cpu(window)
-        services = self.stack.swarm_command("stack", "services", self.stack.project, "--format", "{{.Name}}").split()
+        services = self.stack.lab.docker(
+            NODES[0], "stack", "services", self.stack.project, "--format", "{{.Name}}"
+        ).split()
         for service in services:  # all at once: each rolls its tasks on its own
             self.stack.lab.node_cli(
                 NODES[0], "service", "update", "--detach", "--quiet",
@@ -135,7 +137,9 @@ class ClusterDrill:
 
     def updated(self, services: list[str]) -> bool:
         template = "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}"
-        states = [self.stack.swarm_command("service", "inspect", "--format", template, name) for name in services]
+        states = [
+            self.stack.lab.docker(NODES[0], "service", "inspect", "--format", template, name) for name in services
+        ]
         return all(state == "completed" for state in states) and self.stack.all_running()
 
     def idle_cpu(self, window: float) -> dict[str, tuple[float, float]]:
@@ -197,15 +201,11 @@ class ClusterDrill:
         with self.loads() as loads:
             started = time.monotonic()
             self.stack.set_availability(WORKER_NODE, "drain")
-            moved = wait_until(lambda: self.moved_off(ACCOUNTS, 3, WORKER_NODE), timeout=120)
+            moved = wait_until(lambda: self.stack.runs_off(ACCOUNTS, 3, WORKER_NODE), timeout=120)
             took = time.monotonic() - started
             self.stack.set_availability(WORKER_NODE, "active")
         notes = f"tasks moved in {took:.1f} s" if moved else "tasks not moved within 120 s"
         self.fault_row(f"drain {WORKER_NODE}", loads, notes)
-
-    def moved_off(self, service: str, replicas: int, node: str) -> bool:
-        nodes = self.stack.nodes_of(service)
-        return len(nodes) == replicas and node not in nodes.values()
 
     def worker_lost(self) -> None:
         self.stack.rebalance(ACCOUNTS)
@@ -214,7 +214,7 @@ class ClusterDrill:
             self.stack.kill_node(WORKER_NODE)
             wait_until(lambda: self.stack.node_state(WORKER_NODE) == "down", timeout=60)
             seen_down = time.monotonic() - lost
-            rescheduled = wait_until(lambda: self.moved_off(ACCOUNTS, 3, WORKER_NODE), timeout=120)
+            rescheduled = wait_until(lambda: self.stack.runs_off(ACCOUNTS, 3, WORKER_NODE), timeout=120)
             took = time.monotonic() - lost
             back = time.monotonic()
             self.stack.start_node(WORKER_NODE)

@@ -49,10 +49,13 @@ class SwarmStack(Stack):
     def service_name(self, service: str) -> str:
         return f"{self.project}_{service}"
 
-    def containers(self, service: str | None = None, *, all: bool = False) -> list[Container]:
+    def task_labels(self, service: str | None = None) -> list[str]:
+        """The labels of this stack's task containers, or of one service's."""
         label = f"com.docker.swarm.service.name={self.service_name(service)}" if service else None
-        labels = [f"com.docker.stack.namespace={self.project}", *([label] if label else [])]
-        return self.docker.containers.list(all=all, filters={"label": labels})
+        return [f"com.docker.stack.namespace={self.project}", *([label] if label else [])]
+
+    def containers(self, service: str | None = None, *, all: bool = False) -> list[Container]:
+        return self.docker.containers.list(all=all, filters={"label": self.task_labels(service)})
 
     def scale(self, service: str, replicas: int) -> None:
         """Runs this many tasks of service and returns once they run (healthy)."""
@@ -142,12 +145,10 @@ class ClusterStack(SwarmStack):
 
     def containers(self, service: str | None = None, *, all: bool = False) -> list[Container]:
         """The tasks' containers on every node whose engine answers (a lost node's are not there to ask)."""
-        label = f"com.docker.swarm.service.name={self.service_name(service)}" if service else None
-        labels = [f"com.docker.stack.namespace={self.project}", *([label] if label else [])]
         found = []
         for engine in self.engines.values():
             try:
-                found += engine.containers.list(all=all, filters={"label": labels})
+                found += engine.containers.list(all=all, filters={"label": self.task_labels(service)})
             except (docker.errors.DockerException, requests.RequestException):
                 continue
         return found
@@ -173,10 +174,6 @@ class ClusterStack(SwarmStack):
 
     # --- the lab's faults -------------------------------------------------------------------------------------
 
-    def swarm_command(self, *arguments: str, timeout: float = 300) -> str:
-        """A docker command to node1's engine, a manager."""
-        return run("docker", *arguments, environment=self.engine_environment(), timeout=timeout).stdout.strip()
-
     def kill_node(self, node: str) -> None:
         """The node lost: its engine's container killed, with every task it ran."""
         run("docker", "kill", self.lab.container(node))
@@ -186,10 +183,10 @@ class ClusterStack(SwarmStack):
         self.lab.compose("start", node)
 
     def node_state(self, node: str) -> str:
-        return self.swarm_command("node", "inspect", "--format", "{{.Status.State}}", node)
+        return self.lab.docker(NODES[0], "node", "inspect", "--format", "{{.Status.State}}", node)
 
     def set_availability(self, node: str, availability: str) -> None:
-        self.swarm_command("node", "update", "--availability", availability, node)
+        self.lab.docker(NODES[0], "node", "update", "--availability", availability, node)
 
     def rebalance(self, service: str) -> None:
         """Its tasks spread over the nodes again. Swarm moves none back to a node that returns, and a forced update
@@ -198,6 +195,11 @@ class ClusterStack(SwarmStack):
         replicas = len(self.nodes_of(service))
         self.scale(service, 1)
         self.scale(service, replicas)
+
+    def runs_off(self, service: str, replicas: int, node: str) -> bool:
+        """All replicas of service run, and none on node (drained or lost)."""
+        nodes = self.nodes_of(service)
+        return len(nodes) == replicas and node not in nodes.values()
 
     def all_running(self) -> bool:
         return self.lab.swarm().not_running() == []

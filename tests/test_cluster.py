@@ -48,11 +48,6 @@ def loads_on_replicated_paths(stack) -> SteadyLoads:
     return SteadyLoads(stack, [HEALTH, PRODUCTS], max_seconds=240)
 
 
-def replaced_on_live_nodes(stack, service: str, replicas: int, lost: str) -> bool:
-    nodes = stack.nodes_of(service)
-    return len(nodes) == replicas and lost not in nodes.values()
-
-
 def test_replicas_on_several_nodes_each_answer_through_the_gateway_on_node1(stack):
     with loads_on_replicated_paths(stack) as loads:
         nodes = stack.nodes_of(ACCOUNTS)
@@ -85,7 +80,7 @@ def test_draining_a_node_moves_its_tasks_and_fails_no_request(stack):
     with loads_on_replicated_paths(stack) as loads:
         stack.set_availability(WORKER_NODE, "drain")
         try:
-            moved = wait_until(lambda: replaced_on_live_nodes(stack, ACCOUNTS, 3, WORKER_NODE), timeout=90)
+            moved = wait_until(lambda: stack.runs_off(ACCOUNTS, 3, WORKER_NODE), timeout=90)
             assert moved, stack.nodes_of(ACCOUNTS)
             nodes = stack.nodes_of(ACCOUNTS)
             seen = stack.replicas_answering(HEALTH, 3, timeout=20, interval=0.02)
@@ -109,7 +104,7 @@ def test_a_lost_worker_node_is_rescheduled_around_the_swarm_keeps_its_quorum_and
             lost = time.monotonic()
             stack.kill_node(WORKER_NODE)
             assert wait_until(lambda: stack.node_state(WORKER_NODE) == "down", timeout=60)
-            rescheduled = wait_until(lambda: replaced_on_live_nodes(stack, ACCOUNTS, 3, WORKER_NODE), timeout=120)
+            rescheduled = wait_until(lambda: stack.runs_off(ACCOUNTS, 3, WORKER_NODE), timeout=120)
             rescheduled_after = time.monotonic() - lost
             assert rescheduled, stack.nodes_of(ACCOUNTS)
             # Two managers of three: the swarm still decides. A scale is a decision.

@@ -61,10 +61,11 @@ replicas_of() {
   return 0
 }
 
-# One upstream per service, named after it, listing its replicas; and which names are services, for the one
-# route that takes the service from the path (snippets/routes.inc).
+# One upstream per service, named after it, listing its replicas; which names are services, for the one route
+# that takes the service from the path (snippets/routes.inc); and over TCP each replica's host, by its address, so
+# the status plane reaches those hosts and no other (snippets/status-plane.inc).
 render_upstreams() {
-  local directory service replica services=()
+  local directory service replica services=() addresses=()
   for directory in "$SOCKET_ROOT"/*/; do
     directory=${directory%/}
     services+=("${directory##*/}")
@@ -83,11 +84,19 @@ render_upstreams() {
       # would let it take every replica out; a replica that is really gone refuses at once and nginx tries the
       # next (uwsgi_next_upstream).
       echo "    server $replica max_fails=0;"
+      [[ "$replica" == unix:* ]] || addresses+=("$replica")
     done
     # No replica at all: nginx answers at once, and the gateway's error page makes that a JSON 503.
     ((${#REPLICAS[@]})) || echo "    server unix:$SOCKET_ROOT/$service/no-replica.sock down;"
     echo "}"
   done
+  # By the path's end: $uri is always defined, whether or not the status plane is.
+  echo 'map $uri $replica_host {'
+  echo '    default "";'
+  for replica in "${addresses[@]}"; do
+    echo "    \"~/${replica//./\\.}\$\" ${replica%:*};"
+  done
+  echo '}'
 }
 
 # Rates and sizes of the per-client limits (snippets/limits.inc), from the environment.
@@ -138,13 +147,17 @@ render_public() {
 }
 
 # The status page (STATUS_PAGE, on by default): its route, and each request's line sent to it as syslog. Off too
-# where the status container's volume is not mounted (Swarm has no status page yet): nginx would log an error for
-# every request it could not send. With HTTPS (the production shape) it is the operator's only: it asks for a
+# where the status container's volume is not mounted (a gateway run alone): nginx would log an error for every
+# request it could not send. With HTTPS (the production shape) it is the operator's only: it asks for a
 # user and password from the htpasswd file given as the status_htpasswd secret, and is off without one.
 # STATUS_WANTED says whether it is on; STATUS_ALIVE whether the status container is answering (watch_status).
 STATUS_SOCKETS=${STATUS_SOCKETS:-/run/status}
 STATUS_HTPASSWD=${STATUS_HTPASSWD_FILE:-/run/secrets/status_htpasswd}
 STATUS_ALIVE=1
+status_plane() {
+  echo "map \"\" \$replica_stats_port { default \"${SERVICE_STATS_PORT:-3032}\"; }"
+  echo 'include snippets/status-plane.inc;'
+}
 render_status() {
   local directory=$1 status=${STATUS_PAGE:-true} credentials=""
   [[ -d "$STATUS_SOCKETS" || -n "${RENDER_ONLY:-}" ]] || status=false
@@ -163,13 +176,13 @@ render_status() {
     echo 'location ^~ /status { return 404; }' >"$directory/status-route.inc"
   elif [[ "$STATUS_ALIVE" == 0 ]]; then
     # Not answering: no log line is sent to it (each would fail, with an error line), and its route says so.
-    echo 'include snippets/status-plane.inc;' >"$directory/status.conf"
+    status_plane >"$directory/status.conf"
     echo "location ^~ /status { return 503 '{\"error\": {\"code\": \"service_unavailable\", \"message\": \"The status page is not answering\", \"details\": null}}\n'; }" \
       >"$directory/status-route.inc"
   else
     {
       echo 'access_log syslog:server=unix:/run/status/log.sock,nohostname,tag=gateway status if=$status_loggable;'
-      echo 'include snippets/status-plane.inc;'
+      status_plane
     } >"$directory/status.conf"
     {
       echo 'location ^~ /status {'

@@ -394,6 +394,17 @@ class Stack(ComposeProject):
     def served_by(self, path: str) -> str:
         return self.get(path).headers["X-Served-By"]
 
+    def status_page(self) -> dict:
+        """What the status page shows (/status/data.json)."""
+        response = self.get("/status/data.json")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def shown_on_status_page(self, service: str) -> dict[str, dict]:
+        """The replicas the status page shows for service, by instance (the container's hostname)."""
+        (shown,) = [entry for entry in self.status_page()["services"] if entry["name"] == service]
+        return {replica["instance"]: replica for replica in shown["replicas"]}
+
     def replicas_answering(self, path: str, expected: int, timeout: float, interval: float = 0.01) -> set[str]:
         """The replicas (X-Served-By) that answered path, asked until expected of them have, or timeout passes."""
         seen: set[str] = set()

@@ -22,12 +22,13 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from stack import GATEWAY, ROOT, SERVICES, ToolError, check_migrations, run, tool_main
+from stack import GATEWAY, ROOT, SERVICES, STATUS, ToolError, check_migrations, run, tool_main
 
 STACK_FILE = ROOT / "docker-stack.yml"
 COMPOSE_FILES = ["--file", "docker-compose.yml", "--file", "docker-compose.postgres.yml"]
-# What `up` builds: every service, the gateway, and one database image (service1's), which every database runs.
-BUILT = (*SERVICES, GATEWAY, f"{SERVICES[0]}-db")
+# What `up` builds: every service, the gateway, the status page, and one database image (service1's), which
+# every database runs.
+BUILT = (*SERVICES, GATEWAY, STATUS, f"{SERVICES[0]}-db")
 # The node labels that pin the gateway and each database (its volume lives on one node).
 PLACEMENT_LABELS = ["microstack.gateway", *(f"microstack.{service}-db" for service in SERVICES)]
 

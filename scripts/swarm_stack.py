@@ -57,6 +57,16 @@ class SwarmStack(Stack):
     def containers(self, service: str | None = None, *, all: bool = False) -> list[Container]:
         return self.docker.containers.list(all=all, filters={"label": self.task_labels(service)})
 
+    def nodes_of(self, service: str) -> dict[str, str]:
+        """Each running task of service: its container's hostname (what X-Served-By names), and its node."""
+        hostnames = {node.id: node.attrs["Description"]["Hostname"] for node in self.docker.nodes.list()}
+        tasks = self.docker.services.get(self.service_name(service)).tasks(filters={"desired-state": "running"})
+        return {
+            task["Status"]["ContainerStatus"]["ContainerID"][:12]: hostnames[task["NodeID"]]
+            for task in tasks
+            if task["Status"]["State"] == "running"
+        }
+
     def scale(self, service: str, replicas: int) -> None:
         """Runs this many tasks of service and returns once they run (healthy)."""
         command = ["docker", "service", "scale", "--detach=false", f"{self.service_name(service)}={replicas}"]
@@ -152,16 +162,6 @@ class ClusterStack(SwarmStack):
             except (docker.errors.DockerException, requests.RequestException):
                 continue
         return found
-
-    def nodes_of(self, service: str) -> dict[str, str]:
-        """Each running task of service: its container's hostname (what X-Served-By names), and its node."""
-        hostnames = {node.id: node.attrs["Description"]["Hostname"] for node in self.docker.nodes.list()}
-        tasks = self.docker.services.get(self.service_name(service)).tasks(filters={"desired-state": "running"})
-        return {
-            task["Status"]["ContainerStatus"]["ContainerID"][:12]: hostnames[task["NodeID"]]
-            for task in tasks
-            if task["Status"]["State"] == "running"
-        }
 
     def derived_image(self, service: str, dockerfile_tail: str, context: Path | None = None) -> str:
         """As SwarmStack's, pushed to the lab's registry for the nodes to pull, and named there only."""

@@ -89,6 +89,9 @@ if [[ "$UWSGI_SOCKET" == /* ]]; then
   export UWSGI_STATS=${UWSGI_SOCKET%.sock}.stats UWSGI_STATS_HTTP=true
   # After a crash this replica's sockets (and a draining mark) are still there; ours (named by our hostname).
   rm -f "$UWSGI_SOCKET" "$UWSGI_STATS" "${UWSGI_SOCKET%.sock}.draining"
+elif [[ -n "${SERVICE_STATS_PORT:-}" ]]; then
+  # Over TCP (Swarm): a port on the service's own network, which only its replicas and the gateway join.
+  export UWSGI_STATS=0.0.0.0:$SERVICE_STATS_PORT UWSGI_STATS_HTTP=true
 fi
 
 uwsgi_options=(--ini /etc/uwsgi/uwsgi.ini)

@@ -57,6 +57,15 @@ def test_replicas_on_several_nodes_each_answer_through_the_gateway_on_node1(stac
     assert loads.failed == 0, loads.outcomes()
 
 
+def test_the_status_page_shows_each_replica_with_the_node_it_runs_on(stack):
+    nodes = stack.nodes_of(ACCOUNTS)
+
+    def shown() -> dict[str, str]:
+        return {instance: row["node"] for instance, row in stack.shown_on_status_page(ACCOUNTS).items()}
+
+    assert wait_until(lambda: shown() == nodes, timeout=10), (shown(), nodes)
+
+
 def test_make_swarm_deploy_rolls_a_service_across_nodes_with_no_failed_request(stack):
     """As a user runs it against a swarm elsewhere: SWARM_ENGINE, SWARM_REGISTRY (stack.compose_environment)."""
     rolled_to = stack.derived_image(CATALOG, f'LABEL rolled="{time.time()}"')

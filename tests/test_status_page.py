@@ -19,19 +19,8 @@ pytestmark = pytest.mark.own_stack("rollouts")
 SCREENSHOT = ROOT / "docs" / "status.png"
 
 
-def status(stack) -> dict:
-    response = stack.get("/status/data.json")
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def replicas_shown(stack, service: str) -> dict[str, dict]:
-    (shown,) = [entry for entry in status(stack)["services"] if entry["name"] == service]
-    return {replica["instance"]: replica for replica in shown["replicas"]}
-
-
 def test_the_data_names_every_service_each_replica_and_its_uwsgi_workers(stack):
-    data = status(stack)
+    data = stack.status_page()
     assert [service["name"] for service in data["services"]] == SERVICES
     for service in data["services"]:
         containers = stack.containers(service["name"])
@@ -47,7 +36,7 @@ def test_the_data_names_every_service_each_replica_and_its_uwsgi_workers(stack):
 
 
 def test_requests_are_counted_for_the_replica_that_served_them(stack):
-    status(stack)  # someone watches: the counters are polled from now on
+    stack.status_page()  # someone watches: the counters are polled from now on
     time.sleep(1.5)
     sent = 40
     for _ in range(sent):
@@ -55,18 +44,18 @@ def test_requests_are_counted_for_the_replica_that_served_them(stack):
     (instance,) = [container.attrs["Config"]["Hostname"] for container in stack.containers(ACCOUNTS)]
 
     def counted() -> bool:
-        replica = replicas_shown(stack, ACCOUNTS)[instance]
-        return replica["requests_per_second"] * status(stack)["window_seconds"] >= sent
+        replica = stack.shown_on_status_page(ACCOUNTS)[instance]
+        return replica["requests_per_second"] * stack.status_page()["window_seconds"] >= sent
 
     assert wait_until(counted, timeout=seconds(3))
-    replica = replicas_shown(stack, ACCOUNTS)[instance]
+    replica = stack.shown_on_status_page(ACCOUNTS)[instance]
     # nginx times to the millisecond: a health check served in under one is 0 ms.
     assert replica["errors"] == 0 and 0 <= replica["p50_ms"] <= replica["p99_ms"]
 
 
 def test_each_replica_is_shown_by_the_name_compose_gives_it(stack):
     for service in SERVICES:
-        shown = replicas_shown(stack, service)
+        shown = stack.shown_on_status_page(service)
         for container in stack.containers(service):
             assert shown[container.attrs["Config"]["Hostname"]]["name"] == container.name
 
@@ -110,11 +99,14 @@ def test_a_killed_replica_is_gone_from_the_page_within_five_seconds(stack):
     try:
         victim, survivor = stack.containers(ACCOUNTS)
         hostname = victim.attrs["Config"]["Hostname"]
-        assert wait_until(lambda: hostname in replicas_shown(stack, ACCOUNTS), timeout=seconds(5))
+        assert wait_until(lambda: hostname in stack.shown_on_status_page(ACCOUNTS), timeout=seconds(5))
         victim.update(restart_policy={"Name": "no"})  # stays dead, so "gone" is not a race with its restart
         os.kill(victim.attrs["State"]["Pid"], signal.SIGKILL)
-        assert wait_until(lambda: hostname not in replicas_shown(stack, ACCOUNTS), timeout=seconds(5), interval=0.1)
-        assert survivor.attrs["Config"]["Hostname"] in replicas_shown(stack, ACCOUNTS)
+        gone = wait_until(
+            lambda: hostname not in stack.shown_on_status_page(ACCOUNTS), timeout=seconds(5), interval=0.1
+        )
+        assert gone
+        assert survivor.attrs["Config"]["Hostname"] in stack.shown_on_status_page(ACCOUNTS)
         victim.remove(force=True)
     finally:
         stack.scale(ACCOUNTS, 1)

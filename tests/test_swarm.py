@@ -57,7 +57,7 @@ def test_the_stack_mounts_no_volume_a_compose_project_of_its_name_would(stack):
     mounted = {mount["Source"] for service in services
                for mount in service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"].get("Mounts", [])
                if mount["Type"] == "volume"}  # fmt: skip
-    assert len(mounted) == len(SERVICES), mounted  # a database's each
+    assert len([source for source in mounted if source.endswith("-db-data")]) == len(SERVICES), mounted
     assert mounted.isdisjoint(composes), mounted & composes
 
 
@@ -76,6 +76,44 @@ def test_three_replicas_after_docker_service_scale_share_the_requests(stack, thr
     served = Counter(stack.served_by(HEALTH) for _ in range(300))
     assert len(served) == 3
     assert min(served.values()) >= 60
+
+
+def test_the_status_page_shows_each_replica_with_its_task_and_node_and_counts_what_it_served(stack, three_replicas):
+    """Over TCP the gateway's status plane reads each replica's stats server on the service's network, and asks
+    its health (once) for its task's name and node."""
+    names = {container.attrs["Config"]["Hostname"]: container.labels["com.docker.swarm.task.name"].rsplit(".", 1)[0]
+             for container in stack.containers(ACCOUNTS)}  # fmt: skip
+    expected = {hostname: (names[hostname], node) for hostname, node in stack.nodes_of(ACCOUNTS).items()}
+
+    def shown() -> dict[str, tuple]:
+        return {instance: (row["name"], row["node"]) for instance, row in stack.shown_on_status_page(ACCOUNTS).items()}
+
+    assert wait_until(lambda: shown() == expected, timeout=10), (shown(), expected)
+    sent = 90
+    assert [stack.get(HEALTH).status_code for _ in range(sent)] == [200] * sent
+    window = stack.status_page()["window_seconds"]
+
+    def counted() -> float:
+        return sum(row["requests_per_second"] or 0 for row in stack.shown_on_status_page(ACCOUNTS).values()) * window
+
+    assert wait_until(lambda: counted() >= sent, timeout=5), counted()
+
+
+def test_no_service_reaches_another_services_replicas_or_their_stats(stack):
+    """Each service's network holds its replicas and the gateway alone: a replica's uWSGI port and its stats
+    server are the gateway's to reach. On main every service shared one backend network."""
+    probe = (
+        "import socket, sys\n"
+        "try: socket.getaddrinfo(sys.argv[1], 3032)\nexcept OSError: print('unknown')\nelse: print('found')"
+    )
+
+    def looks_up(service: str, name: str) -> str:
+        return stack.container(service).exec_run(["python", "-c", probe, name]).output.decode().strip()
+
+    assert looks_up(CATALOG, f"tasks.{ACCOUNTS}") == "unknown"
+    assert looks_up(ACCOUNTS, f"tasks.{CATALOG}") == "unknown"
+    assert looks_up(ACCOUNTS, f"tasks.{ACCOUNTS}") == "found"  # the probe can tell
+    assert looks_up(CATALOG, "nginx") == "found"  # and the gateway's internal listener is there
 
 
 def replaced_by_a_healthy_task(stack, victim_id: str) -> bool:

@@ -105,7 +105,13 @@ class ServiceContract:
         assert body["service"] == settings.SERVICE_NAME
         assert body["status"] == "ok"
         assert body["instance"] == settings.INSTANCE_NAME
+        assert (body["name"], body["node"]) == (settings.REPLICA_NAME, settings.NODE_NAME)
         assert body["checks"] == {"database": "ok"}
+
+    def test_health_names_the_task_and_node_swarm_gives_it(self, client, settings):
+        settings.REPLICA_NAME, settings.NODE_NAME = "microstack_service.2", "node3"
+        body = client.get(f"{self.prefix}/health").json()
+        assert (body["name"], body["node"]) == ("microstack_service.2", "node3")
 
     def test_every_response_says_who_served_it(self, client):
         response = client.get(f"{self.prefix}/health")

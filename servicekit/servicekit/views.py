@@ -47,6 +47,8 @@ def health(request: HttpRequest) -> HttpResponse:
         "service": settings.SERVICE_NAME,
         "status": "ok" if healthy else "unavailable",
         "instance": settings.INSTANCE_NAME,
+        "name": settings.REPLICA_NAME,
+        "node": settings.NODE_NAME,
         "checks": {"database": database},
         "server": server.worker_facts(),
     }

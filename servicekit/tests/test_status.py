@@ -99,7 +99,7 @@ def collector():
     for at in (985.0, 995.0, 996.0):  # the first is older than the window
         polled.add(Served(at, "service1", "aaaa11112222", 200, 0.004))
     polled.counted[("service1", "aaaa11112222")] = [Counted(991.0, 40, 4, 0), Counted(1000.0, 97, 5, 56)]
-    polled.names["aaaa11112222"] = "microstack-service1-1"
+    polled.identities["aaaa11112222"] = {"instance": "aaaa11112222", "name": "microstack-service1-1", "node": None}
     return polled
 
 
@@ -165,6 +165,34 @@ def test_the_page_is_a_table_with_a_row_per_service_and_replica(collector, monke
     assert '<tr class="replica" data-service="service1">' in page
     assert "<td>1 busy / 1 idle</td>" in page
     assert "{{" not in page
+
+
+class Answer:
+    def __init__(self, body: bytes):
+        self.content, self.text = body, body.decode()
+
+
+def test_a_replica_over_tcp_is_shown_by_its_hostname_task_and_node_from_its_health(collector, monkeypatch):
+    """On Swarm the upstreams name addresses: the status plane asks each replica's health once who it is."""
+    upstreams = "upstream service1 {\n    server 10.0.1.5:3031 max_fails=0;\n}\n"
+    health = b'{"service": "service1", "instance": "c0ffee123456", "name": "microstack_service1.2", "node": "node2"}'
+    stats = b'{"workers": [{"id": 1, "status": "idle", "requests": 4}]}'
+    answers = {
+        "/_gateway/upstreams": upstreams.encode(),
+        "/_gateway/stats/service1/10.0.1.5:3031": stats,
+        "/_gateway/replica/service1/10.0.1.5:3031": health,
+        "/_gateway/stub_status": STUB_STATUS.encode(),
+    }
+    asked = []
+    monkeypatch.setattr(collector, "get", lambda path: asked.append(path) or Answer(answers[path]))
+    collector.poll()
+    collector.poll()
+    (replica,) = collector.snapshot()["services"][0]["replicas"]
+    assert (replica["instance"], replica["address"]) == ("c0ffee123456", "10.0.1.5:3031")
+    assert (replica["name"], replica["node"]) == ("microstack_service1.2", "node2")
+    assert asked.count("/_gateway/replica/service1/10.0.1.5:3031") == 1  # once per replica, not per poll
+    assert "<td>microstack_service1.2 (c0ffee123456) on node2</td>" in app.page(collector.snapshot())
+    assert collector.identities.keys() == {"10.0.1.5:3031"}  # the replicas gone are forgotten
 
 
 def test_names_in_the_page_are_escaped(collector):

@@ -33,8 +33,10 @@ FIGURES = ("requests_per_second", "p50_ms", "p99_ms", "errors", "unsampled")
 
 
 def replica_label(replica: dict) -> str:
-    """The name `docker compose ps` shows, with the hostname (the container's id) the socket is named by."""
-    return f"{replica['name']} ({replica['instance']})" if replica.get("name") else replica["instance"]
+    """The name `docker compose ps` (or `docker service ps`) shows, with the hostname (the container's id), and on
+    Swarm the node it runs on."""
+    label = f"{replica['name']} ({replica['instance']})" if replica.get("name") else replica["instance"]
+    return f"{label} on {replica['node']}" if replica.get("node") else label
 
 
 def cell(value: object) -> str:

@@ -1,11 +1,13 @@
 """Where the status page's figures come from, none of them a second copy of the request path:
 
 - the replicas: the upstreams the gateway routes to (its status plane serves the file it loaded), each with the
-  name `docker compose ps` shows, which the replica wrote beside its socket (servicekit.sockets);
+  name `docker compose ps` shows, which the replica wrote beside its socket (servicekit.sockets); over TCP
+  (Swarm), where a replica is an address, its hostname, task name and node, from its health;
 - each replica's workers, busy or idle, and requests per second: the replica's uWSGI stats server, read through
-  the gateway's status plane (stats-http on a unix socket beside the replica's own), a listener no service can
-  reach. The rate is the growth of the workers' request counters, less the healthchecks among them (a uWSGI
-  metric): counters lose nothing, whatever the load;
+  the gateway's status plane (stats-http on a unix socket beside the replica's own; over TCP, a port on the
+  service's own network, which only its replicas and the gateway join), a listener no other service can reach.
+  The rate is the growth of the workers' request counters, less the healthchecks among them (a uWSGI metric):
+  counters lose nothing, whatever the load;
 - p50 and p99 latency and errors, per replica and in all: the gateway's access log, which nginx also sends here
   line by line as syslog datagrams (one unix socket in the status volume). A datagram the socket cannot take is
   dropped: the page says how many requests the counters saw that no log line sampled;
@@ -189,7 +191,7 @@ class Collector:
     replicas: dict = field(default_factory=dict)  # service -> {instance: [workers]}
     counted: dict = field(default_factory=dict)  # (service, instance) -> deque of Counted, over the window
     received: Counter = field(default_factory=Counter)  # (service, instance) -> log lines received
-    names: dict = field(default_factory=dict)  # instance -> the name `docker compose ps` shows
+    identities: dict = field(default_factory=dict)  # instance -> its hostname, name and node
     counted_since: float | None = None  # when polling last started: a replica first seen later is a new one
     gateway: dict = field(default_factory=dict)
     polled_at: float = 0.0
@@ -263,13 +265,15 @@ class Collector:
                     continue  # stopping, or killed: not a replica any more
                 replicas[service][instance] = workers_of(stats)
                 self.count(service, instance, stats)
-                self.learn_name(service, instance)
+                self.learn_identity(service, instance)
         gateway = parse_stub_status(self.get("/_gateway/stub_status").text)
         with self.lock:
             self.replicas, self.gateway, self.polled_at = replicas, gateway, time.time()
             # A replica gone is forgotten: its counters would stretch the window's span.
             live = {(service, instance) for service, instances in replicas.items() for instance in instances}
             self.counted = {replica: history for replica, history in self.counted.items() if replica in live}
+            addresses = {instance for _, instance in live}
+            self.identities = {key: value for key, value in self.identities.items() if key in addresses}
 
     def count(self, service: str, instance: str, stats: dict) -> None:
         now = time.time()
@@ -284,11 +288,21 @@ class Collector:
             while history and history[0].at < now - WINDOW_SECONDS:
                 history.popleft()
 
-    def learn_name(self, service: str, instance: str) -> None:
-        if instance in self.names:
+    def learn_identity(self, service: str, instance: str) -> None:
+        """Once per replica: over unix sockets the instance is the hostname and the name is written beside the
+        socket; over TCP the instance is an address, and the replica's health says who it is and where."""
+        if instance in self.identities:
             return
-        with contextlib.suppress(requests.RequestException):  # not written (yet): the hostname alone until it is
-            self.names[instance] = self.get(f"/_gateway/names/{service}/{instance}").text.strip()
+        # Not known (yet): the instance alone until it is, asked again at the next poll.
+        with contextlib.suppress(requests.RequestException, ValueError, KeyError):
+            if ":" in instance:
+                health = json.loads(self.get(f"/_gateway/replica/{service}/{instance}").content)
+                identity = {"instance": health["instance"], "name": health["name"], "node": health["node"]}
+            else:
+                name = self.get(f"/_gateway/names/{service}/{instance}").text.strip()
+                identity = {"instance": instance, "name": name, "node": None}
+            with self.lock:
+                self.identities[instance] = identity
 
     def poll_forever(self) -> None:
         while True:
@@ -319,7 +333,7 @@ class Collector:
         with self.lock:
             replicas, gateway, polled_at = dict(self.replicas), dict(self.gateway), self.polled_at
             counted = {replica: list(history) for replica, history in self.counted.items()}
-            names = dict(self.names)
+            identities = dict(self.identities)
         span = polled_span(list(counted.values()))
         services = []
         for service, instances in sorted(replicas.items()):
@@ -327,10 +341,13 @@ class Collector:
             for instance, workers in sorted(instances.items()):
                 own = [request for request in served if request.service == service and request.instance == instance]
                 busy = sum(1 for worker in workers if worker["status"] == "busy")
+                identity = identities.get(instance, {})
                 rows.append(
                     {
-                        "instance": instance,
-                        "name": names.get(instance),
+                        "instance": identity.get("instance", instance),
+                        "address": instance if ":" in instance else None,
+                        "name": identity.get("name"),
+                        "node": identity.get("node"),
                         "workers": workers,
                         "busy": busy,
                         "idle": len(workers) - busy,

@@ -32,7 +32,8 @@ function render(data) {
       row.className = "replica";
       row.dataset.service = service.name;
       cell(row, "");
-      cell(row, replica.name ? `${replica.name} (${replica.instance})` : replica.instance);
+      const label = replica.name ? `${replica.name} (${replica.instance})` : replica.instance;
+      cell(row, replica.node ? `${label} on ${replica.node}` : label);
       cell(row, `${replica.busy} busy / ${replica.idle} idle`);
       figures(row, replica);
     }

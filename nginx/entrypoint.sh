@@ -45,14 +45,23 @@ REPLICA_DNS_NAME=${REPLICA_DNS_NAME:-"{service}"}
 ROUTES_FILE=${GATEWAY_ROUTES_FILE:-/run/gateway/routes}
 OLD_WORKERS_WAIT_SECONDS=3
 
-# The replicas of a service, one per line, into the array REPLICAS. With unix sockets this runs no program (a
-# glob is sorted): the watcher lists them every POLL_SECONDS, and an idle gateway should cost next to nothing.
+# The replicas of a service, sorted, into the array REPLICAS. The watcher lists them every POLL_SECONDS, and an
+# idle gateway should cost next to nothing: with unix sockets this runs no program (a glob is sorted); over TCP
+# one, getent (Docker's DNS answers in any order: the addresses are sorted here, by builtins).
 replicas_of() {
-  local service=$1 socket
+  local service=$1 socket answer address kind rest index
   REPLICAS=()
   if [[ "$TRANSPORT" == tcp ]]; then
-    mapfile -t REPLICAS < <(getent ahostsv4 "${REPLICA_DNS_NAME//\{service\}/$service}" \
-      | awk -v port="$TCP_PORT" '{print $1 ":" port}' | sort -u)
+    answer=$(getent ahostsv4 "${REPLICA_DNS_NAME//\{service\}/$service}") || true
+    while read -r address kind rest; do
+      [[ "$kind" == STREAM && " ${REPLICAS[*]} " != *" $address:$TCP_PORT "* ]] || continue
+      index=${#REPLICAS[@]}
+      while ((index > 0)) && [[ "${REPLICAS[index - 1]}" > "$address:$TCP_PORT" ]]; do
+        REPLICAS[index]=${REPLICAS[index - 1]}
+        index=$((index - 1))
+      done
+      REPLICAS[index]=$address:$TCP_PORT
+    done <<<"$answer"
   else
     for socket in "$SOCKET_ROOT/$service"/*.sock; do
       [[ -S "$socket" && ! -e "${socket%.sock}.draining" ]] && REPLICAS+=("unix:$socket")

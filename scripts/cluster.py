@@ -67,10 +67,6 @@ class Lab:
         environment = {**os.environ, "DOCKER_HOST": self.engine(node)}
         return run("docker", *arguments, environment=environment, timeout=120).stdout.strip()
 
-    def node_cli(self, node: str, *arguments: str) -> str:
-        """A docker command run by the node's own CLI (26.x, newer than this machine's)."""
-        return run("docker", "exec", self.container(node), "docker", *arguments, timeout=600).stdout.strip()
-
     def container(self, node: str) -> str:
         """The id of the container the node's engine runs in."""
         return self.compose("ps", "--all", "--quiet", node)

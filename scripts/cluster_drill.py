@@ -98,49 +98,24 @@ class ClusterDrill:
         self.one_manager_lost()
 
     def at_rest(self) -> None:
-        """Each node's CPU with no request, as deployed, then with healthchecks every 30 s but every second while a
-        task starts (start_interval: engines from 25; this machine's 20.10 cannot, and no stack file can say it)."""
+        """Each node's CPU with no request, as deployed: on these engines (26.x) `swarm.py up` has every service
+        checked every 30 s once started, every second while starting (start_interval)."""
         say = self.report.say
         window = 30
-        as_deployed = self.idle_cpu(window)
-        services = self.stack.lab.docker(
-            NODES[0], "stack", "services", self.stack.project, "--format", "{{.Name}}"
-        ).split()
-        for service in services:  # all at once: each rolls its tasks on its own
-            self.stack.lab.node_cli(
-                NODES[0], "service", "update", "--detach", "--quiet",
-                "--health-interval", "30s", "--health-start-interval", "1s", service,
-            )  # fmt: skip
-        wait_until(lambda: self.updated(services), timeout=600)
-        time.sleep(10)  # the replaced tasks' shims and volumes settle
-        with_start_interval = self.idle_cpu(window)
+        time.sleep(10)  # the tasks that replaced the first ones (with the new checks) settle
+        cpu = self.idle_cpu(window)
         say("## At rest")
         say()
         say(f"CPU of each node over {window} s with no request, in % of one core: its engine (dockerd, containerd,")
-        say("the shims) and its tasks. First as `docker-stack.yml` deploys them (every healthcheck every 2 s);")
-        say("then after `docker service update --health-interval 30s --health-start-interval 1s` of every")
-        say("service, by the node's own CLI (26.x): a starting task is still checked every second, a running one")
-        say("every 30 s. No stack file can say `start_interval` (`docker stack deploy` 26.1 refuses it), so this")
-        say("is a step after the deploy. The goal is under 2 % per node.")
+        say("the shims) and its tasks, as `make swarm-up` leaves them on engines from 25: every healthcheck every")
+        say("30 s once a task runs, every second while it starts (start_interval, which `swarm.py up` sets after")
+        say("the deploy: `docker stack deploy` refuses it in a stack file). The goal is under 2 % per node.")
         say()
-        self.report.table(
-            "node",
-            "pinned here",
-            "as deployed: engine + tasks",
-            "checks every 30 s: engine + tasks",
-            text_columns=(0, 1),
-        )
+        self.report.table("node", "pinned here", "engine + tasks", text_columns=(0, 1))
         for node in NODES:
             runs = ", ".join(label.removeprefix("microstack.") for label in PLACEMENT[node]) or "stateless tasks"
-            self.report.row(node, runs, cpu_cell(*as_deployed[node]), cpu_cell(*with_start_interval[node]))
+            self.report.row(node, runs, cpu_cell(*cpu[node]))
         say()
-
-    def updated(self, services: list[str]) -> bool:
-        template = "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}"
-        states = [
-            self.stack.lab.docker(NODES[0], "service", "inspect", "--format", template, name) for name in services
-        ]
-        return all(state == "completed" for state in states) and self.stack.all_running()
 
     def idle_cpu(self, window: float) -> dict[str, tuple[float, float]]:
         """Each node's CPU over window seconds, its engine's and its tasks', in % of one core."""

@@ -66,6 +66,17 @@ def test_the_status_page_shows_each_replica_with_the_node_it_runs_on(stack):
     assert wait_until(lambda: shown() == nodes, timeout=10), (shown(), nodes)
 
 
+def test_on_engines_with_start_interval_every_task_is_checked_every_30_s_and_every_second_while_starting(stack):
+    """The lab's engines are 26.x: `swarm.py up` sets what no stack file can say (make does so on Compose)."""
+    services = stack.docker.services.list(filters={"label": f"com.docker.stack.namespace={stack.project}"})
+    checks = {service.name: service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"].get("Healthcheck", {})
+              for service in services}  # fmt: skip
+    assert len(checks) == 10, checks  # four services, their databases, the gateway, the status page
+    assert {name: (check["Interval"], check["StartInterval"]) for name, check in checks.items()} == {
+        name: (30 * 10**9, 10**9) for name in checks
+    }
+
+
 def test_make_swarm_deploy_rolls_a_service_across_nodes_with_no_failed_request(stack):
     """As a user runs it against a swarm elsewhere: SWARM_ENGINE, SWARM_REGISTRY (stack.compose_environment)."""
     rolled_to = stack.derived_image(CATALOG, f'LABEL rolled="{time.time()}"')

@@ -25,7 +25,7 @@ endif
 export DB
 
 .DEFAULT_GOAL := help
-.PHONY: help lock up down logs deploy scale load backup restore reconcile lint test unit unit-tests integration test-swarm swarm-up swarm-down swarm-deploy \
+.PHONY: help lock up down logs deploy scale load backup restore reconcile lint test test-all unit unit-tests integration test-swarm swarm-up swarm-down swarm-deploy \
 	cluster-up cluster-down test-cluster cluster-drill bench bench-smoke sizes drill variants \
 	base-images venv dev clean
 
@@ -129,16 +129,18 @@ lint: $(VENV)/.installed
 	(cd tests && MYPYPATH=../scripts ../$(VENV)/bin/mypy --config-file ../mypy.ini .) & pids+=($$!); \
 	status=0; for pid in "$${pids[@]}"; do wait "$$pid" || status=1; done; exit "$$status"
 
-## test: every test: unit and integration on SQLite, on PostgreSQL, on Swarm, on the three-node lab (DB=sqlite|postgres: that one only)
+## test: the unit and integration tests on SQLite, the default (DB=postgres: on PostgreSQL); make test-all: all
 test:
-ifeq ($(DB),)
-	$(MAKE) --no-print-directory unit integration DB=sqlite
-	$(MAKE) --no-print-directory unit integration DB=postgres
+	$(MAKE) --no-print-directory unit integration DB=$(or $(DB),sqlite)
+	@echo "test: passed on $(or $(DB),sqlite). The other variants: make test DB=postgres, make test-swarm," \
+	  "make test-cluster; every one of them: make test-all"
+
+## test-all: every test, on each kind of stack: SQLite, PostgreSQL, Swarm, the three-node lab (what CI runs)
+test-all:
+	$(MAKE) --no-print-directory test DB=sqlite
+	$(MAKE) --no-print-directory test DB=postgres
 	$(MAKE) --no-print-directory test-swarm
 	$(MAKE) --no-print-directory test-cluster
-else
-	$(MAKE) --no-print-directory unit integration
-endif
 
 ## unit: servicekit's and each service's unit tests, no Docker needed (DB=postgres: on a throwaway PostgreSQL)
 unit: $(VENV)/.installed

@@ -28,7 +28,7 @@ UPSTREAMS=$GENERATED/upstreams.conf
 # nginx runs from a copy of its configuration, so `make deploy SERVICE=nginx` can swap in a new one and reload.
 CONFIG=/tmp/nginx/conf
 # Where the services call each other: a unix socket in the volume they share with the gateway (one host), or a
-# TCP port on the backend network (Swarm: GATEWAY_INTERNAL_LISTEN=8081, never published).
+# TCP port on each service's network (Swarm: GATEWAY_INTERNAL_LISTEN=8081, never published).
 INTERNAL_LISTEN=${GATEWAY_INTERNAL_LISTEN:-unix:/run/gateway/internal.sock}
 TLS_CERT=/run/secrets/gateway_tls_cert
 TLS_KEY=/run/secrets/gateway_tls_key

@@ -40,7 +40,7 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # The Hosts a service answers: the public names (the gateway refuses others on its public port with 421, and
 # passes the client's Host on), "localhost" (the healthcheck's, and the gateway's own name), and the name every
 # service-to-service call sends through the internal listener (servicekit.http). A service checks this itself:
-# with the TCP transport its port is reachable on the backend network without the gateway.
+# with the TCP transport its port is reachable without the gateway by whatever shares its network.
 GATEWAY_INTERNAL_HOST = "gateway"
 PUBLIC_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 ALLOWED_HOSTS = [*PUBLIC_HOSTS, "localhost", GATEWAY_INTERNAL_HOST]

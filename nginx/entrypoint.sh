@@ -174,7 +174,7 @@ render_status() {
     if [[ -s "$STATUS_HTPASSWD" ]]; then
       credentials="auth_basic \"status\"; auth_basic_user_file $STATUS_HTPASSWD;"
     else
-      [[ -n "${RENDER_ONLY:-}" ]] || echo "gateway: the status page is off: with HTTPS it needs a credential (STATUS_HTPASSWD, README \"Security\")" >&2
+      [[ -n "${RENDER_ONLY:-}" ]] || echo "gateway: the status page is off: with HTTPS it needs a credential (STATUS_HTPASSWD, docs/security.md)" >&2
       status=false
     fi
   fi

@@ -20,7 +20,7 @@ apt_install() {
 # The engine this script starts forwards published ports in the kernel (iptables), not with docker-proxy: the
 # gateway then sees each client's own address, so its per-client limits apply per client, and no userland
 # process stands between clients and the port (docker-proxy exited under 9,000 connections at once and left the
-# port dead). README "Security". A daemon.json of the machine's own is kept; only this key is added to it.
+# port dead). docs/security.md. A daemon.json of the machine's own is kept; only this key is added to it.
 configure_engine() {
   local config=/etc/docker/daemon.json
   mkdir -p /etc/docker

@@ -110,7 +110,7 @@ def base_image_problems(config: dict) -> list[str]:
     if problems:
         problems.append(
             "No registry here? `make base-images` builds the base images from Debian packages and names them "
-            "in .env, for every later command (README: Building without a registry)."
+            "in .env, for every later command (docs/operations.md: Building without a registry)."
         )
     return problems
 
@@ -137,7 +137,7 @@ def userland_proxy_note() -> str | None:
     return (
         'note: this engine forwards published ports through docker-proxy ("userland-proxy" is not false in '
         "/etc/docker/daemon.json), so the gateway sees every client, from this host or another, as one address: they "
-        'share one client\'s rate and connection limits. README "Security" says how to turn it off.'
+        "share one client's rate and connection limits. docs/security.md says how to turn it off."
     )
 
 

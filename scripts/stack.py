@@ -698,7 +698,7 @@ class LoginFlood:
         self.thread.join(timeout=self.seconds + 60)
 
 
-# An order left by a crash is given up after ORDER_PENDING_SECONDS (35 s, README "An order is never half-made");
+# An order left by a crash is given up after ORDER_PENDING_SECONDS (35 s, docs/architecture.md "How it works");
 # its release is delivered within seconds after that.
 LEAK_BOUND_SECONDS = 60
 

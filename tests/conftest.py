@@ -37,10 +37,10 @@ if STACK_KIND in MODULES_OF_KIND:
     ]
 elif STACK_KIND == "compose":
     collect_ignore = ["test_swarm.py", "test_cluster.py"]
-    # What the databases do not change is proven once, on the default one: following README "Add a service"
+    # What the databases do not change is proven once, on the default one: following "Add a service"
     # (docker-compose.yml), the gateway's own answers, its TLS and TCP transport (each starts a copy of its own),
-    # the newcomer's commands and the status page (the unit tests run the case-blind usernames on PostgreSQL), and
-    # scaling (sockets, discovery, draining: test_deploy and test_integrity run replicas side by side on it).
+    # the newcomer's commands, the status page (the unit tests run the case-blind usernames on PostgreSQL), the
+    # docs, and scaling (sockets, discovery, draining: test_deploy and test_integrity run replicas side by side).
     if DATABASE != "sqlite":
         collect_ignore += [
             "test_add_a_service.py",
@@ -50,6 +50,7 @@ elif STACK_KIND == "compose":
             "test_learners_path.py",
             "test_scaling.py",
             "test_status_page.py",
+            "test_docs.py",
         ]
 else:
     raise SystemExit(f"STACK={STACK_KIND!r}: the suite runs on compose, swarm or cluster")
@@ -78,10 +79,10 @@ def docker_problem() -> str | None:
     try:
         docker.from_env().ping()
     except docker.errors.DockerException as error:
-        return f"no Docker engine answers ({error}); start one, or see README.md 'Prerequisites'"
+        return f"no Docker engine answers ({error}); start one, or see README.md 'Run it'"
     version = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
     if version.returncode != 0:
-        return "Docker Compose v2 is missing: `docker compose version` failed; see README.md 'Prerequisites'"
+        return "Docker Compose v2 is missing: `docker compose version` failed; see README.md 'Run it'"
     return None
 
 

@@ -1,4 +1,5 @@
-"""README "Add a service", followed on a copy of this tree: service5 comes up, is routed, and keeps the contract."""
+"""The "Add a service" steps (docs/architecture.md), followed on a copy of this tree: service5 comes up, is routed,
+and keeps the contract."""
 
 import re
 import shutil
@@ -15,8 +16,10 @@ from stack import ROOT, SERVICES, Stack, run
 NEW_SERVICE = "service5"
 
 
-def readme_section(title: str) -> str:
-    text = (ROOT / "README.md").read_text()
+def documented_section(title: str) -> str:
+    """The section of that title, in the README or whichever page of docs/ holds it, up to the next one."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    (text,) = [page.read_text() + "\n## " for page in pages if f"\n## {title}\n" in page.read_text()]
     start = text.index(f"\n## {title}\n")
     return text[start : text.index("\n## ", start + 1)]
 
@@ -59,13 +62,13 @@ class FollowedTree:
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory) -> FollowedTree:
-    """A copy of this tree (its tracked files, and the user's .env) with the README's steps followed."""
+    """A copy of this tree (its tracked files, and the user's .env) with the "Add a service" steps followed."""
     copy = tmp_path_factory.mktemp("tree")
     for name in tracked_files(ROOT) | ({".env"} if (ROOT / ".env").exists() else set()):
         (copy / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, copy / name)
     before = all_files(copy)
-    follow(readme_section("Add a service"), copy)
+    follow(documented_section("Add a service"), copy)
     changed = [name for name in sorted(before) if differs(copy, name)]
     return FollowedTree(copy, sorted(all_files(copy) - before), changed)
 

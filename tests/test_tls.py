@@ -23,7 +23,7 @@ STATUS_USER, STATUS_PASSWORD = "operator", uuid.uuid4().hex
 
 
 def password_hash(password: str) -> str:
-    """As an operator makes one for the htpasswd file (README "Security"): openssl's SHA-512 crypt."""
+    """As an operator makes one for the htpasswd file (docs/security.md): openssl's SHA-512 crypt."""
     return subprocess.run(
         ["openssl", "passwd", "-6", password], capture_output=True, text=True, check=True
     ).stdout.strip()

@@ -1,5 +1,6 @@
-"""Every line a container writes is one JSON object (README "Logs"): passes JSON lines through as they are and
-makes every other line (uWSGI's banner, a traceback, what a command prints) one, with the stack's timestamp.
+"""Every line a container writes is one JSON object (docs/operations.md "Running it"): passes JSON lines through as
+they are and makes every other line (uWSGI's banner, a traceback, what a command prints) one, with the stack's
+timestamp.
 
     uwsgi ... 2>&1 | python -m servicekit.loglines      (servicekit/entrypoint.sh wraps a replica's output so)
 

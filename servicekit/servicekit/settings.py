@@ -120,7 +120,7 @@ USE_I18N = False
 USE_TZ = True
 
 # `django-admin check --deploy` passes; what it asks for that does not apply is silenced here. HSTS (W004) and the
-# redirect to HTTPS (W008) are the gateway's when it serves TLS (README "Security"), and so are the headers of
+# redirect to HTTPS (W008) are the gateway's when it serves TLS (docs/security.md), and so are the headers of
 # SecurityMiddleware (W001) and frame protection (W002): it sets X-Content-Type-Options, Referrer-Policy,
 # Cross-Origin-Opener-Policy and X-Frame-Options on every response (nginx/snippets/headers.inc). CSRF protection
 # (W003) guards cookie sessions; these APIs take bearer tokens in a header, which a cross-site form cannot send.
@@ -132,7 +132,7 @@ APPEND_SLASH = False
 # A service's own JSON line per request (service, instance, request id, method, path, status, duration). Off by
 # default: the gateway logs every request, public and internal, with the same id, status and duration, and a
 # second line per request through the engine's log pipeline costs the machine more than the request itself
-# (README "What each buys").
+# (docs/scaling.md "What each buys").
 ACCESS_LOG = env.bool("ACCESS_LOG", default=False)
 
 LOGGING = {

@@ -1,0 +1,116 @@
+"""The README and docs/ as a reader meets them: a short README that reaches scaling early, every link resolving
+(to a file of this tree, or to a heading of the page it names), and a configuration table that says what
+.env.example sets, variable for variable and default for default. No stack is needed."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from stack import ROOT, SERVICES
+
+README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").rglob("*.md"))]
+CONFIGURATION = ROOT / "docs" / "operations.md"
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def prose_lines(page: Path) -> list[str]:
+    """The page's lines outside fenced code blocks."""
+    lines, fenced = [], False
+    for line in page.read_text().splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            lines.append(line)
+    return lines
+
+
+def anchor_of(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces made hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    return {anchor_of(line.lstrip("#")) for line in prose_lines(page) if re.match(r"#{1,6} ", line)}
+
+
+def broken_links(page: Path, root: Path = ROOT) -> list[str]:
+    broken = []
+    for target in (link for line in prose_lines(page) for link in LINK.findall(line)):
+        if target.startswith(("http://", "https://")):
+            continue
+        path, _, anchor = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page
+        missing = not linked.is_relative_to(root) or not linked.exists()
+        if missing or (anchor and (linked.suffix != ".md" or anchor not in anchors(linked))):
+            broken.append(target)
+    return broken
+
+
+def test_the_readme_is_short_and_reaches_scaling_one_service_within_its_first_100_lines():
+    lines = README.read_text().splitlines()
+    assert len(lines) <= 200
+    assert "## Scale one service" in lines[:100]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
+def test_every_link_resolves(page):
+    assert broken_links(page) == []
+
+
+def test_a_link_to_a_missing_file_or_heading_is_found_broken(tmp_path):
+    """The check itself can fail: it sees a missing file, a missing heading, and a link out of the tree."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "README.md").write_text("# Title\n")
+    page = tmp_path / "docs" / "page.md"
+    page.write_text(
+        "# Here\n\n[ok](#here) [file](../README.md#title) [gone](gone.md) [no heading](../README.md#nowhere) "
+        "[out](../../x)\n\n```\n[in code](not-a-link.md)\n```\n"
+    )
+    assert broken_links(page, root=tmp_path) == ["gone.md", "../README.md#nowhere", "../../x"]
+
+
+def documented_settings() -> dict[str, str | None]:
+    """The configuration table: each variable with its default as the table gives it (a value, or empty), or None
+    where it says it in words. SERVICEn_ stands for each service's."""
+    section = CONFIGURATION.read_text().split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    settings: dict[str, str | None] = {}
+    for row in re.findall(r"^\| (`.+?) \| (.+?) \|", section, re.MULTILINE):
+        names = re.findall(r"`([A-Za-z0-9_]+)`", row[0])
+        defaults = [cell.strip() for cell in row[1].split(", ")]
+        if len(defaults) != len(names):
+            defaults = [defaults[0]] * len(names)  # one default for several
+        for name, default in zip(names, defaults, strict=True):
+            if default.startswith("`") and default.endswith("`"):
+                value: str | None = default.strip("`")
+            elif default in ("none", "empty") or default.startswith("empty"):
+                value = ""
+            else:
+                value = None
+            for expanded in [name.replace("SERVICEn", service.upper()) for service in SERVICES] if "SERVICEn" in name \
+                    else [name]:  # fmt: skip
+                settings[expanded] = value
+    return settings
+
+
+def example_settings() -> dict[str, str | None]:
+    """.env.example: each variable with its value, or None for one shown commented out."""
+    settings: dict[str, str | None] = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if match := re.fullmatch(r"([A-Z][A-Z0-9_]*)=(.*)", line):
+            settings[match[1]] = match[2]
+        elif match := re.fullmatch(r"#([A-Z][A-Z0-9_]*)=.*", line):
+            settings.setdefault(match[1], None)
+    return settings
+
+
+def test_the_configuration_table_names_every_variable_of_env_example_with_its_default():
+    documented, example = documented_settings(), example_settings()
+    assert sorted(documented) == sorted(example)
+    disagreeing = {
+        name: (value, example[name])
+        for name, value in documented.items()
+        if value is not None and example[name] is not None and value != example[name]
+    }
+    assert disagreeing == {}

@@ -30,6 +30,8 @@ PLACEMENT = {
     "node2": ["microstack.service3-db", "microstack.service4-db"],
     "node3": [],
 }
+# An engine in no swarm, running nothing (lab/docker-compose.yml): the drill's reference at rest.
+REFERENCE = "reference"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -68,8 +70,8 @@ class Lab:
         return run("docker", *arguments, environment=environment, timeout=120).stdout.strip()
 
     def container(self, node: str) -> str:
-        """The id of the container the node's engine runs in."""
-        return self.compose("ps", "--all", "--quiet", node)
+        """The id of the container the node's (or the reference) engine runs in."""
+        return self.compose("--profile", REFERENCE, "ps", "--all", "--quiet", node)
 
     def address(self, node: str) -> str:
         template = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
@@ -110,8 +112,12 @@ class Lab:
                 self.docker(NODES[0], "node", "update", *additions, node)
         say("labelled " + "; ".join(f"{node}: {', '.join(labels) or 'none'}" for node, labels in PLACEMENT.items()))
 
+    def start_reference(self) -> None:
+        (self.sockets / REFERENCE).mkdir(parents=True, exist_ok=True)
+        self.compose("--profile", REFERENCE, "up", "--detach", "--wait", REFERENCE)
+
     def down(self) -> None:
-        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "5")
+        self.compose("--profile", REFERENCE, "down", "--volumes", "--remove-orphans", "--timeout", "5")
         self.swarm().remove_images()
         self.remove_cgroup_parents()
         shutil.rmtree(self.sockets, ignore_errors=True)
@@ -120,8 +126,9 @@ class Lab:
     @staticmethod
     def remove_cgroup_parents() -> None:
         """The engines' cgroup parents (one per node, in each hierarchy), empty once their engines are gone."""
-        parents = [CGROUP_ROOT / node for node in NODES] + [
-            hierarchy / node for hierarchy in CGROUP_ROOT.iterdir() for node in NODES
+        engines = [*NODES, REFERENCE]
+        parents = [CGROUP_ROOT / node for node in engines] + [
+            hierarchy / node for hierarchy in CGROUP_ROOT.iterdir() for node in engines
         ]
         for parent in parents:
             if not parent.is_dir():

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from cluster import NODES, PLACEMENT
+from cluster import NODES, PLACEMENT, REFERENCE
 from drill import Report, counts
 from stack import (
     ACCOUNTS,
@@ -103,30 +103,35 @@ class ClusterDrill:
         checked every 30 s once started, every second while starting (start_interval)."""
         say = self.report.say
         window = 30
-        time.sleep(10)  # the tasks that replaced the first ones (with the new checks) settle
-        cpu = self.idle_cpu(window)
+        self.stack.lab.start_reference()
+        time.sleep(10)  # the tasks that replaced the first ones (with the new checks) settle, the reference starts
+        cpu = self.idle_cpu(window, [*NODES, REFERENCE])
+        self.stack.lab.compose("--profile", REFERENCE, "rm", "--stop", "--force", REFERENCE)
         say("## At rest")
         say()
         say(f"CPU of each node over {window} s with no request, in % of one core: its engine (dockerd, containerd,")
         say("the shims) and its tasks, as `make swarm-up` leaves them on engines from 25: every healthcheck every")
         say("30 s once a task runs, every second while it starts (start_interval, which `swarm.py up` sets after")
-        say("the deploy: `docker stack deploy` refuses it in a stack file). The goal is under 2 % per node.")
+        say("the deploy: `docker stack deploy` refuses it in a stack file). The goal is under 2 % per node. The")
+        say("last row is the floor: the same engine, in a container as the nodes', in no swarm and running nothing.")
         say()
         self.report.table("node", "pinned here", "engine + tasks", text_columns=(0, 1))
         for node in NODES:
             runs = ", ".join(label.removeprefix("microstack.") for label in PLACEMENT[node]) or "stateless tasks"
             self.report.row(node, runs, cpu_cell(*cpu[node]))
+        self.report.row("an engine alone", "nothing: no swarm, no task", cpu_cell(*cpu[REFERENCE]))
         say()
 
-    def idle_cpu(self, window: float) -> dict[str, tuple[float, float]]:
-        """Each node's CPU over window seconds, its engine's and its tasks', in % of one core."""
-        before = {node: node_cpu_seconds(self.stack, node) for node in NODES}
+    def idle_cpu(self, window: float, engines: list[str]) -> dict[str, tuple[float, float]]:
+        """Each engine's CPU over window seconds, its own and its tasks', in % of one core."""
+        before = {engine: node_cpu_seconds(self.stack, engine) for engine in engines}
         time.sleep(window)
-        after = {node: node_cpu_seconds(self.stack, node) for node in NODES}
-        return {
-            node: (100 * (after[node][0] - before[node][0]) / window, 100 * (after[node][1] - before[node][1]) / window)
-            for node in NODES
-        }
+        after = {engine: node_cpu_seconds(self.stack, engine) for engine in engines}
+
+        def percent(engine: str, part: int) -> float:
+            return 100 * (after[engine][part] - before[engine][part]) / window
+
+        return {engine: (percent(engine, 0), percent(engine, 1)) for engine in engines}
 
     def hop_latency(self) -> None:
         """Requests through the gateway on node1, grouped by the node of the replica that served each."""

@@ -18,6 +18,7 @@ from stack import (
     GATEWAY_UPSTREAMS,
     ROOT,
     SERVICES,
+    STATUS,
     SteadyLoad,
     add_product_note,
     drop_product_updated_at,
@@ -114,6 +115,22 @@ def test_no_service_reaches_another_services_replicas_or_their_stats(stack):
     assert looks_up(ACCOUNTS, f"tasks.{CATALOG}") == "unknown"
     assert looks_up(ACCOUNTS, f"tasks.{ACCOUNTS}") == "found"  # the probe can tell
     assert looks_up(CATALOG, "nginx") == "found"  # and the gateway's internal listener is there
+
+
+def test_the_status_plane_reaches_the_replicas_the_gateway_routes_to_and_no_other_address(stack):
+    """The status task asks the gateway's status plane for a replica's stats by its address: one the gateway does
+    not route to is refused (404), so the plane is no proxy to anything else on the services' networks."""
+    (routed,) = routed_replicas(stack.container(GATEWAY).exec_run(["cat", GATEWAY_UPSTREAMS]).output.decode())[ACCOUNTS]
+    ask = (
+        "import sys, requests, requests_unixsocket\n"
+        "session = requests_unixsocket.Session()\n"
+        "for path in sys.argv[1:]:\n"
+        "    print(session.get('http+unix://%2Frun%2Fgateway-status%2Fstatus.sock' + path, timeout=3).status_code)"
+    )
+    paths = [f"/_gateway/stats/{ACCOUNTS}/{routed}", f"/_gateway/stats/{ACCOUNTS}/10.255.255.1:3031",
+             f"/_gateway/replica/{ACCOUNTS}/{routed}", f"/_gateway/replica/{ACCOUNTS}/10.255.255.1:3031"]  # fmt: skip
+    answered = stack.container(STATUS).exec_run(["python", "-c", ask, *paths]).output.decode().split()
+    assert answered == ["200", "404", "200", "404"]
 
 
 def replaced_by_a_healthy_task(stack, victim_id: str) -> bool:

@@ -44,4 +44,5 @@ def test_internal_endpoints_are_not_reachable_from_outside(stack, customer):
 def test_each_service_serves_its_openapi_schema(stack, service):
     schema = stack.get(f"/api/{service}/openapi.json").json()
     assert schema["openapi"].startswith("3.")
-    assert all(path.startswith(f"/api/{service}/") for path in schema["paths"])
+    assert schema["paths"]  # not empty, so the next line says something
+    assert [path for path in schema["paths"] if not path.startswith(f"/api/{service}/")] == []

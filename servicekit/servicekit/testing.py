@@ -213,14 +213,18 @@ class ServiceContract:
         monkeypatch.setattr(logs, "write_line", lambda line: written.append(json.loads(line)))
         return written
 
-    def test_each_request_is_logged_once_with_its_context(self, client, access_lines):
+    def test_each_request_is_logged_once_with_its_context(self, client, access_lines, monkeypatch):
+        from servicekit import middleware
+
+        clock = iter([10.0])  # the request starts at 10 s and every later reading says 10.25 s
+        monkeypatch.setattr(middleware.time, "perf_counter", lambda: next(clock, 10.25))
         client.get(f"{self.prefix}/health", headers={"X-Request-ID": "log-me"})
         (line,) = access_lines
         assert (line["logger"], line["level"], line["message"]) == ("servicekit.access", "INFO", "request")
         assert (line["method"], line["path"], line["status"]) == ("GET", f"{self.prefix}/health", 200)
         assert (line["service"], line["instance"]) == (settings.SERVICE_NAME, settings.INSTANCE_NAME)
         assert line["request_id"] == "log-me"
-        assert line["duration_ms"] >= 0
+        assert line["duration_ms"] == 250.0
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"])
 
     def test_the_access_line_is_written_without_a_log_record(self, client, access_lines, caplog):

@@ -47,8 +47,10 @@ def test_each_replica_has_a_socket_of_its_own_where_the_gateway_looks(socket_dir
     assert first.suffix == second.suffix == ".sock"
 
 
-def test_the_healthcheck_reaches_the_socket_uwsgi_binds(socket_dir):
-    with listening_socket(sockets.listen_address()) as server, sockets.connect(timeout=1):
+def test_the_healthcheck_reaches_the_socket_named_by_the_hostname_where_the_gateway_looks(socket_dir, monkeypatch):
+    """Spelled out, not taken from own_socket_path(): the gateway globs <service volume>/*.sock (entrypoint.sh)."""
+    monkeypatch.setattr(socket, "gethostname", lambda: "3874a7f88d59")
+    with listening_socket(socket_dir / "3874a7f88d59.sock") as server, sockets.connect(timeout=1):
         server.accept()[0].close()
 
 

@@ -108,9 +108,10 @@ render_upstreams() {
   echo '}'
 }
 
-# Rates and sizes of the per-client limits (snippets/limits.inc), from the environment.
+# Rates and sizes of the per-client limits (snippets/limits.inc), and the largest body, from the environment.
 render_limits() {
   cat <<EOF
+client_max_body_size ${MAX_BODY_BYTES:-1048576};
 limit_req_zone \$login_client zone=logins:10m rate=${GATEWAY_LOGIN_RATE:-5r/s};
 limit_req_zone \$writes_client zone=writes:10m rate=${GATEWAY_WRITES_RATE:-50r/s};
 limit_conn_zone \$public_client zone=connections:10m;

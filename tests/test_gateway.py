@@ -2,13 +2,15 @@
 
 import http.client
 import json
+import os
 import re
 import socket
+import subprocess
 
 import pytest
 import requests
 
-from stack import SERVICES
+from stack import ROOT, SERVICES
 
 
 def test_gateway_answers_its_own_health(stack):
@@ -66,6 +68,16 @@ def test_gateway_assigns_a_request_id_that_the_service_logs(stack, service):
 def test_malformed_request_id_is_replaced(stack):
     response = stack.get(f"/api/{SERVICES[0]}/health/", headers={"X-Request-ID": "x" * 500})
     assert re.fullmatch(r"[0-9a-f]{32}", response.headers["X-Request-ID"])
+
+
+def test_one_setting_raises_the_body_limit_of_the_gateway(tmp_path):
+    """MAX_BODY_BYTES: the gateway renders it as its own limit; every service's settings read the same name (the
+    contract's test_the_body_limit_is_the_one_the_gateway_is_given), and docker-compose.yml gives it to both."""
+    rendered = tmp_path / "gateway"
+    environment = {**os.environ, "MAX_BODY_BYTES": "2097152"}
+    subprocess.run([ROOT / "nginx" / "entrypoint.sh", "render", rendered], env=environment, check=True)
+    assert "client_max_body_size 2097152;" in (rendered / "generated" / "limits.conf").read_text().splitlines()
+    assert "client_max_body_size" not in (ROOT / "nginx" / "nginx.conf").read_text()  # no second, fixed limit
 
 
 def test_oversized_body_is_a_json_413(stack):

@@ -10,6 +10,7 @@ from http import HTTPStatus
 from typing import Any
 
 import pydantic
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Schema
@@ -93,7 +94,7 @@ def documented_errors(path: str, method: str, operation: dict) -> dict[int, str]
     if operation.get("parameters") or operation.get("requestBody"):
         found[400] = "The request is not valid: each wrong field is named (validation_error)"
     if operation.get("requestBody"):
-        found[413] = "The body is over 1 MiB (payload_too_large)"
+        found[413] = f"The body is over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes (payload_too_large)"
         found[415] = "The body is not JSON (unsupported_media_type)"
     if operation.get("security"):
         found[401] = "No valid bearer token (unauthorized)"

@@ -126,7 +126,8 @@ USE_TZ = True
 # (W003) guards cookie sessions; these APIs take bearer tokens in a header, which a cross-site form cannot send.
 SILENCED_SYSTEM_CHECKS = ["security.W001", "security.W002", "security.W003", "security.W004", "security.W008"]
 
-DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_MAX_BODY_BYTES", default=1024 * 1024)
+# The largest request body: MAX_BODY_BYTES, which the gateway enforces first (docker-compose.yml gives both).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_BODY_BYTES", default=1024 * 1024)
 APPEND_SLASH = False
 
 # A service's own JSON line per request (service, instance, request id, method, path, status, duration). Off by

@@ -261,6 +261,20 @@ class ServiceContract:
         )  # fmt: skip
         assert result.stdout.strip() == str(debug)
 
+    def test_the_body_limit_is_the_one_the_gateway_is_given(self, tmp_path):
+        """MAX_BODY_BYTES, the variable docker-compose.yml gives the gateway and every service alike."""
+        environment = {**os.environ, "DATA_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "config.settings"}
+        code = "from django.conf import settings; print(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)"
+        for given, limit in ((None, 1024 * 1024), ("2097152", 2097152)):
+            environment.pop("MAX_BODY_BYTES", None)
+            if given is not None:
+                environment["MAX_BODY_BYTES"] = given
+            result = subprocess.run(
+                [sys.executable, "-c", code], cwd=settings.BASE_DIR, env=environment, capture_output=True, text=True,
+                check=True, timeout=60,
+            )  # fmt: skip
+            assert int(result.stdout) == limit
+
     def test_the_deployment_checks_pass(self):
         call_command("check", deploy=True, fail_level="WARNING", stdout=io.StringIO())
 

@@ -1,6 +1,7 @@
 """The outbox: calls to other services written in the order's transaction, delivered later with retries.
 
-A uWSGI mule (orders/outbox_mule.py) runs deliver_forever() in every replica. Each message is leased to one
+Its one job: the messages, from enqueueing them to delivering what is due (deliver_due), which the mule of every
+replica runs (orders/mule.py). Each message is leased to one
 deliverer at a time (a conditional UPDATE, atomic on SQLite and PostgreSQL alike), so with several replicas each
 is attempted by one; it is retried with capped exponential backoff on every transient failure (no connection,
 a timeout, a 5xx, 408, 429) until delivered, and parked only when the receiver refuses it for good (another 4xx).
@@ -8,12 +9,10 @@ Receivers deduplicate by id, so a message delivered twice would still count once
 """
 
 import logging
-import time
 import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections
 from django.db.models import Q
 from django.utils import timezone
 
@@ -150,19 +149,3 @@ def prune_delivered(*, batch: int = 1000) -> int:
 def wake_backlog(*, service: str) -> None:
     """The receiver is back: its messages still backing off are due now, so a backlog drains at once."""
     undelivered().filter(service=service, next_attempt_at__gt=timezone.now()).update(next_attempt_at=timezone.now())
-
-
-def deliver_forever() -> None:
-    from orders.services import order_sweep_abandoned  # services queue into this module
-
-    log.info("outbox delivery started")
-    while True:
-        close_old_connections()
-        try:
-            order_sweep_abandoned()
-            delivered = deliver_due()
-        except Exception:
-            log.exception("outbox delivery failed; trying again")
-            delivered = 0
-        if not delivered:
-            time.sleep(settings.OUTBOX_POLL_SECONDS)

@@ -1,4 +1,4 @@
-"""Entry point of service3's uWSGI mule (see service3/uwsgi.ini): delivers the outbox for as long as it runs."""
+"""Entry point of service3's uWSGI mule (see service3/uwsgi.ini): its two jobs are in orders/mule.py."""
 
 import os
 
@@ -7,6 +7,6 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django.setup()
 
-from orders.outbox import deliver_forever  # noqa: E402  (needs Django set up)
+from orders.mule import work_forever  # noqa: E402  (needs Django set up)
 
-deliver_forever()
+work_forever()

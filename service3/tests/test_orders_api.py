@@ -1,9 +1,11 @@
 """The orders API: reserve then store, idempotent by key, never a half-made order, events through the outbox."""
 
+import ast
 import json
 import re
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import requests
@@ -12,7 +14,7 @@ from django.conf import settings
 from django.db import OperationalError, connection
 from django.utils import timezone
 
-from orders import outbox, services
+from orders import mule, outbox, services
 from orders.models import Order, OutboxMessage
 from servicekit.context import request_id_var
 from servicekit.testing import ADA, GRACE
@@ -161,6 +163,26 @@ def test_a_crash_after_reserving_is_swept_and_the_stock_released(client, catalog
     outbox.deliver_due()
     assert catalog.stock == 10
     assert not Order.objects.exists()
+
+
+def test_one_pass_of_the_mule_gives_up_an_abandoned_order_and_delivers_its_release(client, catalog, monkeypatch):
+    with monkeypatch.context() as crashing:
+        crashing.setattr(outbox.OutboxMessage.objects, "create", lambda **kwargs: (_ for _ in ()).throw(SystemExit))
+        with pytest.raises(SystemExit):
+            place(client, {"product_id": 1, "quantity": 4})
+    monkeypatch.setattr(settings, "ORDER_PENDING_SECONDS", 0)
+    assert mule.work_one_pass() == 1  # the release the sweep queued, delivered in the same pass
+    assert (catalog.stock, Order.objects.exists()) == (10, False)
+
+
+def test_the_outbox_imports_nothing_of_the_order_services_that_queue_into_it():
+    """No import cycle, not even one deferred into a function: orders.outbox is the messages alone, and the mule
+    (orders/mule.py) is where its two jobs meet."""
+    tree = ast.parse(Path(outbox.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert "orders.models" in imported  # the walk sees the module's imports
+    assert "orders.services" not in imported
 
 
 @pytest.fixture

@@ -1,0 +1,38 @@
+"""What the uWSGI mule of every orders replica does (service3/uwsgi.ini, orders/outbox_mule.py), on each pass:
+
+1. gives up the orders a crash left pending past ORDER_PENDING_SECONDS, queueing their stock's release
+   (orders.services.order_sweep_abandoned);
+2. delivers the outbox's messages that are due (orders.outbox.deliver_due).
+
+It sleeps OUTBOX_POLL_SECONDS only after a pass that delivered nothing, so a backlog drains at once.
+"""
+
+import logging
+import time
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from orders.outbox import deliver_due
+from orders.services import order_sweep_abandoned
+
+log = logging.getLogger(__name__)
+
+
+def work_one_pass() -> int:
+    """Both jobs once; returns how many messages were delivered."""
+    close_old_connections()
+    order_sweep_abandoned()
+    return deliver_due()
+
+
+def work_forever() -> None:
+    log.info("the mule started: it sweeps abandoned orders and delivers the outbox")
+    while True:
+        try:
+            delivered = work_one_pass()
+        except Exception:
+            log.exception("the mule's pass failed; trying again")
+            delivered = 0
+        if not delivered:
+            time.sleep(settings.OUTBOX_POLL_SECONDS)

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from catalog.models import Product, Reservation
 from catalog.selectors import stock_report
-from servicekit import identity
+from servicekit import identity, verification
 from servicekit.identity import body_digest
 from servicekit.models import AcceptedServiceToken
 from servicekit.testing import ADA as CUSTOMER
@@ -206,8 +206,8 @@ def test_a_caller_that_made_a_new_key_is_trusted_once_the_gateway_serves_it(clie
         fetched.append(service)
         return identity.public_key_pem(served)
 
-    monkeypatch.setattr(identity, "PUBLIC_KEY_REFRESH_SECONDS", 0)  # the kept key was fetched long enough ago
-    monkeypatch.setattr(identity, "fetch_public_key", gateway_serves_key_of)
+    monkeypatch.setattr(verification, "PUBLIC_KEY_REFRESH_SECONDS", 0)  # the kept key was fetched long enough ago
+    monkeypatch.setattr(verification, "fetch_public_key", gateway_serves_key_of)
     response = reserve(client, uuid.uuid4(), product.id, 1, signing_key=new_key)  # the kept key is another one
     assert fetched == ["service3"]
     assert response.status_code == (201 if gateway_serves == "the new key" else 401), response.json()
@@ -215,7 +215,7 @@ def test_a_caller_that_made_a_new_key_is_trusted_once_the_gateway_serves_it(clie
 
 def test_a_signature_the_kept_key_does_not_verify_fetches_it_again_at_most_every_few_seconds(client, monkeypatch):
     fetched = []
-    monkeypatch.setattr(identity, "fetch_public_key", lambda service: fetched.append(service))
+    monkeypatch.setattr(verification, "fetch_public_key", lambda service: fetched.append(service))
     for _ in range(3):
         assert reserve_as_signed(client, signing_key=Ed25519PrivateKey.generate()).status_code == 401
     assert fetched == []  # the kept key is fresh: a forger cannot make this service ask the gateway
@@ -251,7 +251,7 @@ def test_a_service_token_that_lives_longer_than_a_minute_is_refused_whatever_its
 
 
 def test_accepted_token_ids_are_forgotten_once_expired(client, product, monkeypatch):
-    monkeypatch.setattr(identity, "PRUNE_EVERY", 1)
+    monkeypatch.setattr(verification, "PRUNE_EVERY", 1)
     AcceptedServiceToken.objects.create(jti="expired", expires_at=timezone.now() - timedelta(seconds=1))
     assert reserve(client, uuid.uuid4(), product.id, 1).status_code == 201
     assert not AcceptedServiceToken.objects.filter(jti="expired").exists()

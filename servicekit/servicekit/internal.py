@@ -9,7 +9,8 @@ from django.http import HttpRequest
 from ninja.security import APIKeyHeader
 
 from servicekit.exceptions import ApiError
-from servicekit.identity import TOKEN_HEADER, InvalidServiceToken, verified_caller
+from servicekit.identity import TOKEN_HEADER
+from servicekit.verification import InvalidServiceToken, verified_caller
 
 # Receiving service -> its internal route -> the services that may call it.
 INTERNAL_CALLERS: dict[str, dict[str, frozenset[str]]] = {

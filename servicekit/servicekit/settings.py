@@ -106,7 +106,7 @@ GATEWAY_INTERNAL_URL = env.str("GATEWAY_INTERNAL_URL", default="http+unix://%2Fr
 SERVICE_KEY_FILE = env.str("SERVICE_KEY_FILE", default="")
 SOCKET_DIR = env.str("SOCKET_DIR", default=str(DATA_DIR / "socket"))
 SERVICE_TOKEN_SECONDS = env.int("SERVICE_TOKEN_SECONDS", default=30)
-if not 1 <= SERVICE_TOKEN_SECONDS <= 60:  # the callee refuses longer ones (identity.MAX_TOKEN_SECONDS)
+if not 1 <= SERVICE_TOKEN_SECONDS <= 60:  # the callee refuses longer ones (verification.MAX_TOKEN_SECONDS)
     raise ImproperlyConfigured(f"SERVICE_TOKEN_SECONDS={SERVICE_TOKEN_SECONDS}: choose 1 to 60")
 HTTP_CONNECT_TIMEOUT = env.float("HTTP_CONNECT_TIMEOUT", default=1.0)
 HTTP_READ_TIMEOUT = env.float("HTTP_READ_TIMEOUT", default=3.0)

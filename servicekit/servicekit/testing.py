@@ -37,11 +37,11 @@ def fresh_service_clients():
 @pytest.fixture(autouse=True)
 def fresh_service_keys():
     """Each test starts knowing no other service's key: those it signs with are published by signed_by()."""
-    from servicekit import identity
+    from servicekit import verification
 
-    identity.public_keys.forget()
+    verification.public_keys.forget()
     yield
-    identity.public_keys.forget()
+    verification.public_keys.forget()
 
 
 def service_token(
@@ -57,10 +57,10 @@ def service_token(
 ) -> str:
     """A token as caller would sign it for this request to this service; its key is published unless signing_key
     forges one. claims replace any of the token's own (another method, path, body digest or id)."""
-    from servicekit import identity
+    from servicekit import identity, verification
 
     key = Ed25519PrivateKey.generate()
-    identity.public_keys.remember(caller, identity.public_key_pem(key))
+    verification.public_keys.remember(caller, identity.public_key_pem(key))
     now = int(time.time())
     token_claims = {
         "iss": caller,

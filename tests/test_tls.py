@@ -9,9 +9,12 @@ import pytest
 import requests
 import trustme
 
-from stack import ACCOUNTS, Stack, reserve_port
+from stack import ACCOUNTS, GATEWAY, Stack, reserve_port
 
-SOCKETS_GID = 10001  # the gateway's group (docker-compose.yml, SOCKET_GID): it reads the key through it
+
+def gateway_gid(stack) -> int:
+    """The gateway's group (docker-compose.yml, SOCKET_GID), as its image runs it: it reads the key through it."""
+    return int(stack.container(GATEWAY).attrs["Config"]["User"].split(":")[1])
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +43,12 @@ def tls_stack(stack, certificate_authority, tmp_path_factory):  # after the main
     certificate, key = directory / "certificate.pem", directory / "key.pem"
     issued.cert_chain_pems[0].write_to_path(certificate)
     issued.private_key_pem.write_to_path(key)
-    os.chown(key, -1, SOCKETS_GID)
+    os.chown(key, -1, gateway_gid(stack))
     key.chmod(0o640)
     certificate.chmod(0o644)
     htpasswd = directory / "status.htpasswd"
     htpasswd.write_text(f"{STATUS_USER}:{password_hash(STATUS_PASSWORD)}\n")
-    os.chown(htpasswd, -1, SOCKETS_GID)
+    os.chown(htpasswd, -1, gateway_gid(stack))
     htpasswd.chmod(0o640)
     tls_port, tls_port_lock = reserve_port()
     environment = {

@@ -132,8 +132,8 @@ lint: $(VENV)/.installed
 ## test: the unit and integration tests on SQLite, the default (DB=postgres: on PostgreSQL); make test-all: all
 test:
 	$(MAKE) --no-print-directory unit integration DB=$(or $(DB),sqlite)
-	@echo "test: passed on $(or $(DB),sqlite). The other variants: make test DB=postgres, make test-swarm," \
-	  "make test-cluster; every one of them: make test-all"
+	@echo "test: passed on $(or $(DB),sqlite). Each variant: make test DB=sqlite|postgres, make test-swarm," \
+	  "make test-cluster; all of them: make test-all"
 
 ## test-all: every test, on each kind of stack: SQLite, PostgreSQL, Swarm, the three-node lab (what CI runs)
 test-all:
@@ -212,13 +212,14 @@ $(VENV)/.installed: requirements-dev.lock servicekit/pyproject.toml
 LOCK := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-header \
 	--no-emit-index-url --no-emit-find-links
 
-## lock: lock every dependency with hashes: servicekit/requirements.lock (images), requirements-dev.lock, scripts/requirements.lock
+## lock: lock every dependency with hashes: servicekit/requirements.lock (images), requirements-dev.lock, scripts/, the bench's
 lock: $(VENV)/.installed
-	$(LOCK) --extra server --extra postgres --extra bench-peers --output-file servicekit/requirements.lock servicekit/pyproject.toml \
+	$(LOCK) --extra server --extra postgres --output-file servicekit/requirements.lock servicekit/pyproject.toml \
 	  servicekit/build-requirements.txt $(SERVICES:%=%/requirements.txt)
 	$(LOCK) --extra postgres --output-file requirements-dev.lock servicekit/pyproject.toml \
 	  $(SERVICES:%=%/requirements.txt) requirements-dev.txt
 	$(LOCK) --output-file scripts/requirements.lock scripts/requirements.txt
+	$(LOCK) --output-file servicekit/bench-requirements.lock servicekit/bench-requirements.txt
 
 ## clean: remove the host's Python environments (development and tools)
 clean:

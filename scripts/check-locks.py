@@ -1,6 +1,6 @@
 """Checks that the locks say what their sources ask for (`make lint`): every pin in servicekit's pyproject.toml,
-each service's requirements.txt, the development requirements and the tools' is in its lock, at that version,
-with hashes.
+each service's requirements.txt, the development requirements, the tools' and the bench image's is in its lock,
+at that version, with hashes.
 
 It reads files only (no network): `make lock` rewrites the locks; this says when they are out of date.
 """
@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 IMAGE_LOCK = ROOT / "servicekit" / "requirements.lock"
 DEV_LOCK = ROOT / "requirements-dev.lock"
 TOOLS_LOCK = ROOT / "scripts" / "requirements.lock"
+BENCH_LOCK = ROOT / "servicekit" / "bench-requirements.lock"
 
 
 def locked(lock: Path) -> dict[str, str]:
@@ -60,12 +61,13 @@ def main() -> int:
     services = sorted(ROOT.glob("*/config/settings.py"))
     service_pins = [pin for path in services for pin in pins_in_requirements(path.parent.parent / "requirements.txt")]
     build_pins = pins_in_requirements(ROOT / "servicekit" / "build-requirements.txt")
-    found = problems(IMAGE_LOCK, [*pins_of_servicekit("server", "postgres", "bench-peers"), *service_pins, *build_pins])
+    found = problems(IMAGE_LOCK, [*pins_of_servicekit("server", "postgres"), *service_pins, *build_pins])
     dev_pins = pins_in_requirements(ROOT / "requirements-dev.txt")
     found += problems(DEV_LOCK, [*pins_of_servicekit("postgres"), *service_pins, *dev_pins])
     tools_pins = pins_in_requirements(ROOT / "scripts" / "requirements.txt")
     found += problems(TOOLS_LOCK, tools_pins)
     found += problems(DEV_LOCK, tools_pins)  # the tests run the tools from the development environment
+    found += problems(BENCH_LOCK, pins_in_requirements(ROOT / "servicekit" / "bench-requirements.txt"))
     for problem in found:
         print(f"check-locks: {problem}; run `make lock`", file=sys.stderr)
     return 1 if found else 0

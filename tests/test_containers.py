@@ -21,6 +21,16 @@ def test_every_container_runs_as_a_non_root_user(stack):
         assert uid != "0", container.name
 
 
+def test_no_service_image_carries_the_benchs_applications_or_gunicorn(stack):
+    """They are the bench's image's alone (servicekit/Dockerfile, target bench): a service runs what it needs."""
+    modules = ("gunicorn", "bench_apps", "servicekit.bench")
+    probe = f"import importlib.util as u; print([m for m in {modules!r} if u.find_spec(m)])"
+    for service in SERVICES:
+        image = stack.container(service).image
+        found = stack.docker.containers.run(image, ["python", "-c", probe], entrypoint=[], remove=True)
+        assert found.decode().strip() == "[]", service
+
+
 def test_every_container_log_is_capped_in_size(stack):
     for container in stack.containers():
         log = container.attrs["HostConfig"]["LogConfig"]

@@ -5,13 +5,13 @@ import subprocess
 import sys
 from wsgiref.util import setup_testing_defaults
 
-from servicekit.bench import bare_wsgi
+from bench_apps import bare_wsgi
 
 CALL_BARE_DJANGO = """
 import json, sys
 from wsgiref.util import setup_testing_defaults
 from django.conf import settings
-from servicekit.bench.bare_django import application
+from bench_apps.bare_django import application
 answers = {}
 for path in sys.argv[1:]:
     environ = {"PATH_INFO": path, "HTTP_HOST": "localhost"}

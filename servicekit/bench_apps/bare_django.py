@@ -1,5 +1,5 @@
 """Django with nothing of servicekit's: no middleware, no apps, no database, one view (uWSGI loads it as
-servicekit.bench.bare_django:application). Its settings are its own, whatever DJANGO_SETTINGS_MODULE says.
+bench_apps.bare_django:application). Its settings are its own, whatever DJANGO_SETTINGS_MODULE says.
 """
 
 import os
@@ -10,7 +10,7 @@ from django.core.wsgi import get_wsgi_application
 from django.http import HttpRequest, HttpResponse
 from django.urls import re_path
 
-from servicekit.bench import BODY
+from bench_apps import BODY
 
 settings.configure(
     DEBUG=False,

@@ -1,8 +1,8 @@
-"""The limit: a WSGI callable with no framework at all (uWSGI loads it as servicekit.bench.bare_wsgi:application)."""
+"""The limit: a WSGI callable with no framework at all (uWSGI loads it as bench_apps.bare_wsgi:application)."""
 
 from collections.abc import Callable, Iterable
 
-from servicekit.bench import BODY
+from bench_apps import BODY
 
 HEADERS = [("Content-Type", "application/json"), ("Content-Length", str(len(BODY)))]
 

@@ -41,13 +41,19 @@ def containers_of(project: str) -> str:
 # --- make -------------------------------------------------------------------------------------------------------
 
 
-def test_bare_make_lists_every_target_and_starts_nothing():
+def test_bare_make_lists_every_target_the_docs_name_and_starts_nothing():
+    """What `make` lists is what make can do (each a rule in its database), and every `make <target>` the README
+    and docs/ tell a reader to run is among them."""
     environment = newcomer_environment()
     result = make(environment=environment)
     assert result.returncode == 0, result.stderr
     listed = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
-    documented = set(re.findall(r"^## ([a-z-]+): ", (ROOT / "Makefile").read_text(), re.MULTILINE))
-    assert listed == documented and {"up", "test", "scale", "load", "logs"} <= listed
+    database = make("--question", "--print-data-base", environment=environment).stdout
+    rules = set(re.findall(r"^([a-z][a-z-]*):", database, re.MULTILINE))
+    pages = [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]
+    told = {target for page in pages for target in re.findall(r"(?:`|^)make ([a-z][a-z-]+)", page.read_text(), re.M)}
+    assert {"up", "test", "test-all", "scale", "load", "logs"} <= listed <= rules
+    assert told - listed == set()
     assert containers_of(environment["COMPOSE_PROJECT_NAME"]) == ""
 
 

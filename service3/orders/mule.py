@@ -21,7 +21,6 @@ log = logging.getLogger(__name__)
 
 def work_one_pass() -> int:
     """Both jobs once; returns how many messages were delivered."""
-    close_old_connections()
     order_sweep_abandoned()
     return deliver_due()
 
@@ -29,6 +28,7 @@ def work_one_pass() -> int:
 def work_forever() -> None:
     log.info("the mule started: it sweeps abandoned orders and delivers the outbox")
     while True:
+        close_old_connections()  # a connection the database dropped, or one older than DB_CONN_MAX_AGE
         try:
             delivered = work_one_pass()
         except Exception:

@@ -247,33 +247,32 @@ class ServiceContract:
         client.get(f"{self.prefix}/health")
         assert access_lines == []
 
-    @pytest.mark.parametrize(("value", "debug"), [(None, False), ("0", False), ("false", False), ("true", True)])
-    def test_debug_is_off_unless_turned_on(self, tmp_path, value, debug):
-        # A fresh process: pytest-django forces DEBUG off in this one, whatever the settings say.
-        environment = {name: text for name, text in os.environ.items() if name != "DJANGO_DEBUG"}
+    @staticmethod
+    def setting_in_a_fresh_process(tmp_path, name: str, variable: str, value: str | None) -> str:
+        """A setting as a new process of the service reads it, with the environment variable set to value (or
+        unset): pytest-django's own process has its settings fixed already (DEBUG forced off, say)."""
+        environment = {key: text for key, text in os.environ.items() if key != variable}
         environment |= {"DATA_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "config.settings"}
         if value is not None:
-            environment["DJANGO_DEBUG"] = value
-        code = "from django.conf import settings; print(settings.DEBUG)"
+            environment[variable] = value
+        code = f"from django.conf import settings; print(settings.{name})"
         result = subprocess.run(
             [sys.executable, "-c", code], cwd=settings.BASE_DIR, env=environment, capture_output=True, text=True,
             check=True, timeout=60,
         )  # fmt: skip
-        assert result.stdout.strip() == str(debug)
+        return result.stdout.strip()
 
-    def test_the_body_limit_is_the_one_the_gateway_is_given(self, tmp_path):
+    @pytest.mark.parametrize(("value", "debug"), [(None, False), ("0", False), ("false", False), ("true", True)])
+    def test_debug_is_off_unless_turned_on(self, tmp_path, value, debug):
+        assert self.setting_in_a_fresh_process(tmp_path, "DEBUG", "DJANGO_DEBUG", value) == str(debug)
+
+    @pytest.mark.parametrize(("given", "limit"), [(None, 1024 * 1024), ("2097152", 2097152)])
+    def test_the_body_limit_is_the_one_the_gateway_is_given(self, tmp_path, given, limit):
         """MAX_BODY_BYTES, the variable docker-compose.yml gives the gateway and every service alike."""
-        environment = {**os.environ, "DATA_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "config.settings"}
-        code = "from django.conf import settings; print(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)"
-        for given, limit in ((None, 1024 * 1024), ("2097152", 2097152)):
-            environment.pop("MAX_BODY_BYTES", None)
-            if given is not None:
-                environment["MAX_BODY_BYTES"] = given
-            result = subprocess.run(
-                [sys.executable, "-c", code], cwd=settings.BASE_DIR, env=environment, capture_output=True, text=True,
-                check=True, timeout=60,
-            )  # fmt: skip
-            assert int(result.stdout) == limit
+        assert (
+            int(self.setting_in_a_fresh_process(tmp_path, "DATA_UPLOAD_MAX_MEMORY_SIZE", "MAX_BODY_BYTES", given))
+            == limit
+        )
 
     def test_the_deployment_checks_pass(self):
         call_command("check", deploy=True, fail_level="WARNING", stdout=io.StringIO())

@@ -148,11 +148,16 @@ def test_a_refusal_by_the_catalog_keeps_no_order_and_queues_nothing(client, cata
     assert not Order.objects.exists() and not OutboxMessage.objects.exists()
 
 
-def test_a_crash_after_reserving_is_swept_and_the_stock_released(client, catalog, monkeypatch, settings):
-    with monkeypatch.context() as crashing:  # the process dies between the reservation and the order's commit
+def crash_after_reserving(client, monkeypatch, *, quantity: int) -> None:
+    """An order placed by a process that dies between the catalog's reservation and the order's commit."""
+    with monkeypatch.context() as crashing:
         crashing.setattr(outbox.OutboxMessage.objects, "create", lambda **kwargs: (_ for _ in ()).throw(SystemExit))
         with pytest.raises(SystemExit):
-            place(client, {"product_id": 1, "quantity": 4})
+            place(client, {"product_id": 1, "quantity": quantity})
+
+
+def test_a_crash_after_reserving_is_swept_and_the_stock_released(client, catalog, monkeypatch, settings):
+    crash_after_reserving(client, monkeypatch, quantity=4)
     assert catalog.stock == 6
     assert Order.objects.get().status == Order.Status.PENDING
 
@@ -166,10 +171,7 @@ def test_a_crash_after_reserving_is_swept_and_the_stock_released(client, catalog
 
 
 def test_one_pass_of_the_mule_gives_up_an_abandoned_order_and_delivers_its_release(client, catalog, monkeypatch):
-    with monkeypatch.context() as crashing:
-        crashing.setattr(outbox.OutboxMessage.objects, "create", lambda **kwargs: (_ for _ in ()).throw(SystemExit))
-        with pytest.raises(SystemExit):
-            place(client, {"product_id": 1, "quantity": 4})
+    crash_after_reserving(client, monkeypatch, quantity=4)
     monkeypatch.setattr(settings, "ORDER_PENDING_SECONDS", 0)
     assert mule.work_one_pass() == 1  # the release the sweep queued, delivered in the same pass
     assert (catalog.stock, Order.objects.exists()) == (10, False)

@@ -27,10 +27,16 @@ class SlowHandler(BaseHTTPRequestHandler):
         pass
 
 
+class GatewayLikeServer(socketserver.ThreadingUnixStreamServer):
+    # nginx's backlog (511): with socketserver's 5, eight threads connecting at once could meet EAGAIN, a refusal
+    # no gateway gives.
+    request_queue_size = 511
+
+
 @pytest.fixture
 def socket_url(tmp_path):
     path = tmp_path / "gateway.sock"
-    server = socketserver.ThreadingUnixStreamServer(str(path), SlowHandler)
+    server = GatewayLikeServer(str(path), SlowHandler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http+unix://{quote(str(path), safe='')}"

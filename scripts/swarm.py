@@ -38,7 +38,8 @@ PLACEMENT_LABELS = ["microstack.gateway", *(f"microstack.{service}-db" for servi
 # Engines from 25 (API 1.44) check a starting task every second and a running one every 30 s, as make has Compose
 # do (docker-compose.start-interval.yml): up as soon as it serves, next to nothing at rest. No stack file can say
 # start_interval (`docker stack deploy` refuses it), so `up` sets it on each service once the stack is healthy.
-START_INTERVAL_API = (1, 44)
+# Which engines have it, the Makefile asks the same script.
+HAS_START_INTERVAL = ROOT / "scripts" / "engine-has-start-interval.sh"
 CHECK_INTERVAL_NS, CHECK_START_INTERVAL_NS = 30 * 10**9, 10**9
 
 
@@ -202,9 +203,9 @@ class Swarm:
         """Where the engine has start_interval, sets every service's healthcheck to it (a rolling update each, all
         at once); returns the services updated. The engine's own API, as no older CLI has the option."""
         environment = self.engine_environment or dict(os.environ)
-        client = docker.from_env(environment=environment, version="auto", use_ssh_client=True)
-        if tuple(int(part) for part in client.api.api_version.split(".")) < START_INTERVAL_API:
+        if subprocess.run([HAS_START_INTERVAL], env=environment, capture_output=True, timeout=60).returncode != 0:
             return []
+        client = docker.from_env(environment=environment, version="auto", use_ssh_client=True)
         updated = []
         for service in client.services.list(filters={"label": f"com.docker.stack.namespace={self.stack}"}):
             template = copy.deepcopy(service.attrs["Spec"]["TaskTemplate"])

@@ -189,25 +189,31 @@ class Swarm:
             self.stack, environment=self.deploy_environment(images),
         )  # fmt: skip
         self.wait_until_healthy(started + timeout)
-        rolled = self.check_rarely_at_rest()
-        if rolled:
-            say(f"{len(rolled)} services checked every 30 s once started, every second while starting")
+        # The databases first, on their own: one restarted (stop-first) under its service's new task would fail
+        # that task's health, and Swarm would roll the service's update back.
+        for databases in (True, False):
+            rolled = self.check_rarely_at_rest(databases)
             for name in rolled:
                 if self.update_state(name, started + timeout) != "completed":
                     raise SwarmError(f"the healthcheck update of {name} did not complete\n{self.task_errors()}")
-            self.wait_until_healthy(started + timeout)
+            if rolled:
+                say(f"{len(rolled)} services checked every 30 s once started, every second while starting")
+                self.wait_until_healthy(started + timeout)
         seconds = time.monotonic() - started
         say(f"the stack {self.stack} is healthy and answers on {self.gateway_host}:{self.port} ({seconds:.1f} s)")
 
-    def check_rarely_at_rest(self) -> list[str]:
-        """Where the engine has start_interval, sets every service's healthcheck to it (a rolling update each, all
-        at once); returns the services updated. The engine's own API, as no older CLI has the option."""
+    def check_rarely_at_rest(self, databases: bool) -> list[str]:
+        """Where the engine has start_interval, sets the healthcheck of every database (or of every other service)
+        to it, a rolling update each, all at once; returns the services updated. The engine's own API, as no
+        older CLI has the option."""
         environment = self.engine_environment or dict(os.environ)
         if subprocess.run([HAS_START_INTERVAL], env=environment, capture_output=True, timeout=60).returncode != 0:
             return []
         client = docker.from_env(environment=environment, version="auto", use_ssh_client=True)
         updated = []
         for service in client.services.list(filters={"label": f"com.docker.stack.namespace={self.stack}"}):
+            if service.name.endswith("-db") != databases:
+                continue
             template = copy.deepcopy(service.attrs["Spec"]["TaskTemplate"])
             check = template["ContainerSpec"].setdefault("Healthcheck", {})
             wanted = {"Interval": CHECK_INTERVAL_NS, "StartInterval": CHECK_START_INTERVAL_NS}

@@ -106,7 +106,7 @@ cluster-down: $(TOOLS)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/bandit -q -r servicekit/servicekit $(SERVICES) -x '*/tests/*,*/migrations/*,servicekit/servicekit/testing.py'
+	$(VENV)/bin/bandit -q -r servicekit/servicekit status $(SERVICES) -x '*/tests/*,*/migrations/*,servicekit/servicekit/testing.py'
 	$(VENV)/bin/hadolint servicekit/Dockerfile nginx/Dockerfile database/Dockerfile base/*.Dockerfile lab/*.Dockerfile
 	# The stack with every override merged: each service, the gateway with TLS, each database, the bench's rows.
 	merged=$$(mktemp --suffix=.yml) && GATEWAY_TLS_CERT=/dev/null GATEWAY_TLS_KEY=/dev/null COMPOSE_FILE= \
@@ -122,6 +122,7 @@ lint: $(VENV)/.installed
 	# Types, one folder at a time (every service has a package named config), all folders at once.
 	@pids=(); \
 	(cd servicekit && ../$(VENV)/bin/mypy --config-file ../mypy.ini servicekit) & pids+=($$!); \
+	(cd status && MYPYPATH=../servicekit ../$(VENV)/bin/mypy --config-file ../mypy.ini .) & pids+=($$!); \
 	for service in $(SERVICES); do \
 	  (cd $$service && MYPYPATH=../servicekit ../$(VENV)/bin/mypy --config-file ../mypy.ini .) & pids+=($$!); \
 	done; \
@@ -142,12 +143,13 @@ test-all:
 	$(MAKE) --no-print-directory test-swarm
 	$(MAKE) --no-print-directory test-cluster
 
-## unit: servicekit's and each service's unit tests, no Docker needed (DB=postgres: on a throwaway PostgreSQL)
+## unit: servicekit's, the status page's and each service's unit tests, no Docker needed (DB=postgres: on a throwaway PostgreSQL)
 unit: $(VENV)/.installed
 	$(if $(filter postgres,$(DB)),scripts/with-postgres.sh) $(MAKE) --no-print-directory unit-tests
 
 unit-tests:
 	cd servicekit && ../$(VENV)/bin/pytest -q
+	cd status && ../$(VENV)/bin/pytest -q
 	for service in $(SERVICES); do (cd $$service && ../$(VENV)/bin/pytest -q) || exit 1; done
 
 ## integration: builds and starts its own stacks (own project names, locked ports), tests them, tears them down

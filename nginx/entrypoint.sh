@@ -204,7 +204,7 @@ render_status() {
   fi
 }
 
-# Whether the status container answers, from its heartbeat file (servicekit.status writes it every second): one
+# Whether the status container answers, from its heartbeat file (the status page writes it every second): one
 # written since this check's last mark means alive. A change is rendered and reloaded; while it stays silent,
 # one line a minute says so. Builtins only (a test of two files' times, a write): it runs on every pass.
 STATUS_HEARTBEAT=$STATUS_SOCKETS/heartbeat

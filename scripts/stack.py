@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # A service is a folder holding a Django project; the folder's name is the service's name.
 SERVICES = sorted(path.parent.parent.name for path in ROOT.glob("*/config/settings.py"))
 GATEWAY = "nginx"
-# The status page's container (servicekit/servicekit/status).
+# The status page's container (status/).
 STATUS = "status"
 # Where the services keep their data, as the suite was asked to run (DB=sqlite or DB=postgres, Makefile): SQLite
 # in each service's volume, or a PostgreSQL server per service, added by its Compose file.

@@ -85,7 +85,7 @@ UWSGI_SOCKET=$(python -m servicekit.sockets)
 export UWSGI_SOCKET
 if [[ "$UWSGI_SOCKET" == /* ]]; then
   # uWSGI's stats server (JSON over HTTP) beside the socket: the gateway serves it on its internal listener to
-  # the status page (servicekit/servicekit/status).
+  # the status page (status/).
   export UWSGI_STATS=${UWSGI_SOCKET%.sock}.stats UWSGI_STATS_HTTP=true
   # After a crash this replica's sockets (and a draining mark) are still there; ours (named by our hostname).
   rm -f "$UWSGI_SOCKET" "$UWSGI_STATS" "${UWSGI_SOCKET%.sock}.draining"

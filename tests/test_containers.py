@@ -21,14 +21,27 @@ def test_every_container_runs_as_a_non_root_user(stack):
         assert uid != "0", container.name
 
 
-def test_no_service_image_carries_the_benchs_applications_or_gunicorn(stack):
-    """They are the bench's image's alone (servicekit/Dockerfile, target bench): a service runs what it needs."""
-    modules = ("gunicorn", "bench_apps", "servicekit.bench")
-    probe = f"import importlib.util as u; print([m for m in {modules!r} if u.find_spec(m)])"
+def test_no_service_image_carries_the_benchs_applications_gunicorn_or_the_status_page(stack):
+    """They are the bench's image's and the status page's alone (servicekit/Dockerfile, targets bench and status):
+    a service runs what it needs, and the status page runs no service."""
+    modules = ("gunicorn", "bench_apps", "servicekit.bench", "statuspage", "servicekit.status")
+    files = ("/etc/uwsgi/status.ini", "/srv/status")
+    probe = (
+        "import importlib.util as u, os; "
+        f"print([m for m in {modules!r} if u.find_spec(m)] + [f for f in {files!r} if os.path.exists(f)])"
+    )
     for service in SERVICES:
         image = stack.container(service).image
         found = stack.docker.containers.run(image, ["python", "-c", probe], entrypoint=[], remove=True)
         assert found.decode().strip() == "[]", service
+    status_probe = (
+        "import importlib.util as u, os; "
+        "print([bool(u.find_spec('statuspage')), os.path.exists('/etc/uwsgi/uwsgi.ini')])"
+    )
+    found = stack.docker.containers.run(
+        stack.container(STATUS).image, ["python", "-c", status_probe], entrypoint=[], remove=True
+    )
+    assert found.decode().strip() == "[True, False]"
 
 
 def test_every_container_log_is_capped_in_size(stack):

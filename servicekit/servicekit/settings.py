@@ -3,7 +3,7 @@
 A service's Django configuration is read from the environment here, once, with typed parsing (see .env.example).
 A secret may instead come from a file, a Docker secret say: NAME_FILE holds the path of the file whose text is
 NAME's value. What runs before Django or without it reads its few variables itself: servicekit.sockets (where
-uWSGI listens, for the entrypoint and the healthcheck) and the status page (servicekit.status, no Django).
+uWSGI listens, for the entrypoint and the healthcheck) and the status page (status/statuspage, no Django).
 """
 
 import socket

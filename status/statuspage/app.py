@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable, Iterable
 from importlib import resources
 
-from servicekit.status.collector import Collector
+from statuspage.collector import Collector
 
 ENABLED = os.environ.get("STATUS_PAGE", "true").lower() not in ("false", "0", "no", "off")
 collector = Collector()

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from servicekit.status import app
-from servicekit.status.collector import (
+from statuspage import app
+from statuspage.collector import (
     Collector,
     Counted,
     Served,

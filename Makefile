@@ -1,4 +1,5 @@
-# Thin targets over docker compose, pytest and scripts/; README.md uses exactly these.
+# Thin targets over docker compose, pytest and the project's programs: scripts/ (what a learner runs), swarm/ and
+# lab/ (Swarm, the three-node lab), measure/ (bench, drill, sizes, variants). README.md uses exactly these.
 SHELL := /bin/bash
 SERVICES := $(patsubst %/config/settings.py,%,$(wildcard */config/settings.py))
 # Two Python environments on the host: the tools' (make venv: scale, load, deploy, swarm-*), small, and the
@@ -83,24 +84,24 @@ reconcile: $(TOOLS)/.installed
 
 ## swarm-up: the same images on Docker Swarm (a single-node swarm if the engine is in none), stack microstack
 swarm-up: $(TOOLS)/.installed
-	$(TOOLS)/bin/python scripts/swarm.py up
+	$(TOOLS)/bin/python swarm/swarm.py up
 
 ## swarm-down: remove the stack (V=1 deletes its volumes too); leave the swarm only if swarm-up made it
 swarm-down: $(TOOLS)/.installed
-	$(TOOLS)/bin/python scripts/swarm.py down $(if $(V),--volumes)
+	$(TOOLS)/bin/python swarm/swarm.py down $(if $(V),--volumes)
 
 ## swarm-deploy: roll one service of the swarm stack to its new image (SERVICE=service2); rolled back if unhealthy
 swarm-deploy: $(TOOLS)/.installed $(VENV)/.installed
 	@test -n "$(SERVICE)" || { echo "usage: make swarm-deploy SERVICE=<service1..service4|nginx>"; exit 2; }
-	$(TOOLS)/bin/python scripts/swarm.py deploy $(SERVICE) --check-python $(VENV)/bin/python
+	$(TOOLS)/bin/python swarm/swarm.py deploy $(SERVICE) --check-python $(VENV)/bin/python
 
 ## cluster-up: a three-node swarm lab on this machine (engines in containers, a registry), the stack on it; port 8090
 cluster-up: $(TOOLS)/.installed
-	$(TOOLS)/bin/python scripts/cluster.py up
+	$(TOOLS)/bin/python lab/cluster.py up
 
 ## cluster-down: remove the lab: its engines with all they ran, its registry, network, volumes and pushed images
 cluster-down: $(TOOLS)/.installed
-	$(TOOLS)/bin/python scripts/cluster.py down
+	$(TOOLS)/bin/python lab/cluster.py down
 
 ## lint: every linter, zero findings; each exception is written next to what it excuses, with its reason
 lint: $(VENV)/.installed
@@ -114,9 +115,9 @@ lint: $(VENV)/.installed
 	    -f docker-compose.bench.yml -f docker-compose.start-interval.yml --profile bench-rows config >"$$merged" \
 	  && $(VENV)/bin/compose-lint check --quiet --strict-config --fail-on low "$$merged"; \
 	  status=$$?; rm -f "$$merged"; exit $$status
-	docker stack config --compose-file docker-stack.yml >/dev/null
-	GIXY=$(VENV)/bin/gixy scripts/lint-nginx.sh
-	$(VENV)/bin/python scripts/check-locks.py
+	docker stack config --compose-file swarm/docker-stack.yml >/dev/null
+	GIXY=$(VENV)/bin/gixy .ci/lint-nginx.sh
+	$(VENV)/bin/python .ci/check-locks.py
 	# Every migration one the release before it can run against, or saying why it may not (docs/adr/0006).
 	$(VENV)/bin/python scripts/check-migrations.py
 	# Types, one folder at a time (every service has a package named config), all folders at once.
@@ -127,7 +128,11 @@ lint: $(VENV)/.installed
 	  (cd $$service && MYPYPATH=../servicekit ../$(VENV)/bin/mypy --config-file ../mypy.ini .) & pids+=($$!); \
 	done; \
 	(cd scripts && ../$(VENV)/bin/mypy --config-file ../mypy.ini .) & pids+=($$!); \
-	(cd tests && MYPYPATH=../scripts ../$(VENV)/bin/mypy --config-file ../mypy.ini .) & pids+=($$!); \
+	(cd swarm && MYPYPATH=../scripts ../$(VENV)/bin/mypy --config-file ../mypy.ini .) & pids+=($$!); \
+	(cd lab && MYPYPATH=../scripts:../swarm ../$(VENV)/bin/mypy --config-file ../mypy.ini .) & pids+=($$!); \
+	(cd tests && MYPYPATH=support:../scripts:../swarm:../lab ../$(VENV)/bin/mypy --config-file ../mypy.ini .) & pids+=($$!); \
+	(cd measure && MYPYPATH=../scripts:../tests/support:../swarm:../lab ../$(VENV)/bin/mypy --config-file ../mypy.ini .) \
+	  & pids+=($$!); \
 	status=0; for pid in "$${pids[@]}"; do wait "$$pid" || status=1; done; exit "$$status"
 
 ## test: the unit and integration tests on SQLite, the default (DB=postgres: on PostgreSQL); make test-all: all
@@ -145,7 +150,7 @@ test-all:
 
 ## unit: servicekit's, the status page's and each service's unit tests, no Docker needed (DB=postgres: on a throwaway PostgreSQL)
 unit: $(VENV)/.installed
-	$(if $(filter postgres,$(DB)),scripts/with-postgres.sh) $(MAKE) --no-print-directory unit-tests
+	$(if $(filter postgres,$(DB)),tests/support/with-postgres.sh) $(MAKE) --no-print-directory unit-tests
 
 unit-tests:
 	cd servicekit && ../$(VENV)/bin/pytest -q
@@ -166,27 +171,27 @@ test-cluster: $(VENV)/.installed
 
 ## cluster-drill: faults on a lab of its own, under load, measured; writes docs/cluster.md
 cluster-drill: $(VENV)/.installed
-	$(VENV)/bin/python scripts/cluster_drill.py
+	$(VENV)/bin/python measure/cluster_drill.py
 
 ## bench: the scaling benchmark on its own copy of the stack (needs wrk); writes docs/bench.md and docs/bench.png
 bench: $(VENV)/.installed
-	$(VENV)/bin/python scripts/bench.py
+	$(VENV)/bin/python measure/bench.py
 
 ## bench-smoke: the benchmark in a short mode, only to prove it runs (CI); its figures mean little
 bench-smoke: $(VENV)/.installed
-	$(VENV)/bin/python scripts/bench.py --smoke --seconds 1 --out "$$(mktemp -d)"
+	$(VENV)/bin/python measure/bench.py --smoke --seconds 1 --out "$$(mktemp -d)"
 
 ## sizes: image sizes, start time, idle CPU and a one-service rebuild, on its own copy of the stack; docs/sizes.md
 sizes: $(VENV)/.installed
-	$(VENV)/bin/python scripts/sizes.py
+	$(VENV)/bin/python measure/sizes.py
 
 ## drill: a rolling deploy under load and a fault drill on its own copy of the stack; writes docs/drill.md (ONLY=part: that part, printed)
 drill: $(VENV)/.installed
-	$(VENV)/bin/python scripts/drill.py $(if $(ONLY),--only $(ONLY))
+	$(VENV)/bin/python measure/drill.py $(if $(ONLY),--only $(ONLY))
 
 ## variants: time to healthy, a rolling update under load and a new replica's first request: SQLite, PostgreSQL, Swarm
 variants: $(VENV)/.installed
-	$(VENV)/bin/python scripts/variants.py
+	$(VENV)/bin/python measure/variants.py
 
 ## base-images: build the python and nginx base images from Debian packages (no registry needed)
 base-images:

@@ -1,4 +1,4 @@
-# A Docker engine for the three-node lab (scripts/cluster.py): Debian trixie's docker.io (26.x), built from the
+# A Docker engine for the three-node lab (lab/cluster.py): Debian trixie's docker.io (26.x), built from the
 # project's Debian base like the other base images, so no registry is needed. socat forwards the node's loopback
 # port to the lab's registry (see node-entrypoint.sh).
 ARG DEBIAN_IMAGE

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from docker.models.containers import Container
 
-from stack import CATALOG, ORDERS, ROOT, SERVICES, ComposeProject, ToolError, compose_project_name, tool_main
+from project import CATALOG, ORDERS, ROOT, SERVICES, ComposeProject, ToolError, compose_project_name, tool_main
 
 BACKUPS = ROOT / "backups"
 SQLITE_FILE = "db.sqlite3"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from docker.models.containers import Container
 
-from stack import (
+from project import (
     GATEWAY,
     GATEWAY_UPSTREAMS,
     SERVICES,

@@ -19,7 +19,7 @@ from collections import Counter
 
 import requests
 
-from stack import SERVICES, ToolError, retrying_session, tool_main
+from project import SERVICES, ToolError, retrying_session, tool_main
 
 MAX_RATE = 2000
 MAX_SECONDS = 3600

@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 from preflight import worker_setting_problems
-from stack import ROOT, SERVICES, ComposeProject, ToolError, compose_project_name, run, tool_main
+from project import ROOT, SERVICES, ComposeProject, ToolError, compose_project_name, run, tool_main
 
 
 def say(message: str) -> None:

@@ -18,7 +18,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from stack import ACCOUNTS, DATABASE, SERVICES, Stack, ToolError
+from project import ACCOUNTS, SERVICES, ToolError
+from stack import DATABASE, Stack
 from swarm_stack import ClusterStack, SwarmStack
 
 STACK_KIND = os.environ.get("STACK") or "compose"

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from stack import ROOT, SERVICES, Stack, run
+from project import ROOT, SERVICES, run
+from stack import Stack
 
 NEW_SERVICE = "service5"
 

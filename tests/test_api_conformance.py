@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stack import ACCOUNTS, CATALOG
+from project import ACCOUNTS, CATALOG
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 CONFIG = Path(__file__).parent / "schemathesis.toml"

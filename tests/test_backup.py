@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from stack import ACCOUNTS, CATALOG, NOTIFICATIONS, ORDERS, ROOT, OrderingClients, SteadyLoad, leaks, wait_until
+from project import ACCOUNTS, CATALOG, NOTIFICATIONS, ORDERS, ROOT
+from stack import OrderingClients, SteadyLoad, leaks, wait_until
 
 # A stack of its own, shared with the other "outages" modules: it stops a service and replaces its data.
 pytestmark = pytest.mark.own_stack("outages")

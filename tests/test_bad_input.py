@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from stack import ACCOUNTS, CATALOG, ORDERS
+from project import ACCOUNTS, CATALOG, ORDERS
 
 ONE_MEGABYTE_AND_MORE = b'{"x": "' + b"x" * (1024 * 1024 + 1) + b'"}'
 

@@ -1,4 +1,4 @@
-"""On the three-node lab (`make test-cluster`): docker-stack.yml unchanged over three engines, each with its own
+"""On the three-node lab (`make test-cluster`): swarm/docker-stack.yml unchanged over three engines, each with its own
 address. Replicas on several nodes answer through the gateway on node1; a rolling update, a drain and a lost
 node fail no request where none may fail; a lost database node makes its services answer 503 at once and loses no
 committed order; a swarm of three managers keeps working with one lost. How long each fault lasts is the drill's
@@ -9,13 +9,9 @@ import time
 
 import pytest
 
+from project import ACCOUNTS, CATALOG, NOTIFICATIONS, ORDERS, ROOT
 from stack import (
-    ACCOUNTS,
-    CATALOG,
     LEAK_BOUND_SECONDS,
-    NOTIFICATIONS,
-    ORDERS,
-    ROOT,
     OrderingClients,
     SteadyLoads,
     assert_each_client_holds_exactly_one_order,
@@ -30,7 +26,7 @@ pytestmark = pytest.mark.runs_last
 HEALTH = f"/api/{ACCOUNTS}/health/"
 PRODUCTS = f"/api/{CATALOG}/products"
 WORKER_NODE = "node3"  # no database and no gateway: only stateless tasks
-DATABASE_NODE = "node2"  # the orders' and the notifications' databases (scripts/cluster.py PLACEMENT)
+DATABASE_NODE = "node2"  # the orders' and the notifications' databases (lab/cluster.py PLACEMENT)
 
 
 @pytest.fixture(scope="module", autouse=True)

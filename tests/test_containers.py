@@ -1,7 +1,8 @@
 """What the containers are: one per service (and one per database, on PostgreSQL) plus the gateway, healthy,
 unprivileged, with private sockets."""
 
-from stack import CATALOG, DATABASE_SERVICES, GATEWAY, SERVICES, STATUS, container_cpu_seconds
+from project import CATALOG, GATEWAY, SERVICES, STATUS
+from stack import DATABASE_SERVICES, container_cpu_seconds
 
 
 def test_one_container_per_service_and_its_database_plus_the_gateway_and_the_status_page(stack):

@@ -5,7 +5,8 @@ from collections import Counter
 
 import pytest
 
-from stack import CATALOG, NOTIFICATIONS, ORDERS, seconds, wait_until
+from project import CATALOG, NOTIFICATIONS, ORDERS
+from stack import seconds, wait_until
 
 # A stack of its own, shared with the other "outages" modules: it stops, pauses, kills and floods services.
 pytestmark = pytest.mark.own_stack("outages")

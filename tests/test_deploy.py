@@ -8,17 +8,8 @@ import uuid
 
 import pytest
 
-from stack import (
-    CATALOG,
-    GATEWAY,
-    ROOT,
-    SERVICES,
-    SteadyLoad,
-    add_product_note,
-    drop_product_updated_at,
-    tree_copy,
-    wait_until,
-)
+from project import CATALOG, GATEWAY, ROOT, SERVICES
+from stack import SteadyLoad, add_product_note, drop_product_updated_at, tree_copy, wait_until
 
 # A stack of its own, shared with the other "rollouts" modules: it scales and redeploys services.
 pytestmark = pytest.mark.own_stack("rollouts")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stack import ROOT, SERVICES
+from project import ROOT, SERVICES
 
 README = ROOT / "README.md"
 PAGES = [README, *sorted((ROOT / "docs").rglob("*.md"))]

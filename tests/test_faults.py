@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import requests
 
-from stack import ACCOUNTS, CATALOG, GATEWAY, ORDERS, SERVICES, SteadyLoad, pause_container, seconds, timed, wait_until
+from project import ACCOUNTS, CATALOG, GATEWAY, ORDERS, SERVICES
+from stack import SteadyLoad, pause_container, seconds, timed, wait_until
 
 # A stack of its own, shared with the other "outages" modules: it stops, pauses, kills and floods services.
 pytestmark = pytest.mark.own_stack("outages")

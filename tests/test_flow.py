@@ -2,7 +2,8 @@
 
 import uuid
 
-from stack import ACCOUNTS, CATALOG, NOTIFICATIONS, ORDERS, wait_until
+from project import ACCOUNTS, CATALOG, NOTIFICATIONS, ORDERS
+from stack import wait_until
 
 
 def test_register_login_order_and_the_notification_appears(stack, make_product):

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import requests
 
-from stack import ROOT, SERVICES
+from project import ROOT, SERVICES
 
 
 def test_gateway_answers_its_own_health(stack):

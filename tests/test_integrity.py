@@ -10,12 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from project import ACCOUNTS, CATALOG, NOTIFICATIONS, ORDERS
 from stack import (
-    ACCOUNTS,
-    CATALOG,
     LEAK_BOUND_SECONDS,
-    NOTIFICATIONS,
-    ORDERS,
     OrderingClients,
     assert_each_client_holds_exactly_one_order,
     leaks,

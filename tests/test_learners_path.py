@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from stack import ACCOUNTS, CATALOG, GATEWAY, ROOT, SERVICES, reserve_port, wait_until
+from project import ACCOUNTS, CATALOG, GATEWAY, ROOT, SERVICES
+from stack import reserve_port, wait_until
 
 DEPLOY = [sys.executable, str(ROOT / "scripts" / "deploy.py")]
 
@@ -372,8 +373,6 @@ def test_make_venv_installs_only_what_the_walkthroughs_tools_import_and_each_run
     locked = {name.lower() for name in re.findall(r"^([A-Za-z0-9_.-]+)==", lock, re.M)}
     assert installed - {"pip", "setuptools"} == locked
     assert "django" not in installed
-    for tool in ("scale.py", "load.py", "deploy.py", "swarm.py"):
-        ran = subprocess.run(
-            [tools / "bin" / "python", ROOT / "scripts" / tool, "--help"], capture_output=True, text=True
-        )
+    for tool in ("scripts/scale.py", "scripts/load.py", "scripts/deploy.py", "swarm/swarm.py", "lab/cluster.py"):
+        ran = subprocess.run([tools / "bin" / "python", ROOT / tool, "--help"], capture_output=True, text=True)
         assert ran.returncode == 0, (tool, ran.stderr)

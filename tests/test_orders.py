@@ -2,7 +2,7 @@
 
 from concurrent.futures import ThreadPoolExecutor
 
-from stack import ORDERS
+from project import ORDERS
 
 
 def test_fifty_concurrent_orders_for_ten_in_stock_sell_exactly_ten(stack, make_product, customer):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from stack import ORDERS
+from project import ORDERS
 
 # A stack of its own, shared with the other "rollouts" modules: it takes the stack down and up.
 pytestmark = pytest.mark.own_stack("rollouts")

@@ -5,7 +5,8 @@ from collections import Counter
 
 import pytest
 
-from stack import ACCOUNTS, GATEWAY, GATEWAY_UPSTREAMS, NOTIFICATIONS, SteadyLoad, routed_replicas, wait_until
+from project import ACCOUNTS, GATEWAY, GATEWAY_UPSTREAMS, NOTIFICATIONS, routed_replicas
+from stack import SteadyLoad, wait_until
 
 # A stack of its own, shared with the other "rollouts" modules: it scales and redeploys services.
 pytestmark = pytest.mark.own_stack("rollouts")

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from stack import GATEWAY, ROOT, SERVICES, STATUS
+from project import GATEWAY, ROOT, SERVICES, STATUS
 
 SCRIPT = ROOT / "scripts" / "engine-has-start-interval.sh"
 

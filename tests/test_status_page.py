@@ -11,7 +11,8 @@ import time
 import pytest
 
 from load import send
-from stack import ACCOUNTS, GATEWAY, ROOT, SERVICES, STATUS, seconds, wait_until
+from project import ACCOUNTS, GATEWAY, ROOT, SERVICES, STATUS
+from stack import seconds, wait_until
 
 # A stack of its own, shared with the other "rollouts" modules: it scales and kills replicas.
 pytestmark = pytest.mark.own_stack("rollouts")

@@ -11,22 +11,8 @@ from collections import Counter
 
 import pytest
 
-from stack import (
-    ACCOUNTS,
-    CATALOG,
-    GATEWAY,
-    GATEWAY_UPSTREAMS,
-    ROOT,
-    SERVICES,
-    STATUS,
-    SteadyLoad,
-    add_product_note,
-    drop_product_updated_at,
-    routed_replicas,
-    run,
-    tree_copy,
-    wait_until,
-)
+from project import ACCOUNTS, CATALOG, GATEWAY, GATEWAY_UPSTREAMS, ROOT, SERVICES, STATUS, routed_replicas, run
+from stack import SteadyLoad, add_product_note, drop_product_updated_at, tree_copy, wait_until
 
 # No stack of its own, though it scales, redeploys and kills tasks: a second swarm stack would make and leave a
 # swarm of its own under the first. It runs last (conftest.py), after every module that shares the stack.
@@ -216,7 +202,7 @@ def test_a_migration_the_running_release_cannot_run_against_is_refused_before_an
     tree = tree_copy(tmp_path / "tree")
     drop_product_updated_at(tree / CATALOG)
     running = stack.task_image(CATALOG)
-    command = [sys.executable, str(tree / "scripts" / "swarm.py"), "deploy", CATALOG, "--stack", stack.project,
+    command = [sys.executable, str(tree / "swarm" / "swarm.py"), "deploy", CATALOG, "--stack", stack.project,
                "--state-dir", str(stack.state_dir)]  # fmt: skip
     refused = subprocess.run(command, cwd=tree, capture_output=True, text=True, timeout=300)
     assert refused.returncode != 0

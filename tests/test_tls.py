@@ -9,7 +9,8 @@ import pytest
 import requests
 import trustme
 
-from stack import ACCOUNTS, GATEWAY, Stack, reserve_port
+from project import ACCOUNTS, GATEWAY
+from stack import Stack, reserve_port
 
 
 def gateway_gid(stack) -> int:

@@ -4,7 +4,8 @@ import uuid
 
 import pytest
 
-from stack import GATEWAY, GATEWAY_UPSTREAMS, SERVICES, Stack, routed_replicas
+from project import GATEWAY, GATEWAY_UPSTREAMS, SERVICES, routed_replicas
+from stack import Stack
 
 
 @pytest.fixture(scope="module")

@@ -8,19 +8,8 @@ import uuid
 
 import pytest
 
-from stack import (
-    ACCOUNTS,
-    CATALOG,
-    GATEWAY,
-    NOTIFICATIONS,
-    ORDERS,
-    OVERSIZED_HEADERS,
-    SERVICES,
-    LoginFlood,
-    ask_the_gateway,
-    replay_a_token,
-    stats_paths,
-)
+from project import ACCOUNTS, CATALOG, GATEWAY, NOTIFICATIONS, ORDERS, SERVICES
+from stack import OVERSIZED_HEADERS, LoginFlood, ask_the_gateway, replay_a_token, stats_paths
 
 # A stack of its own, shared with the other "outages" modules: it stops, pauses, kills and floods services.
 pytestmark = pytest.mark.own_stack("outages")

@@ -31,8 +31,8 @@ BASE_DIR = service_dir()
 SERVICE_NAME = env.str("SERVICE_NAME", default=BASE_DIR.name)
 # The container's hostname tells replicas of one service apart.
 INSTANCE_NAME = env.str("INSTANCE_NAME", default=socket.gethostname())
-# On Swarm, the task's name (`docker service ps`) and its node, which the status page shows (docker-stack.yml sets
-# them from templates); on one host the page has the name from beside the socket (servicekit.sockets).
+# On Swarm, the task's name (`docker service ps`) and its node, which the status page shows (swarm/docker-stack.yml
+# sets them from templates); on one host the page has the name from beside the socket (servicekit.sockets).
 REPLICA_NAME = env.str("REPLICA_NAME", default="") or None
 NODE_NAME = env.str("NODE_NAME", default="") or None
 DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "var")))

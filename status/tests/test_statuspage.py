@@ -58,7 +58,8 @@ def test_a_line_that_is_not_the_format_is_skipped(datagram):
 
 
 def test_a_request_the_gateway_answered_itself_has_no_replica():
-    assert parse_log_line(b"<190>Nov 28 21:00:00 gateway: 1.0||-|404|0.000").instance == ""
+    served = parse_log_line(b"<190>Nov 28 21:00:00 gateway: 1.0||-|404|0.000")
+    assert served is not None and served.instance == ""
 
 
 def test_figures_over_the_window():
@@ -183,8 +184,13 @@ def test_a_replica_over_tcp_is_shown_by_its_hostname_task_and_node_from_its_heal
         "/_gateway/replica/service1/10.0.1.5:3031": health,
         "/_gateway/stub_status": STUB_STATUS.encode(),
     }
-    asked = []
-    monkeypatch.setattr(collector, "get", lambda path: asked.append(path) or Answer(answers[path]))
+    asked: list[str] = []
+
+    def get(path: str) -> Answer:
+        asked.append(path)
+        return Answer(answers[path])
+
+    monkeypatch.setattr(collector, "get", get)
     collector.poll()
     collector.poll()
     (replica,) = collector.snapshot()["services"][0]["replicas"]
@@ -215,7 +221,7 @@ def test_an_unwatched_collector_polls_nothing_and_a_first_look_polls_at_once(mon
 
 
 def call(path: str) -> tuple[str, dict, bytes]:
-    answered = {}
+    answered: dict = {}
     body = b"".join(
         app.application(
             {"PATH_INFO": path, "REQUEST_METHOD": "GET"},

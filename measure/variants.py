@@ -9,8 +9,16 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
-from stack import ACCOUNTS, CATALOG, ROOT, Stack, SteadyLoad, timed
+# Run as a program, from this tree or a copy of it: the tools' shared module (scripts/), the suite's
+# harness (tests/support/), the Swarm and lab tools.
+sys.path[:0] = [
+    str(Path(__file__).resolve().parents[1] / folder) for folder in ("scripts", "tests/support", "swarm", "lab")
+]
+
+from project import ACCOUNTS, CATALOG, ROOT
+from stack import Stack, SteadyLoad, timed
 from swarm_stack import SwarmStack
 
 SCALE_COMMANDS = "`docker compose up --scale` (Compose), `docker service scale` (Swarm)"

@@ -17,20 +17,17 @@ from pathlib import Path
 
 import requests
 
+# Run as a program, from this tree or a copy of it: the tools' shared module (scripts/), the suite's
+# harness (tests/support/), the Swarm and lab tools.
+sys.path[:0] = [
+    str(Path(__file__).resolve().parents[1] / folder) for folder in ("scripts", "tests/support", "swarm", "lab")
+]
+
 from cluster import NODES, PLACEMENT, REFERENCE
 from drill import Report, counts
-from stack import (
-    ACCOUNTS,
-    CATALOG,
-    ORDERS,
-    ROOT,
-    SteadyLoads,
-    ToolError,
-    container_cpu_seconds,
-    report_preamble,
-    timed,
-    wait_until,
-)
+from project import ACCOUNTS, CATALOG, ORDERS, ROOT, ToolError
+from reports import report_preamble
+from stack import SteadyLoads, container_cpu_seconds, timed, wait_until
 from swarm_stack import ClusterStack
 
 HEALTH = f"/api/{ACCOUNTS}/health/"

@@ -30,18 +30,15 @@ from pathlib import Path
 
 import requests
 
-from stack import (
-    GATEWAY,
-    ROOT,
-    SERVICES,
-    STATUS,
-    Stack,
-    ToolError,
-    container_cpu_seconds,
-    container_memory_bytes,
-    report_preamble,
-    wait_until,
-)
+# Run as a program, from this tree or a copy of it: the tools' shared module (scripts/), the suite's
+# harness (tests/support/), the Swarm and lab tools.
+sys.path[:0] = [
+    str(Path(__file__).resolve().parents[1] / folder) for folder in ("scripts", "tests/support", "swarm", "lab")
+]
+
+from project import GATEWAY, ROOT, SERVICES, STATUS, ToolError
+from reports import report_preamble
+from stack import Stack, container_cpu_seconds, container_memory_bytes, wait_until
 
 USERNAME, PASSWORD = "bench", "bench-password"
 # The bench measures what workers and replicas buy, so it lifts what protects the stack from one client (all of

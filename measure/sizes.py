@@ -25,22 +25,16 @@ import uuid
 from pathlib import Path
 
 from bench import Goal
-from stack import (
-    CATALOG,
-    DATABASE_SERVICES,
-    GATEWAY,
-    ROOT,
-    SERVICES,
-    STATUS,
-    Stack,
-    ToolError,
-    container_cpu_seconds,
-    report_preamble,
-    run,
-    timed,
-    tool_main,
-    wait_until,
-)
+
+# Run as a program, from this tree or a copy of it: the tools' shared module (scripts/), the suite's
+# harness (tests/support/), the Swarm and lab tools.
+sys.path[:0] = [
+    str(Path(__file__).resolve().parents[1] / folder) for folder in ("scripts", "tests/support", "swarm", "lab")
+]
+
+from project import CATALOG, GATEWAY, ROOT, SERVICES, STATUS, ToolError, run, tool_main
+from reports import report_preamble
+from stack import DATABASE_SERVICES, Stack, container_cpu_seconds, timed, wait_until
 
 SERVICE_IMAGE_LIMIT_MB = 150
 GATEWAY_IMAGE_LIMIT_MB = 100

@@ -1,5 +1,5 @@
 """A copy of the stack on Docker Swarm under its own stack name and port, driven through swarm.py: on this
-machine's engine (SwarmStack), or on a three-node lab of its own (ClusterStack, scripts/cluster.py).
+machine's engine (SwarmStack), or on a three-node lab of its own (ClusterStack, lab/cluster.py).
 
 It answers the same calls as a Compose Stack (get, post, login, container, scale...), so the HTTP contract tests
 run against either; its containers are the tasks of each service.
@@ -16,9 +16,10 @@ import requests
 from docker.models.containers import Container
 
 from cluster import NODES, Lab
-from stack import ROOT, Stack, reserve_port, run
+from project import ROOT, run
+from stack import Stack, reserve_port
 
-SWARM = [sys.executable, str(ROOT / "scripts" / "swarm.py")]
+SWARM = [sys.executable, str(ROOT / "swarm" / "swarm.py")]
 
 
 class SwarmStack(Stack):
@@ -130,11 +131,11 @@ class ClusterStack(SwarmStack):
         return {**self.compose_environment(), "DOCKER_HOST": self.lab.engine(NODES[0])}
 
     def cluster(self, command: str, timeout: float = 900) -> subprocess.CompletedProcess:
-        """`scripts/cluster.py up|down` for this lab, as `make cluster-up` runs it: with the suite's settings
+        """`lab/cluster.py up|down` for this lab, as `make cluster-up` runs it: with the suite's settings
         (SERVICE1_PROCESSES...) in its environment, for the stack it deploys."""
         arguments = ["--lab", self.lab.name, "--stack", self.project, "--state-dir", str(self.state_dir)]
         arguments += ["--port", str(self.port), "--registry-port", str(self.registry_port)]
-        command_line = [sys.executable, str(ROOT / "scripts" / "cluster.py"), command, *arguments]
+        command_line = [sys.executable, str(ROOT / "lab" / "cluster.py"), command, *arguments]
         return run(*command_line, environment=self.compose_environment(), timeout=timeout)
 
     def up(self) -> None:

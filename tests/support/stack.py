@@ -1,41 +1,28 @@
-"""What the tools (deploy, swarm, bench, drill, variants) and the integration suite share about the stack.
-
-Its services and files; `docker compose` run for a project, its containers found by their labels and its images
-by name (ComposeProject); the gateway's upstream file, read as nginx last loaded it (routed_replicas); a copy of
-the stack under its own project name and port, driven over HTTP (Stack); the loads and floods the drill, the
-benchmark and the tests put on it; and the one error shape of a tool (ToolError, tool_main).
+"""The integration suite's harness, which the measurement tools (measure/) drive too: a copy of the stack under its
+own project name and port, driven over HTTP (Stack); the loads and floods put on it (SteadyLoad, LoginFlood,
+OrderingClients); the faults' helpers (pause_container, a container's CPU time); the suite's clock (seconds,
+wait_until, TEST_TIME_FACTOR). What the tools a learner runs share with it is in scripts/project.py.
 """
 
 import fcntl
 import json
 import os
-import platform
-import re
 import shutil
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
 import docker
 import requests
 from docker.models.containers import Container
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
-ROOT = Path(__file__).resolve().parent.parent
-# A service is a folder holding a Django project; the folder's name is the service's name.
-SERVICES = sorted(path.parent.parent.name for path in ROOT.glob("*/config/settings.py"))
-GATEWAY = "nginx"
-# The status page's container (status/).
-STATUS = "status"
+from project import ACCOUNTS, CATALOG, ORDERS, ROOT, SERVICES, ComposeProject, ToolError, retrying_session
+
 # Where the services keep their data, as the suite was asked to run (DB=sqlite or DB=postgres, Makefile): SQLite
 # in each service's volume, or a PostgreSQL server per service, added by its Compose file.
 DATABASE = os.environ.get("DB") or "sqlite"
@@ -47,63 +34,6 @@ DATABASE_SERVICES = [f"{service}-db" for service in SERVICES] if DATABASE == "po
 # How much slower than a 2-core laptop this machine may be: every wait and every time limit in the suite is
 # stretched by it (TEST_TIME_FACTOR=3 on a slow CI runner, say). Counts are never stretched.
 TIME_FACTOR = float(os.environ.get("TEST_TIME_FACTOR") or 1)
-# The roles of the services, as the suite drives them.
-ACCOUNTS, CATALOG, ORDERS, NOTIFICATIONS = "service1", "service2", "service3", "service4"
-
-
-# The gateway's interface to the tools (docs/adr/0002): the upstreams nginx last loaded with success, one per
-# service, each listing its replicas as `server <address> max_fails=0;` (`... down;` when it has none).
-GATEWAY_UPSTREAMS = "/tmp/nginx/generated/upstreams.applied"
-UPSTREAM_BLOCK = re.compile(r"^upstream (?P<service>\S+) \{\n(?P<servers>.*?)^\}", re.MULTILINE | re.DOTALL)
-ROUTED_SERVER = re.compile(r"^\s*server (?P<address>\S+) max_fails=0;$", re.MULTILINE)
-
-
-def routed_replicas(upstreams: str) -> dict[str, list[str]]:
-    """Per service, the addresses (unix:<socket> or ip:port) of the replicas the gateway routes to."""
-    return {block["service"]: ROUTED_SERVER.findall(block["servers"]) for block in UPSTREAM_BLOCK.finditer(upstreams)}
-
-
-def report_preamble(title: str, tool: str) -> list[str]:
-    """The first lines of a report a tool writes into docs/: what wrote it, from which commit, when, on what."""
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return [
-        f"# {title}",
-        "",
-        f"Written by `{tool}` ({commit.stdout.strip() or 'no commit'}, {when}, {os.cpu_count()} cores, "
-        f"{platform.system()} {platform.release()}). Every figure below was measured in that one run.",
-        "",
-    ]
-
-
-class ToolError(Exception):
-    """What went wrong, for the user of a tool: it prints `<tool>: FAILED: <this>` and exits 1."""
-
-
-def tool_main(tool: str, work: Callable[[], None]) -> int:
-    """Runs a tool's work; its exit status: 0, or 1 with the ToolError said on stderr."""
-    try:
-        work()
-    except ToolError as error:
-        print(f"{tool}: FAILED: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def run(
-    *command: str,
-    environment: dict[str, str] | None = None,
-    timeout: float | None = None,
-    stdin: str | None = None,
-    cwd: Path = ROOT,
-) -> subprocess.CompletedProcess:
-    """Runs a command (in the repository, unless cwd says); a failure is a ToolError that says what it printed."""
-    result = subprocess.run(
-        command, cwd=cwd, env=environment, input=stdin, capture_output=True, text=True, timeout=timeout
-    )
-    if result.returncode != 0:
-        raise ToolError(f"`{' '.join(command)}` failed:\n{(result.stderr or result.stdout).strip()}")
-    return result
 
 
 def reserve_port() -> tuple[int, IO]:
@@ -136,18 +66,6 @@ def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 
             return True
         time.sleep(interval)
     return condition()
-
-
-def check_migrations(service: str, python: str, tool: str) -> None:
-    """scripts/check-migrations.py on service, run by python (one with Django and the services' dependencies: the
-    development environment); a ToolError with what it said, the safe sequence included, if it refuses."""
-    say = f"{tool}: checking {service}'s migrations against the release that runs"
-    print(say, flush=True)
-    command = [python, str(ROOT / "scripts" / "check-migrations.py"), service]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    if result.returncode != 0:
-        problem = result.stderr.strip() or result.stdout.strip()
-        raise ToolError(f"{problem}\nNothing was built or changed.")
 
 
 def tree_copy(into: Path) -> Path:
@@ -246,47 +164,6 @@ def container_memory_bytes(container: Container) -> int:
     memory = container.client.api.stats(container.id, stream=False, one_shot=True)["memory_stats"]
     cache = memory.get("stats", {})
     return memory["usage"] - cache.get("total_inactive_file", cache.get("inactive_file", 0))
-
-
-def compose_project_name() -> str:
-    """The project name Compose itself would use here: COMPOSE_PROJECT_NAME, .env, or the file's `name:`."""
-    return json.loads(run("docker", "compose", "config", "--format", "json").stdout)["name"]
-
-
-class ComposeProject:
-    """A Compose project of this stack: `docker compose` run for it, its containers by their labels, its images."""
-
-    def __init__(self, project: str, environment: dict[str, str] | None = None, root: Path = ROOT):
-        self.project = project
-        self.environment = environment or {}
-        self.root = root  # the tree whose Compose files these are (a copy of this one, in a test)
-        self.docker = docker.from_env()
-
-    def compose_environment(self) -> dict[str, str]:
-        return {**os.environ, **self.environment}
-
-    def compose(self, *arguments: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        command = ["docker", "compose", "--project-name", self.project, *arguments]
-        return run(*command, environment=self.compose_environment(), timeout=timeout, cwd=self.root)
-
-    def containers(self, service: str | None = None, *, all: bool = False) -> list[Container]:
-        labels = [f"com.docker.compose.project={self.project}"]
-        if service:
-            labels.append(f"com.docker.compose.service={service}")
-        return self.docker.containers.list(all=all, filters={"label": labels})
-
-    def container(self, service: str) -> Container:
-        (only,) = self.containers(service)
-        return only
-
-    def gateway_errors(self, since: float) -> list[str]:
-        """The gateway's log lines at error or above since a time (time.time()): a scale or deploy logs none."""
-        lines = self.container(GATEWAY).logs(since=since, stdout=True, stderr=True).decode().splitlines()
-        return [line for line in lines if '"level":"ERROR"' in line or '"level":"CRITICAL"' in line]
-
-    def image_of(self, service: str) -> str:
-        """The image Compose builds for a service of this project (the Compose file names none of its own)."""
-        return f"{self.project}-{service}"
 
 
 class Stack(ComposeProject):
@@ -453,20 +330,6 @@ class Stack(ComposeProject):
             return self.get(path, timeout=2).status_code == status
         except requests.RequestException:
             return False
-
-
-def retrying_session() -> requests.Session:
-    """A client that does as browsers do, and as HTTP allows for idempotent requests: a keep-alive connection the
-    server closed just as the request went out (nginx's old workers close their idle ones on every graceful
-    reload) is retried once on a new connection; so is one that gave no answer within its timeout. A refused
-    connection or any error status is not retried."""
-    session = requests.Session()
-    # A 503's Retry-After is the client's to honour, not urllib3's: it would retry, then raise instead of answering.
-    retry = Retry(total=1, connect=0, read=1, status=0, other=0, respect_retry_after_header=False)
-    retry_once = HTTPAdapter(max_retries=retry)
-    session.mount("http://", retry_once)
-    session.mount("https://", retry_once)
-    return session
 
 
 class SteadyLoad:

@@ -24,9 +24,12 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from stack import GATEWAY, ROOT, SERVICES, STATUS, ToolError, check_migrations, run, tool_main
+# Run as a program, from this tree or a copy of it: the tools' shared module, scripts/project.py.
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / folder) for folder in ("scripts",)]
 
-STACK_FILE = ROOT / "docker-stack.yml"
+from project import GATEWAY, ROOT, SERVICES, STATUS, ToolError, check_migrations, run, tool_main
+
+STACK_FILE = ROOT / "swarm" / "docker-stack.yml"
 COMPOSE_FILES = ["--file", "docker-compose.yml", "--file", "docker-compose.postgres.yml"]
 # What `up` builds: every service, the gateway, the status page, and one database image (service1's), which
 # every database runs.

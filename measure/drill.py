@@ -29,16 +29,18 @@ from typing import TypeVar
 from bench import rate_script, run_wrk
 from load import send
 from preflight import userland_proxy_note
+
+# Run as a program, from this tree or a copy of it: the tools' shared module (scripts/), the suite's
+# harness (tests/support/), the Swarm and lab tools.
+sys.path[:0] = [
+    str(Path(__file__).resolve().parents[1] / folder) for folder in ("scripts", "tests/support", "swarm", "lab")
+]
+
+from project import ACCOUNTS, CATALOG, GATEWAY, NOTIFICATIONS, ORDERS, ROOT, SERVICES
+from reports import report_preamble
 from stack import (
-    ACCOUNTS,
-    CATALOG,
-    GATEWAY,
     LEAK_BOUND_SECONDS,
-    NOTIFICATIONS,
-    ORDERS,
     OVERSIZED_HEADERS,
-    ROOT,
-    SERVICES,
     LoginFlood,
     OrderingClients,
     Stack,
@@ -49,7 +51,6 @@ from stack import (
     leaks,
     pause_container,
     replay_a_token,
-    report_preamble,
     stats_paths,
     timed,
     tree_copy,

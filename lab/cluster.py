@@ -2,7 +2,7 @@
 
 up: builds an engine's image and a registry's from the project's Debian base (DEBIAN_IMAGE), starts the registry
 and three Docker engines, each in a container with its own address on the lab's network, joins them into one
-swarm of three managers, labels the nodes for placement (PLACEMENT), then deploys docker-stack.yml unchanged with
+swarm of three managers, labels the nodes for placement (PLACEMENT), then deploys swarm/docker-stack.yml unchanged with
 swarm.py through node1's engine: the images are built here, pushed to the lab's registry, and pulled by each node.
 The gateway answers on 127.0.0.1:PORT, published from node1's container.
 down: removes every container, network and volume of the lab's Compose project (the engines, with all they ran),
@@ -18,7 +18,10 @@ from pathlib import Path
 
 import environ
 
-from stack import ROOT, ToolError, run, tool_main
+# Run as a program, from this tree or a copy of it: the tools' shared module (scripts/project.py) and swarm/swarm.py.
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / folder) for folder in ("scripts", "swarm")]
+
+from project import ROOT, ToolError, run, tool_main
 from swarm import Swarm
 
 LAB_FILE = ROOT / "lab" / "docker-compose.yml"

@@ -1,0 +1,137 @@
+"""The stack as its tools see it (make scale, load, deploy, backup, swarm-*, cluster-*), and the test harness and the
+measurement tools too: its services and their roles, `docker compose` run for a project with its containers found
+by their labels (ComposeProject), the gateway's upstream file as nginx last loaded it (routed_replicas), a client
+that retries as browsers do, and the one error shape of a tool (ToolError, tool_main).
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import docker
+import requests
+from docker.models.containers import Container
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+ROOT = Path(__file__).resolve().parent.parent
+# A service is a folder holding a Django project; the folder's name is the service's name.
+SERVICES = sorted(path.parent.parent.name for path in ROOT.glob("*/config/settings.py"))
+GATEWAY = "nginx"
+# The status page's container (status/).
+STATUS = "status"
+# The roles of the services, as the suite drives them.
+ACCOUNTS, CATALOG, ORDERS, NOTIFICATIONS = "service1", "service2", "service3", "service4"
+
+
+# The gateway's interface to the tools (docs/adr/0002): the upstreams nginx last loaded with success, one per
+# service, each listing its replicas as `server <address> max_fails=0;` (`... down;` when it has none).
+GATEWAY_UPSTREAMS = "/tmp/nginx/generated/upstreams.applied"
+UPSTREAM_BLOCK = re.compile(r"^upstream (?P<service>\S+) \{\n(?P<servers>.*?)^\}", re.MULTILINE | re.DOTALL)
+ROUTED_SERVER = re.compile(r"^\s*server (?P<address>\S+) max_fails=0;$", re.MULTILINE)
+
+
+def routed_replicas(upstreams: str) -> dict[str, list[str]]:
+    """Per service, the addresses (unix:<socket> or ip:port) of the replicas the gateway routes to."""
+    return {block["service"]: ROUTED_SERVER.findall(block["servers"]) for block in UPSTREAM_BLOCK.finditer(upstreams)}
+
+
+class ToolError(Exception):
+    """What went wrong, for the user of a tool: it prints `<tool>: FAILED: <this>` and exits 1."""
+
+
+def tool_main(tool: str, work: Callable[[], None]) -> int:
+    """Runs a tool's work; its exit status: 0, or 1 with the ToolError said on stderr."""
+    try:
+        work()
+    except ToolError as error:
+        print(f"{tool}: FAILED: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run(
+    *command: str,
+    environment: dict[str, str] | None = None,
+    timeout: float | None = None,
+    stdin: str | None = None,
+    cwd: Path = ROOT,
+) -> subprocess.CompletedProcess:
+    """Runs a command (in the repository, unless cwd says); a failure is a ToolError that says what it printed."""
+    result = subprocess.run(
+        command, cwd=cwd, env=environment, input=stdin, capture_output=True, text=True, timeout=timeout
+    )
+    if result.returncode != 0:
+        raise ToolError(f"`{' '.join(command)}` failed:\n{(result.stderr or result.stdout).strip()}")
+    return result
+
+
+def check_migrations(service: str, python: str, tool: str) -> None:
+    """scripts/check-migrations.py on service, run by python (one with Django and the services' dependencies: the
+    development environment); a ToolError with what it said, the safe sequence included, if it refuses."""
+    say = f"{tool}: checking {service}'s migrations against the release that runs"
+    print(say, flush=True)
+    command = [python, str(ROOT / "scripts" / "check-migrations.py"), service]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        problem = result.stderr.strip() or result.stdout.strip()
+        raise ToolError(f"{problem}\nNothing was built or changed.")
+
+
+def compose_project_name() -> str:
+    """The project name Compose itself would use here: COMPOSE_PROJECT_NAME, .env, or the file's `name:`."""
+    return json.loads(run("docker", "compose", "config", "--format", "json").stdout)["name"]
+
+
+class ComposeProject:
+    """A Compose project of this stack: `docker compose` run for it, its containers by their labels, its images."""
+
+    def __init__(self, project: str, environment: dict[str, str] | None = None, root: Path = ROOT):
+        self.project = project
+        self.environment = environment or {}
+        self.root = root  # the tree whose Compose files these are (a copy of this one, in a test)
+        self.docker = docker.from_env()
+
+    def compose_environment(self) -> dict[str, str]:
+        return {**os.environ, **self.environment}
+
+    def compose(self, *arguments: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        command = ["docker", "compose", "--project-name", self.project, *arguments]
+        return run(*command, environment=self.compose_environment(), timeout=timeout, cwd=self.root)
+
+    def containers(self, service: str | None = None, *, all: bool = False) -> list[Container]:
+        labels = [f"com.docker.compose.project={self.project}"]
+        if service:
+            labels.append(f"com.docker.compose.service={service}")
+        return self.docker.containers.list(all=all, filters={"label": labels})
+
+    def container(self, service: str) -> Container:
+        (only,) = self.containers(service)
+        return only
+
+    def gateway_errors(self, since: float) -> list[str]:
+        """The gateway's log lines at error or above since a time (time.time()): a scale or deploy logs none."""
+        lines = self.container(GATEWAY).logs(since=since, stdout=True, stderr=True).decode().splitlines()
+        return [line for line in lines if '"level":"ERROR"' in line or '"level":"CRITICAL"' in line]
+
+    def image_of(self, service: str) -> str:
+        """The image Compose builds for a service of this project (the Compose file names none of its own)."""
+        return f"{self.project}-{service}"
+
+
+def retrying_session() -> requests.Session:
+    """A client that does as browsers do, and as HTTP allows for idempotent requests: a keep-alive connection the
+    server closed just as the request went out (nginx's old workers close their idle ones on every graceful
+    reload) is retried once on a new connection; so is one that gave no answer within its timeout. A refused
+    connection or any error status is not retried."""
+    session = requests.Session()
+    # A 503's Retry-After is the client's to honour, not urllib3's: it would retry, then raise instead of answering.
+    retry = Retry(total=1, connect=0, read=1, status=0, other=0, respect_retry_after_header=False)
+    retry_once = HTTPAdapter(max_retries=retry)
+    session.mount("http://", retry_once)
+    session.mount("https://", retry_once)
+    return session

@@ -15,6 +15,7 @@ tables (bench.md) and a chart (bench.png) into --out. A benchmark, not a test: n
 
 import argparse
 import json
+import os
 import re
 import shutil
 import statistics
@@ -36,6 +37,7 @@ sys.path[:0] = [
     str(Path(__file__).resolve().parents[1] / folder) for folder in ("scripts", "tests/support", "swarm", "lab")
 ]
 
+from preflight import worker_defaults
 from project import GATEWAY, ROOT, SERVICES, STATUS, ToolError
 from reports import report_preamble
 from stack import Stack, container_cpu_seconds, container_memory_bytes, wait_until
@@ -48,6 +50,9 @@ UNLIMITED = {
     "GATEWAY_WRITES_RATE": "100000r/s",
     "GATEWAY_CONNECTIONS_PER_CLIENT": "4096",
     "LOGINS_AT_ONCE": "64",
+    # The catalog's workers, named, so that its peers (gunicorn, uWSGI's http-socket) run as many.
+    "SERVICE2_PROCESSES": os.environ.get("SERVICE2_PROCESSES") or str(worker_defaults()["PROCESSES"]),
+    "SERVICE2_THREADS": os.environ.get("SERVICE2_THREADS") or str(worker_defaults()["THREADS"]),
 }
 # How often the engine checks the stack's own containers while the rows are measured: as engines with
 # start_interval do once a container has started (docker-compose.start-interval.yml), not every 2 s as older

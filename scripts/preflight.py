@@ -14,13 +14,25 @@ the host then reaches the gateway from one address, and shares one client's limi
 Runs on the host's own Python (no venv, no Docker SDK): it is the first thing a newcomer runs.
 """
 
+import configparser
 import errno
 import json
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 BASE_IMAGE_ARGUMENTS = ("PYTHON_IMAGE", "NGINX_IMAGE", "POSTGRES_IMAGE")
+# uWSGI's options in every service's image: the one place the workers' defaults are written.
+SERVICES_UWSGI_INI = Path(__file__).resolve().parent.parent / "servicekit" / "servicekit" / "uwsgi.ini"
+
+
+def worker_defaults() -> dict[str, int]:
+    """A replica's worker processes and threads when its service's settings name none (SERVICEn_PROCESSES and
+    SERVICEn_THREADS empty), as uWSGI reads them from the image's uwsgi.ini."""
+    options = configparser.ConfigParser(strict=False, interpolation=None, comment_prefixes=(";", "#"))
+    options.read(SERVICES_UWSGI_INI)
+    return {"PROCESSES": options.getint("uwsgi", "processes"), "THREADS": options.getint("uwsgi", "threads")}
 
 
 def docker(*arguments: str) -> subprocess.CompletedProcess:
@@ -67,9 +79,10 @@ def worker_setting_problems(config: dict, services: list[str] | None = None) -> 
         if "UWSGI_PROCESSES" not in environment or (services is not None and service not in services):
             continue
         prefix = service.upper()
+        defaults = worker_defaults()
         settings = {
-            "PROCESSES": environment.get("UWSGI_PROCESSES"),
-            "THREADS": environment.get("UWSGI_THREADS"),
+            "PROCESSES": environment.get("UWSGI_PROCESSES") or defaults["PROCESSES"],  # empty: the image's default
+            "THREADS": environment.get("UWSGI_THREADS") or defaults["THREADS"],
             "CHEAPER": environment.get("CHEAPER") or None,  # empty: uWSGI's adaptive workers are off
             "REPLICAS": (spec.get("deploy") or {}).get("replicas"),
         }

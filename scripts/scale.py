@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 
-from preflight import worker_setting_problems
+from preflight import worker_defaults, worker_setting_problems
 from project import ROOT, SERVICES, ComposeProject, ToolError, compose_project_name, run, tool_main
 
 
@@ -60,9 +60,10 @@ def main() -> int:
         project.compose("up", "--detach", "--wait", timeout=600)
         replicas = sorted(project.containers(arguments.service), key=lambda container: container.name)
         say(f"{arguments.service} runs {len(replicas)} replica(s):")
+        defaults = worker_defaults()
         for container in replicas:
-            processes = environment_of(container, "UWSGI_PROCESSES")
-            threads = environment_of(container, "UWSGI_THREADS")
+            processes = environment_of(container, "UWSGI_PROCESSES") or defaults["PROCESSES"]
+            threads = environment_of(container, "UWSGI_THREADS") or defaults["THREADS"]
             print(f"  {container.name}  {processes} processes x {threads} threads")
 
     return tool_main("scale", scale)

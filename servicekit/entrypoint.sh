@@ -97,6 +97,11 @@ fi
 uwsgi_options=(--ini /etc/uwsgi/uwsgi.ini)
 # A service adds options of its own (service3's outbox mule, say) in a uwsgi.ini in its folder.
 [[ -f uwsgi.ini ]] && uwsgi_options+=(--ini uwsgi.ini)
+# The service's workers, when its settings name them (empty: uwsgi.ini's defaults). Options after the files, so
+# they win; not left as UWSGI_* variables, which uWSGI reads before the files (and would read even empty).
+[[ -n "${UWSGI_PROCESSES:-}" ]] && uwsgi_options+=(--processes "$UWSGI_PROCESSES")
+[[ -n "${UWSGI_THREADS:-}" ]] && uwsgi_options+=(--threads "$UWSGI_THREADS")
+unset UWSGI_PROCESSES UWSGI_THREADS
 # Adaptive workers: keep CHEAPER workers when idle, up to UWSGI_PROCESSES under load.
 [[ -n "${CHEAPER:-}" ]] && uwsgi_options+=(--cheaper "$CHEAPER" --cheaper-initial "$CHEAPER" --cheaper-algo spare)
 # The container's command adds options last, so they win: `--module <another application>` (make bench's rows).

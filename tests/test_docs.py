@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from preflight import worker_defaults
 from project import ROOT, SERVICES
 
 README = ROOT / "README.md"
@@ -114,3 +115,17 @@ def test_the_configuration_table_names_every_variable_of_env_example_with_its_de
         if value is not None and example[name] is not None and value != example[name]
     }
     assert disagreeing == {}
+
+
+WORKER_DEFAULT = re.compile(r"_(PROCESSES|THREADS):-\d|^SERVICE\d_(PROCESSES|THREADS)=\d", re.MULTILINE)
+
+
+def test_the_workers_defaults_are_written_in_uwsgi_ini_alone():
+    """The files that pass a service's workers leave them empty by default, so the image's uwsgi.ini decides
+    (servicekit/entrypoint.sh adds a service's own as options after it)."""
+    passing = [ROOT / ".env.example", *ROOT.glob("docker-compose*.yml"), ROOT / "swarm" / "docker-stack.yml"]
+    passing.append(ROOT / "docs" / "architecture.md")  # "Add a service" copies a service's block
+    written = {path.name: WORKER_DEFAULT.findall(path.read_text()) for path in passing}
+    assert {name: found for name, found in written.items() if found} == {}
+    assert worker_defaults().keys() == {"PROCESSES", "THREADS"}
+    assert WORKER_DEFAULT.search("UWSGI_PROCESSES: ${SERVICE5_PROCESSES:-2}")  # what it looks for

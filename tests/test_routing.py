@@ -1,5 +1,7 @@
 """Every /api/<service>/ route reaches its own service, which keeps the shared contract."""
 
+from preflight import worker_defaults
+
 
 def test_each_route_reaches_its_own_service(stack, service):
     response = stack.get(f"/api/{service}/health/")
@@ -29,8 +31,8 @@ def test_service_errors_keep_the_json_error_shape(stack, service):
 def test_each_service_runs_the_worker_counts_set_for_it(stack, service):
     server = stack.get(f"/api/{service}/health/").json()["server"]
     number = service.removeprefix("service")
-    expected_processes = int(stack.environment.get(f"SERVICE{number}_PROCESSES", 2))
-    expected_threads = int(stack.environment.get(f"SERVICE{number}_THREADS", 2))
+    expected_processes = int(stack.environment.get(f"SERVICE{number}_PROCESSES") or worker_defaults()["PROCESSES"])
+    expected_threads = int(stack.environment.get(f"SERVICE{number}_THREADS") or worker_defaults()["THREADS"])
     expected_cheaper = int(stack.environment.get(f"SERVICE{number}_CHEAPER", 0))
     assert (server["processes"], server["threads"]) == (expected_processes, expected_threads)
     assert server["cheaper"] == expected_cheaper

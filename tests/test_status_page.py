@@ -11,6 +11,7 @@ import time
 import pytest
 
 from load import send
+from preflight import worker_defaults
 from project import ACCOUNTS, GATEWAY, ROOT, SERVICES, STATUS
 from stack import seconds, wait_until
 
@@ -28,9 +29,8 @@ def test_the_data_names_every_service_each_replica_and_its_uwsgi_workers(stack):
         assert {replica["instance"] for replica in service["replicas"]} == {
             container.attrs["Config"]["Hostname"] for container in containers
         }
-        processes = int(
-            next(v.split("=")[1] for v in containers[0].attrs["Config"]["Env"] if v.startswith("UWSGI_PROCESSES="))
-        )
+        number = service["name"].removeprefix("service")
+        processes = int(stack.environment.get(f"SERVICE{number}_PROCESSES") or worker_defaults()["PROCESSES"])
         for replica in service["replicas"]:
             assert len(replica["workers"]) == processes, (service["name"], replica)
             assert replica["busy"] + replica["idle"] == processes

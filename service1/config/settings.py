@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from servicekit.server import worker_processes
 from servicekit.settings import *  # noqa: F403
 from servicekit.settings import INSTALLED_APPS, MIDDLEWARE, env
 
@@ -23,10 +24,11 @@ AUTH_PASSWORD_VALIDATORS = [
 # A token lives this long; expired ones are purged every ten minutes (uwsgi.ini: purge_expired_tokens).
 TOKEN_LIFETIME_SECONDS = env.int("TOKEN_LIFETIME_SECONDS", default=24 * 3600)
 
-# Password checks a replica runs at once, across its worker processes. Each is CPU-bound on purpose (Django's
-# hasher), and one more login than this answers 503 at once: with two threads per process (the default), a login
-# flood always leaves threads free for introspection, which every other service waits on.
-LOGINS_AT_ONCE = env.int("LOGINS_AT_ONCE", default=env.int("UWSGI_PROCESSES", default=2))
+# Password checks a replica runs at once, across its worker processes (empty: one per process; one outside uWSGI).
+# Each is CPU-bound on purpose (Django's hasher), and one more login than this answers 503 at once: with more
+# threads than processes (as by default), a login flood always leaves threads free for introspection, which every
+# other service waits on.
+LOGINS_AT_ONCE = int(env.str("LOGINS_AT_ONCE", default="") or worker_processes() or 1)
 
 # Failed logins, counted per account by django-axes: after LOGIN_FAILURE_LIMIT within LOGIN_LOCKOUT_SECONDS the
 # account answers 429 until that much time passes without a failure; a successful login clears the count.

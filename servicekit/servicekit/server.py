@@ -8,7 +8,14 @@ except ImportError:
 
 def int_option(name: str, default: int) -> int:
     value = uwsgi.opt.get(name)
+    if isinstance(value, list):  # given twice (uwsgi.ini's default, then the entrypoint's): the last one holds
+        value = value[-1]
     return int(value) if value else default
+
+
+def worker_processes() -> int | None:
+    """The most worker processes this replica runs."""
+    return None if uwsgi is None else uwsgi.numproc
 
 
 def worker_facts() -> dict[str, int] | None:

@@ -2,6 +2,8 @@
 Makefile asks scripts/engine-has-start-interval.sh), and the file reaches every container of the stack."""
 
 import json
+import os
+import shutil
 import subprocess
 
 import pytest
@@ -19,11 +21,44 @@ def test_start_interval_is_for_api_1_44_and_later(api_version, has_it):
     assert (subprocess.run([SCRIPT, api_version]).returncode == 0) is has_it
 
 
-def test_the_start_interval_file_checks_every_container_each_second_while_it_starts_then_every_30_s():
-    command = ["docker", "compose", "-f", "docker-compose.yml", "-f", "docker-compose.start-interval.yml"]
-    merged = subprocess.run(
-        [*command, "config", "--format", "json"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
+def compose_files_make_chooses(tmp_path, api_version: str, database: str = "sqlite") -> str:
+    """COMPOSE_FILE as make exports it to every command, on an engine of that API version (a `docker` in front of
+    the real one answers `docker version` with it)."""
+    fake = tmp_path / "bin"
+    fake.mkdir(exist_ok=True)
+    real = shutil.which("docker")
+    (fake / "docker").write_text(
+        f'#!/bin/sh\n[ "$1" = version ] && {{ echo {api_version}; exit 0; }}\nexec {real} "$@"\n'
     )
+    (fake / "docker").chmod(0o755)
+    environment = {key: value for key, value in os.environ.items() if key != "COMPOSE_FILE"}
+    environment |= {"PATH": f"{fake}:{environment['PATH']}", "DB": database}
+    printed = subprocess.run(
+        ["make", "--no-print-directory", "--eval", 'compose-file: ; @echo "$$COMPOSE_FILE"', "compose-file"],
+        cwd=ROOT, env=environment, capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    return printed.stdout.strip()
+
+
+def test_make_adds_the_start_interval_file_on_engines_that_have_it_and_only_there(tmp_path):
+    assert "COMPOSE_FILE=" not in (ROOT / ".env").read_text(), "a COMPOSE_FILE in .env is the user's choice"
+    assert compose_files_make_chooses(tmp_path, "1.43") == ""
+    assert compose_files_make_chooses(tmp_path, "1.44") == "docker-compose.yml:docker-compose.start-interval.yml"
+    assert compose_files_make_chooses(tmp_path, "1.41", "postgres") == "docker-compose.yml:docker-compose.postgres.yml"
+    assert (
+        compose_files_make_chooses(tmp_path, "1.45", "postgres")
+        == "docker-compose.yml:docker-compose.postgres.yml:docker-compose.start-interval.yml"
+    )
+
+
+def test_where_make_adds_it_every_container_is_checked_each_second_while_it_starts_then_every_30_s(tmp_path):
+    """What a user gets: every container of the stack, a service added later included, not only those the file
+    was written for."""
+    environment = {**os.environ, "COMPOSE_FILE": compose_files_make_chooses(tmp_path, "1.44")}
+    merged = subprocess.run(
+        ["docker", "compose", "config", "--format", "json"],
+        cwd=ROOT, env=environment, capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
     services = json.loads(merged.stdout)["services"]
     assert set(services) == {*SERVICES, GATEWAY, STATUS}
     for name, service in services.items():

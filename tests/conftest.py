@@ -26,7 +26,9 @@ STACK_KIND = os.environ.get("STACK") or "compose"
 # Every stack of this session is named PROJECT-<group>; the shared one's group is SHARED.
 PROJECT = os.environ.get("TEST_PROJECT") or f"microstack-test-{uuid.uuid4().hex[:8]}"
 SHARED = "shared"
-# Filled once the tests are collected: the last module of each group (its stack goes down after it).
+# Filled once the tests are collected: the groups in the order they run, and the last module of each (its stack
+# goes down after it).
+GROUP_ORDER: list[str] = []
 LAST_MODULE_OF_GROUP: dict[str, str] = {}
 # What runs on Swarm and on the lab: the modules that speak to the stack over HTTP only, and each one's own tests.
 HTTP_CONTRACT = {"test_routing.py", "test_bad_input.py", "test_flow.py", "test_orders.py"}
@@ -90,19 +92,51 @@ def docker_problem() -> str | None:
 class StackPool:
     """The stacks of the session, one per group of modules, each taken down after the last module of its group.
 
-    Modules run grouped (pytest_collection_modifyitems), so one stack serves tests at a time. A group's stack goes
-    down in the background while the next group's comes up; the session ends only once every one is down.
+    Modules run grouped (pytest_collection_modifyitems), so one stack serves tests at a time. While a group's
+    modules run, the next group's stack comes up in the background, and the one before goes down: no group but
+    the first waits for its stack. The session ends only once every one is down.
     """
 
     def __init__(self):
         self.running: dict[str, Stack] = {}
+        self.coming_up: dict[str, tuple[threading.Thread, list]] = {}
         self.going_down: list[threading.Thread] = []
         self.failures: list[str] = []
 
     def get(self, group: str) -> Stack:
         if group not in self.running:
-            self.running[group] = started(f"{PROJECT}-{group}")
+            problem = docker_problem()
+            if problem:
+                pytest.exit(f"integration suite cannot run: {problem}", returncode=3)
+            self.start(group)
+            thread, outcome = self.coming_up.pop(group)
+            thread.join()
+            if not isinstance(outcome[0], Stack):
+                pytest.exit(f"the stack {PROJECT}-{group} did not come up:\n{outcome[0]}", returncode=3)
+            self.running[group] = outcome[0]
+            following = GROUP_ORDER[GROUP_ORDER.index(group) + 1 :] if group in GROUP_ORDER else []
+            if following:
+                self.start(following[0])
         return self.running[group]
+
+    def start(self, group: str) -> None:
+        """Brings a group's stack up in a thread of its own (once); get() takes it when its first module runs."""
+        if group in self.coming_up or group in self.running:
+            return
+        outcome: list = []  # the stack, or what stopped it (said by get(), in the session's own thread)
+
+        def bring_up() -> None:
+            running = STACK_OF_KIND[STACK_KIND](f"{PROJECT}-{group}", environment=TEST_STACK_ENVIRONMENT)
+            try:
+                running.up()  # takes down what it started if it fails
+            except BaseException as error:
+                outcome.append(error)
+            else:
+                outcome.append(running)
+
+        thread = threading.Thread(target=bring_up, name=f"up-{group}")
+        thread.start()
+        self.coming_up[group] = (thread, outcome)
 
     def close(self, group: str) -> None:
         running = self.running.pop(group, None)
@@ -118,24 +152,17 @@ class StackPool:
             self.failures.append(f"{running.project} did not go down: {error}")
 
     def close_all(self) -> None:
+        for group, (thread, outcome) in list(self.coming_up.items()):  # up for a group that never ran (-x, Ctrl-C)
+            thread.join()
+            if outcome and isinstance(outcome[0], Stack):
+                self.running[group] = outcome[0]
+        self.coming_up.clear()
         for group in list(self.running):
             self.close(group)
         for going_down in self.going_down:
             going_down.join()
         if self.failures:
             raise RuntimeError("\n".join(self.failures))
-
-
-def started(project: str) -> Stack:
-    problem = docker_problem()
-    if problem:
-        pytest.exit(f"integration suite cannot run: {problem}", returncode=3)
-    running = STACK_OF_KIND[STACK_KIND](project, environment=TEST_STACK_ENVIRONMENT)
-    try:
-        running.up()  # takes down what it started if it fails
-    except ToolError as error:
-        pytest.exit(f"the stack {project} did not come up:\n{error}", returncode=3)
-    return running
 
 
 def stack_group(module: pytest.Module) -> str:
@@ -169,6 +196,7 @@ def pytest_collection_modifyitems(session, config, items):
         return order[stack_group(module)], any(mark.name == "runs_last" for mark in module.own_markers)
 
     items.sort(key=place)  # stable: file order within a group
+    GROUP_ORDER[:] = list(dict.fromkeys(stack_group(module_of(item)) for item in items))
     LAST_MODULE_OF_GROUP.clear()
     for item in items:
         LAST_MODULE_OF_GROUP[stack_group(module_of(item))] = module_of(item).nodeid

@@ -31,10 +31,13 @@ def compose_files_make_chooses(tmp_path, api_version: str, database: str = "sqli
         f'#!/bin/sh\n[ "$1" = version ] && {{ echo {api_version}; exit 0; }}\nexec {real} "$@"\n'
     )
     (fake / "docker").chmod(0o755)
-    environment = {key: value for key, value in os.environ.items() if key != "COMPOSE_FILE"}
-    environment |= {"PATH": f"{fake}:{environment['PATH']}", "DB": database}
+    # Not the settings of a make this suite may run under (make test passes DB=... down to every make it starts).
+    inherited = ("COMPOSE_FILE", "DB", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")
+    environment = {key: value for key, value in os.environ.items() if key not in inherited}
+    environment["PATH"] = f"{fake}:{environment['PATH']}"
+    print_it = 'compose-file: ; @echo "$$COMPOSE_FILE"'
     printed = subprocess.run(
-        ["make", "--no-print-directory", "--eval", 'compose-file: ; @echo "$$COMPOSE_FILE"', "compose-file"],
+        ["make", "--no-print-directory", "--eval", print_it, "compose-file", f"DB={database}"],
         cwd=ROOT, env=environment, capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     return printed.stdout.strip()

@@ -7,6 +7,7 @@ contract, which holds on either, and test_swarm.py. STACK=cluster runs the HTTP 
 three-node lab of its own (`make test-cluster`). DB=postgres runs it on PostgreSQL (stack.py).
 """
 
+import inspect
 import os
 import shutil
 import subprocess
@@ -19,7 +20,7 @@ import docker
 import pytest
 
 from project import ACCOUNTS, SERVICES, ToolError
-from stack import DATABASE, Stack
+from stack import DATABASE, VARIANT_RECIPES, Stack, VariantRecipe
 from swarm_stack import ClusterStack, SwarmStack
 
 STACK_KIND = os.environ.get("STACK") or "compose"
@@ -30,6 +31,8 @@ SHARED = "shared"
 # goes down after it).
 GROUP_ORDER: list[str] = []
 LAST_MODULE_OF_GROUP: dict[str, str] = {}
+# The modules that run, in order, whose own variant of the stack (stack.variant_stack) comes up early.
+VARIANT_MODULES: list[str] = []
 # What runs on Swarm and on the lab: the modules that speak to the stack over HTTP only, and each one's own tests.
 HTTP_CONTRACT = {"test_routing.py", "test_bad_input.py", "test_flow.py", "test_orders.py"}
 MODULES_OF_KIND = {"swarm": HTTP_CONTRACT | {"test_swarm.py"}, "cluster": HTTP_CONTRACT | {"test_cluster.py"}}
@@ -100,6 +103,9 @@ class StackPool:
     def __init__(self):
         self.running: dict[str, Stack] = {}
         self.coming_up: dict[str, tuple[threading.Thread, list]] = {}
+        self.variants: dict[str, tuple[threading.Event, list]] = {}  # module: (up or failed, [stack or error])
+        self.variants_coming_up: threading.Thread | None = None
+        self.closing = threading.Event()  # the session ends: no more variants come up
         self.going_down: list[threading.Thread] = []
         self.failures: list[str] = []
 
@@ -117,7 +123,52 @@ class StackPool:
             following = GROUP_ORDER[GROUP_ORDER.index(group) + 1 :] if group in GROUP_ORDER else []
             if following:
                 self.start(following[0])
+            if group == SHARED:
+                self.start_variants(outcome[0])
         return self.running[group]
+
+    def start_variants(self, shared: Stack) -> None:
+        """Brings up, one after another in a thread of their own, the variants of the modules that will run."""
+        for module in VARIANT_MODULES:
+            self.variants[module] = (threading.Event(), [])
+
+        def bring_up() -> None:
+            for module in VARIANT_MODULES:
+                done, outcome = self.variants[module]
+                if self.closing.is_set():
+                    outcome.append(RuntimeError("the session ended first"))
+                    done.set()
+                    continue
+                try:
+                    running = VARIANT_RECIPES[module](shared)
+                    running.up()  # takes down what it started if it fails
+                except BaseException as error:
+                    outcome.append(error)
+                else:
+                    outcome.append(running)
+                finally:
+                    done.set()
+
+        self.variants_coming_up = threading.Thread(target=bring_up, name="up-variants")
+        self.variants_coming_up.start()
+
+    def variant(self, recipe: VariantRecipe) -> Iterator[Stack]:
+        """A module's own variant of the stack, up (brought up now if it was not early), taken down after."""
+        module = Path(inspect.getfile(recipe)).name
+        if module in self.variants:
+            done, outcome = self.variants.pop(module)
+            done.wait()
+        else:
+            running = recipe(self.get(SHARED))
+            running.up()
+            outcome = [running]
+        if not isinstance(outcome[0], Stack):
+            pytest.fail(f"the variant stack of {module} did not come up:\n{outcome[0]}")
+        try:
+            yield outcome[0]
+        finally:
+            self.running[module] = outcome[0]
+            self.close(module)
 
     def start(self, group: str) -> None:
         """Brings a group's stack up in a thread of its own (once); get() takes it when its first module runs."""
@@ -157,6 +208,13 @@ class StackPool:
             if outcome and isinstance(outcome[0], Stack):
                 self.running[group] = outcome[0]
         self.coming_up.clear()
+        self.closing.set()
+        if self.variants_coming_up is not None:
+            self.variants_coming_up.join()
+        for module, (_, outcome) in self.variants.items():  # up for a module that never asked for it
+            if outcome and isinstance(outcome[0], Stack):
+                self.running[module] = outcome[0]
+        self.variants.clear()
         for group in list(self.running):
             self.close(group)
         for going_down in self.going_down:
@@ -197,6 +255,8 @@ def pytest_collection_modifyitems(session, config, items):
 
     items.sort(key=place)  # stable: file order within a group
     GROUP_ORDER[:] = list(dict.fromkeys(stack_group(module_of(item)) for item in items))
+    modules = dict.fromkeys(Path(str(module_of(item).path)).name for item in items)
+    VARIANT_MODULES[:] = [module for module in modules if module in VARIANT_RECIPES]
     LAST_MODULE_OF_GROUP.clear()
     for item in items:
         LAST_MODULE_OF_GROUP[stack_group(module_of(item))] = module_of(item).nodeid

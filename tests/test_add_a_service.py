@@ -1,10 +1,14 @@
 """The "Add a service" steps (docs/architecture.md), followed on a copy of this tree: service5 comes up, is routed,
 and keeps the contract."""
 
+import atexit
+import functools
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from project import ROOT, SERVICES, run
-from stack import Stack
+from stack import Stack, variant_stack
 
 NEW_SERVICE = "service5"
 
@@ -61,10 +65,14 @@ class FollowedTree:
     changed: list[str]
 
 
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory) -> FollowedTree:
+FOLLOWING = threading.Lock()
+
+
+@functools.cache
+def followed_tree() -> FollowedTree:
     """A copy of this tree (its tracked files, and the user's .env) with the "Add a service" steps followed."""
-    copy = tmp_path_factory.mktemp("tree")
+    copy = Path(tempfile.mkdtemp(prefix="microstack-added-"))
+    atexit.register(shutil.rmtree, copy, ignore_errors=True)  # once its stack is down: the session's end
     for name in tracked_files(ROOT) | ({".env"} if (ROOT / ".env").exists() else set()):
         (copy / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, copy / name)
@@ -74,18 +82,26 @@ def tree(tmp_path_factory) -> FollowedTree:
     return FollowedTree(copy, sorted(all_files(copy) - before), changed)
 
 
+@pytest.fixture(scope="module")
+def tree() -> FollowedTree:
+    with FOLLOWING:  # the variant's recipe may be following the steps in the background
+        return followed_tree()
+
+
 def differs(copy: Path, name: str) -> bool:
     return (ROOT / name).read_bytes() != (copy / name).read_bytes()
 
 
+@variant_stack
+def stack_with_new_service_variant(shared: Stack) -> Stack:  # after the shared stack, whose layers it reuses
+    with FOLLOWING:
+        followed = followed_tree()
+    return Stack(f"microstack-test-added-{uuid.uuid4().hex[:8]}", root=followed.path)
+
+
 @pytest.fixture(scope="module")
-def stack_with_new_service(tree, stack):  # after the shared stack, whose layers the copy's images reuse
-    running = Stack(f"microstack-test-added-{uuid.uuid4().hex[:8]}", root=tree.path)
-    running.up()
-    try:
-        yield running
-    finally:
-        running.down()
+def stack_with_new_service(tree, stack_pool):
+    yield from stack_pool.variant(stack_with_new_service_variant)
 
 
 def test_the_steps_add_one_folder_and_change_one_file(tree):

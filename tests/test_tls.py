@@ -1,7 +1,10 @@
 """Given a certificate and key (docker-compose.tls.yml), the gateway serves HTTPS with HSTS and redirects HTTP."""
 
+import atexit
 import os
+import shutil
 import subprocess
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -10,7 +13,7 @@ import requests
 import trustme
 
 from project import ACCOUNTS, GATEWAY
-from stack import Stack, reserve_port
+from stack import Stack, reserve_port, variant_stack
 
 
 def gateway_gid(stack) -> int:
@@ -18,9 +21,10 @@ def gateway_gid(stack) -> int:
     return int(stack.container(GATEWAY).attrs["Config"]["User"].split(":")[1])
 
 
-@pytest.fixture(scope="module")
-def certificate_authority() -> trustme.CA:
-    return trustme.CA()
+# The authority the variant's certificate is issued by, which the tests trust.
+CERTIFICATE_AUTHORITY = trustme.CA()
+# The variant's TLS port, ours for the session.
+HELD_PORT_LOCKS: list = []
 
 
 STATUS_USER, STATUS_PASSWORD = "operator", uuid.uuid4().hex
@@ -38,33 +42,41 @@ def tls_url(stack: Stack) -> str:
 
 
 @pytest.fixture(scope="module")
-def tls_stack(stack, certificate_authority, tmp_path_factory):  # after the main stack: its images are built
-    directory = tmp_path_factory.mktemp("tls")
-    issued = certificate_authority.issue_cert("127.0.0.1", "localhost")
+def certificate_authority() -> trustme.CA:
+    return CERTIFICATE_AUTHORITY
+
+
+@variant_stack
+def tls_variant(shared: Stack) -> Stack:
+    """The stack with docker-compose.tls.yml: a certificate, its key and a status htpasswd, readable by the
+    gateway's group (as the shared stack's gateway runs), on a TLS port of its own."""
+    directory = Path(tempfile.mkdtemp(prefix="microstack-tls-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)  # once its stack is down: the session's end
+    issued = CERTIFICATE_AUTHORITY.issue_cert("127.0.0.1", "localhost")
     certificate, key = directory / "certificate.pem", directory / "key.pem"
     issued.cert_chain_pems[0].write_to_path(certificate)
     issued.private_key_pem.write_to_path(key)
-    os.chown(key, -1, gateway_gid(stack))
+    os.chown(key, -1, gateway_gid(shared))
     key.chmod(0o640)
     certificate.chmod(0o644)
     htpasswd = directory / "status.htpasswd"
     htpasswd.write_text(f"{STATUS_USER}:{password_hash(STATUS_PASSWORD)}\n")
-    os.chown(htpasswd, -1, gateway_gid(stack))
+    os.chown(htpasswd, -1, gateway_gid(shared))
     htpasswd.chmod(0o640)
     tls_port, tls_port_lock = reserve_port()
+    HELD_PORT_LOCKS.append(tls_port_lock)
     environment = {
         "GATEWAY_TLS_CERT": str(certificate),
         "GATEWAY_TLS_KEY": str(key),
         "GATEWAY_TLS_PORT": str(tls_port),
         "STATUS_HTPASSWD": str(htpasswd),
     }
-    running = Stack(f"microstack-test-tls-{uuid.uuid4().hex[:8]}", environment, ("docker-compose.tls.yml",))
-    with tls_port_lock:
-        running.up()
-        try:
-            yield running
-        finally:
-            running.down()
+    return Stack(f"microstack-test-tls-{uuid.uuid4().hex[:8]}", environment, ("docker-compose.tls.yml",))
+
+
+@pytest.fixture(scope="module")
+def tls_stack(stack_pool):
+    yield from stack_pool.variant(tls_variant)
 
 
 def test_the_gateway_serves_https_with_hsts(tls_stack, certificate_authority, tmp_path):

@@ -5,17 +5,17 @@ import uuid
 import pytest
 
 from project import GATEWAY, GATEWAY_UPSTREAMS, SERVICES, routed_replicas
-from stack import Stack
+from stack import Stack, variant_stack
+
+
+@variant_stack
+def tcp_variant(shared: Stack) -> Stack:
+    return Stack(f"microstack-test-tcp-{uuid.uuid4().hex[:8]}", {"SERVICE_TRANSPORT": "tcp"})
 
 
 @pytest.fixture(scope="module")
-def tcp_stack(stack):  # after the main stack is up, so the images are built
-    running = Stack(f"microstack-test-tcp-{uuid.uuid4().hex[:8]}", {"SERVICE_TRANSPORT": "tcp"})
-    running.up()
-    try:
-        yield running
-    finally:
-        running.down()
+def tcp_stack(stack_pool):
+    yield from stack_pool.variant(tcp_variant)
 
 
 def test_every_route_answers_over_tcp(tcp_stack):

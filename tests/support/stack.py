@@ -5,6 +5,7 @@ wait_until, TEST_TIME_FACTOR). What the tools a learner runs share with it is in
 """
 
 import fcntl
+import inspect
 import json
 import os
 import shutil
@@ -330,6 +331,20 @@ class Stack(ComposeProject):
             return self.get(path, timeout=2).status_code == status
         except requests.RequestException:
             return False
+
+
+# A stack of its own variant that a module tests (TLS, TCP, a service added): the module names how to make it, and
+# the suite brings each up in the background, one after another, while the shared stack's modules run
+# (conftest.py), so the module finds it up. Keyed by the module's file name.
+VariantRecipe = Callable[["Stack"], "Stack"]
+VARIANT_RECIPES: dict[str, VariantRecipe] = {}
+
+
+def variant_stack(make: VariantRecipe) -> VariantRecipe:
+    """Registers a module's recipe for its own stack: given the shared stack (up, so its images are built), it
+    returns the variant's stack, not yet started."""
+    VARIANT_RECIPES[Path(inspect.getfile(make)).name] = make
+    return make
 
 
 class SteadyLoad:

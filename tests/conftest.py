@@ -141,7 +141,7 @@ class StackPool:
                     continue
                 try:
                     running = VARIANT_RECIPES[module](shared)
-                    running.up()  # takes down what it started if it fails
+                    running.up(images_of=shared if running.root == shared.root else None)
                 except BaseException as error:
                     outcome.append(error)
                 else:
@@ -171,15 +171,20 @@ class StackPool:
             self.close(module)
 
     def start(self, group: str) -> None:
-        """Brings a group's stack up in a thread of its own (once); get() takes it when its first module runs."""
+        """Brings a group's stack up in a thread of its own (once); get() takes it when its first module runs. It
+        takes the images of a stack that runs, if one does (Compose: the same tree's), instead of building."""
         if group in self.coming_up or group in self.running:
             return
         outcome: list = []  # the stack, or what stopped it (said by get(), in the session's own thread)
+        images_of = next(reversed(self.running.values()), None) if STACK_KIND == "compose" else None
 
         def bring_up() -> None:
             running = STACK_OF_KIND[STACK_KIND](f"{PROJECT}-{group}", environment=TEST_STACK_ENVIRONMENT)
             try:
-                running.up()  # takes down what it started if it fails
+                if images_of is None:
+                    running.up()  # takes down what it started if it fails
+                else:
+                    running.up(images_of=images_of)
             except BaseException as error:
                 outcome.append(error)
             else:
@@ -249,9 +254,12 @@ def pytest_collection_modifyitems(session, config, items):
     for item in items:
         order.setdefault(stack_group(module_of(item)), len(order))
 
-    def place(item: pytest.Item) -> tuple[int, bool]:
+    def place(item: pytest.Item) -> tuple[int, bool, bool]:
+        """A group's modules in file order, but those whose variant comes up in the background (which has the
+        others' time to do so) and, after them, those marked runs_last."""
         module = module_of(item)
-        return order[stack_group(module)], any(mark.name == "runs_last" for mark in module.own_markers)
+        runs_last = any(mark.name == "runs_last" for mark in module.own_markers)
+        return order[stack_group(module)], runs_last, Path(str(module.path)).name in VARIANT_RECIPES
 
     items.sort(key=place)  # stable: file order within a group
     GROUP_ORDER[:] = list(dict.fromkeys(stack_group(module_of(item)) for item in items))

@@ -190,11 +190,16 @@ class Stack(ComposeProject):
     def compose_environment(self) -> dict[str, str]:
         return {**super().compose_environment(), "GATEWAY_PORT": str(self.port), "COMPOSE_FILE": self.compose_file}
 
-    def up(self) -> None:
+    def up(self, images_of: ComposeProject | None = None) -> None:
         """Builds and starts the stack, or leaves nothing behind: a failure, a timeout or Ctrl-C while it comes up
-        takes down whatever had started."""
+        takes down whatever had started. images_of: a running project of the same tree, whose images this one
+        takes (tagged with its own names) instead of building them again."""
         try:
-            self.compose("up", "--build", "--detach", "--wait", "--wait-timeout", "180", timeout=900)
+            if images_of is None:
+                self.compose("up", "--build", "--detach", "--wait", "--wait-timeout", "180", timeout=900)
+            else:
+                self.take_images_of(images_of)
+                self.compose("up", "--no-build", "--detach", "--wait", "--wait-timeout", "180", timeout=900)
         except ToolError as error:
             problem = f"{error}\n{self.logs_or_why_not()}"
             self.down()
@@ -202,6 +207,14 @@ class Stack(ComposeProject):
         except BaseException:
             self.down()
             raise
+
+    def take_images_of(self, source: ComposeProject) -> None:
+        assert source.root == self.root, "images of another tree are other images"
+        for image in self.docker.images.list(filters={"reference": f"{source.project}-*"}):
+            for tag in image.tags:
+                repository = tag.rsplit(":", 1)[0]
+                if repository.startswith(f"{source.project}-"):
+                    image.tag(self.image_of(repository.removeprefix(f"{source.project}-")), "latest")
 
     def down(self) -> None:
         try:

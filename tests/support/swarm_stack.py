@@ -16,7 +16,7 @@ import requests
 from docker.models.containers import Container
 
 from cluster import NODES, Lab
-from project import ROOT, run
+from project import ROOT, ComposeProject, run
 from stack import Stack, reserve_port
 
 SWARM = [sys.executable, str(ROOT / "swarm" / "swarm.py")]
@@ -33,8 +33,9 @@ class SwarmStack(Stack):
         command += ["--port", str(self.port)]
         return run(*command, environment=self.compose_environment(), timeout=timeout)
 
-    def up(self) -> None:
-        """As Stack.up: a failure, a timeout or Ctrl-C while it comes up takes down whatever had started."""
+    def up(self, images_of: ComposeProject | None = None) -> None:
+        """As Stack.up: a failure, a timeout or Ctrl-C while it comes up takes down whatever had started. Its images
+        are always its own (swarm.py tags them by their content)."""
         try:
             self.swarm("up", "--timeout", "300")
         except BaseException:
@@ -138,7 +139,7 @@ class ClusterStack(SwarmStack):
         command_line = [sys.executable, str(ROOT / "lab" / "cluster.py"), command, *arguments]
         return run(*command_line, environment=self.compose_environment(), timeout=timeout)
 
-    def up(self) -> None:
+    def up(self, images_of: ComposeProject | None = None) -> None:
         try:
             self.cluster("up")
             self.engines = {node: docker.DockerClient(base_url=self.lab.engine(node)) for node in NODES}

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from project import ROOT, SERVICES
+from stack import wait_until
 
 
 def test_gateway_answers_its_own_health(stack):
@@ -58,11 +59,13 @@ def test_gateway_assigns_a_request_id_that_the_service_logs(stack, service):
     response = stack.get(f"/api/{service}/health/")
     request_id = response.headers["X-Request-ID"]
     assert re.fullmatch(r"[0-9a-f]{32}", request_id)
-    records = [json.loads(line) for line in stack.container(service).logs().decode().splitlines() if line]
-    logged = [record for record in records if record.get("request_id") == request_id]
-    assert [(record["logger"], record["path"]) for record in logged] == [
-        ("servicekit.access", f"/api/{service}/health")
-    ]
+
+    def logged() -> list[tuple[str, str]]:  # the line is written once the response has gone: it may come after
+        records = [json.loads(line) for line in stack.container(service).logs().decode().splitlines() if line]
+        return [(record["logger"], record["path"]) for record in records if record.get("request_id") == request_id]
+
+    wait_until(lambda: logged() != [], timeout=5)
+    assert logged() == [("servicekit.access", f"/api/{service}/health")]
 
 
 def test_malformed_request_id_is_replaced(stack):

@@ -136,17 +136,26 @@ lint: $(VENV)/.installed
 	status=0; for pid in "$${pids[@]}"; do wait "$$pid" || status=1; done; exit "$$status"
 
 ## test: the unit and integration tests on SQLite, the default (DB=postgres: on PostgreSQL); make test-all: all
+# The unit tests run while the integration suite's first stack comes up: one line says how they ended as soon as
+# they do, their output follows the suite's.
 test:
-	$(MAKE) --no-print-directory unit integration DB=$(or $(DB),sqlite)
+	@unit_log=$$(mktemp) && trap 'rm -f "$$unit_log"' EXIT; \
+	{ $(MAKE) --no-print-directory unit DB=$(or $(DB),sqlite) >"$$unit_log" 2>&1 \
+	  && echo "test: the unit tests passed (their output follows the integration suite's)" \
+	  || { echo "test: the unit tests FAILED (their output follows the integration suite's)"; exit 1; }; } & unit=$$!; \
+	$(MAKE) --no-print-directory integration DB=$(or $(DB),sqlite); integration=$$?; \
+	wait "$$unit"; unit_status=$$?; cat "$$unit_log"; \
+	[[ $$unit_status == 0 && $$integration == 0 ]] || { echo "test: FAILED on $(or $(DB),sqlite)"; exit 1; }
 	@echo "test: passed on $(or $(DB),sqlite). Each variant: make test DB=sqlite|postgres, make test-swarm," \
 	  "make test-cluster; all of them: make test-all"
 
 ## test-all: every test, on each kind of stack: SQLite, PostgreSQL, Swarm, the three-node lab (what CI runs)
+# Each variant says how long it took, so the times can be compared run to run.
 test-all:
-	$(MAKE) --no-print-directory test DB=sqlite
-	$(MAKE) --no-print-directory test DB=postgres
-	$(MAKE) --no-print-directory test-swarm
-	$(MAKE) --no-print-directory test-cluster
+	@SECONDS=0 && $(MAKE) --no-print-directory test DB=sqlite && echo "test-all: SQLite (make test) in $$SECONDS s"
+	@SECONDS=0 && $(MAKE) --no-print-directory test DB=postgres && echo "test-all: PostgreSQL in $$SECONDS s"
+	@SECONDS=0 && $(MAKE) --no-print-directory test-swarm && echo "test-all: Swarm in $$SECONDS s"
+	@SECONDS=0 && $(MAKE) --no-print-directory test-cluster && echo "test-all: the three-node lab in $$SECONDS s"
 
 ## unit: servicekit's, the status page's and each service's unit tests, no Docker needed (DB=postgres: on a throwaway PostgreSQL)
 unit: $(VENV)/.installed

@@ -155,11 +155,12 @@ class StackPool:
     def variant(self, recipe: VariantRecipe) -> Iterator[Stack]:
         """A module's own variant of the stack, up (brought up now if it was not early), taken down after."""
         module = Path(inspect.getfile(recipe)).name
+        shared = self.get(SHARED)  # up first: the variants come up after it (its images built), early or now
         if module in self.variants:
             done, outcome = self.variants.pop(module)
             done.wait()
         else:
-            running = recipe(self.get(SHARED))
+            running = recipe(shared)
             running.up()
             outcome = [running]
         if not isinstance(outcome[0], Stack):

@@ -141,8 +141,8 @@ lint: $(VENV)/.installed
 test:
 	@unit_log=$$(mktemp) && trap 'rm -f "$$unit_log"' EXIT; \
 	{ $(MAKE) --no-print-directory unit DB=$(or $(DB),sqlite) >"$$unit_log" 2>&1 \
-	  && echo "test: the unit tests passed (their output follows the integration suite's)" \
-	  || { echo "test: the unit tests FAILED (their output follows the integration suite's)"; exit 1; }; } & unit=$$!; \
+	  && printf "\ntest: the unit tests passed (their output follows the integration suite's)\n" \
+	  || { printf "\ntest: the unit tests FAILED (their output follows the integration suite's)\n"; exit 1; }; } & unit=$$!; \
 	$(MAKE) --no-print-directory integration DB=$(or $(DB),sqlite); integration=$$?; \
 	wait "$$unit"; unit_status=$$?; cat "$$unit_log"; \
 	[[ $$unit_status == 0 && $$integration == 0 ]] || { echo "test: FAILED on $(or $(DB),sqlite)"; exit 1; }

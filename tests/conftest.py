@@ -7,13 +7,15 @@ contract, which holds on either, and test_swarm.py. STACK=cluster runs the HTTP 
 three-node lab of its own (`make test-cluster`). DB=postgres runs it on PostgreSQL (stack.py).
 """
 
+import functools
 import inspect
 import os
 import shutil
 import subprocess
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import docker
@@ -97,15 +99,16 @@ class StackPool:
 
     Modules run grouped (pytest_collection_modifyitems), so one stack serves tests at a time. While a group's
     modules run, the next group's stack comes up in the background, and the one before goes down: no group but
-    the first waits for its stack. The session ends only once every one is down.
+    the first waits for its stack. Once the shared stack is up, the variants the modules make of their own (TLS,
+    TCP, a service added) come up too, one after another. The session ends only once every one is down.
     """
 
     def __init__(self):
         self.running: dict[str, Stack] = {}
-        self.coming_up: dict[str, tuple[threading.Thread, list]] = {}
-        self.variants: dict[str, tuple[threading.Event, list]] = {}  # module: (up or failed, [stack or error])
-        self.variants_coming_up: threading.Thread | None = None
-        self.closing = threading.Event()  # the session ends: no more variants come up
+        # What comes up in the background, by group or by module: the next group's stack, the variants in turn.
+        self.coming_up: dict[str, Future[Stack]] = {}
+        self.groups_starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="up-group")
+        self.variants_starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="up-variant")
         self.going_down: list[threading.Thread] = []
         self.failures: list[str] = []
 
@@ -115,85 +118,45 @@ class StackPool:
             if problem:
                 pytest.exit(f"integration suite cannot run: {problem}", returncode=3)
             self.start(group)
-            thread, outcome = self.coming_up.pop(group)
-            thread.join()
-            if not isinstance(outcome[0], Stack):
-                pytest.exit(f"the stack {PROJECT}-{group} did not come up:\n{outcome[0]}", returncode=3)
-            self.running[group] = outcome[0]
+            try:
+                self.running[group] = self.coming_up.pop(group).result()
+            except Exception as error:
+                pytest.exit(f"the stack {PROJECT}-{group} did not come up:\n{error}", returncode=3)
             following = GROUP_ORDER[GROUP_ORDER.index(group) + 1 :] if group in GROUP_ORDER else []
             if following:
                 self.start(following[0])
             if group == SHARED:
-                self.start_variants(outcome[0])
+                shared = self.running[group]
+                for module in VARIANT_MODULES:
+                    make = functools.partial(VARIANT_RECIPES[module], shared)
+                    self.coming_up[module] = self.variants_starter.submit(brought_up, make, shared)
         return self.running[group]
 
-    def start_variants(self, shared: Stack) -> None:
-        """Brings up, one after another in a thread of their own, the variants of the modules that will run."""
-        for module in VARIANT_MODULES:
-            self.variants[module] = (threading.Event(), [])
-
-        def bring_up() -> None:
-            for module in VARIANT_MODULES:
-                done, outcome = self.variants[module]
-                if self.closing.is_set():
-                    outcome.append(RuntimeError("the session ended first"))
-                    done.set()
-                    continue
-                try:
-                    running = VARIANT_RECIPES[module](shared)
-                    running.up(images_of=shared if running.root == shared.root else None)
-                except BaseException as error:
-                    outcome.append(error)
-                else:
-                    outcome.append(running)
-                finally:
-                    done.set()
-
-        self.variants_coming_up = threading.Thread(target=bring_up, name="up-variants")
-        self.variants_coming_up.start()
+    def start(self, group: str) -> None:
+        """Brings a group's stack up in the background (once); get() takes it when its first module runs. It
+        takes the images of the stack that runs last, if one does, instead of building them."""
+        if group not in self.coming_up and group not in self.running:
+            make = functools.partial(
+                STACK_OF_KIND[STACK_KIND], f"{PROJECT}-{group}", environment=TEST_STACK_ENVIRONMENT
+            )
+            images_of = next(reversed(self.running.values()), None)
+            self.coming_up[group] = self.groups_starter.submit(brought_up, make, images_of)
 
     def variant(self, recipe: VariantRecipe) -> Iterator[Stack]:
         """A module's own variant of the stack, up (brought up now if it was not early), taken down after."""
         module = Path(inspect.getfile(recipe)).name
         shared = self.get(SHARED)  # up first: the variants come up after it (its images built), early or now
-        if module in self.variants:
-            done, outcome = self.variants.pop(module)
-            done.wait()
-        else:
-            running = recipe(shared)
-            running.up()
-            outcome = [running]
-        if not isinstance(outcome[0], Stack):
-            pytest.fail(f"the variant stack of {module} did not come up:\n{outcome[0]}")
+        if module not in self.coming_up:
+            self.coming_up[module] = self.variants_starter.submit(brought_up, functools.partial(recipe, shared), shared)
         try:
-            yield outcome[0]
+            running = self.coming_up.pop(module).result()
+        except Exception as error:
+            pytest.fail(f"the variant stack of {module} did not come up:\n{error}")
+        try:
+            yield running
         finally:
-            self.running[module] = outcome[0]
+            self.running[module] = running
             self.close(module)
-
-    def start(self, group: str) -> None:
-        """Brings a group's stack up in a thread of its own (once); get() takes it when its first module runs. It
-        takes the images of a stack that runs, if one does (Compose: the same tree's), instead of building."""
-        if group in self.coming_up or group in self.running:
-            return
-        outcome: list = []  # the stack, or what stopped it (said by get(), in the session's own thread)
-        images_of = next(reversed(self.running.values()), None) if STACK_KIND == "compose" else None
-
-        def bring_up() -> None:
-            running = STACK_OF_KIND[STACK_KIND](f"{PROJECT}-{group}", environment=TEST_STACK_ENVIRONMENT)
-            try:
-                if images_of is None:
-                    running.up()  # takes down what it started if it fails
-                else:
-                    running.up(images_of=images_of)
-            except BaseException as error:
-                outcome.append(error)
-            else:
-                outcome.append(running)
-
-        thread = threading.Thread(target=bring_up, name=f"up-{group}")
-        thread.start()
-        self.coming_up[group] = (thread, outcome)
 
     def close(self, group: str) -> None:
         running = self.running.pop(group, None)
@@ -209,24 +172,28 @@ class StackPool:
             self.failures.append(f"{running.project} did not go down: {error}")
 
     def close_all(self) -> None:
-        for group, (thread, outcome) in list(self.coming_up.items()):  # up for a group that never ran (-x, Ctrl-C)
-            thread.join()
-            if outcome and isinstance(outcome[0], Stack):
-                self.running[group] = outcome[0]
+        # What has not begun to come up never will; what is coming up is waited for, then taken down with the rest
+        # (a group or module that never ran it: -x, Ctrl-C).
+        for starter in (self.groups_starter, self.variants_starter):
+            starter.shutdown(wait=True, cancel_futures=True)
+        for name, coming in self.coming_up.items():
+            if not coming.cancelled() and coming.exception() is None:
+                self.running[name] = coming.result()
         self.coming_up.clear()
-        self.closing.set()
-        if self.variants_coming_up is not None:
-            self.variants_coming_up.join()
-        for module, (_, outcome) in self.variants.items():  # up for a module that never asked for it
-            if outcome and isinstance(outcome[0], Stack):
-                self.running[module] = outcome[0]
-        self.variants.clear()
         for group in list(self.running):
             self.close(group)
         for going_down in self.going_down:
             going_down.join()
         if self.failures:
             raise RuntimeError("\n".join(self.failures))
+
+
+def brought_up(make: Callable[[], Stack], images_of: Stack | None) -> Stack:
+    """The stack make gives, up (with the images of images_of, where they are the same tree's): it takes down what
+    it started if it fails, and the error reaches whoever waits for it."""
+    running = make()
+    running.up(images_of=images_of)
+    return running
 
 
 def stack_group(module: pytest.Module) -> str:

@@ -192,10 +192,10 @@ class Stack(ComposeProject):
 
     def up(self, images_of: ComposeProject | None = None) -> None:
         """Builds and starts the stack, or leaves nothing behind: a failure, a timeout or Ctrl-C while it comes up
-        takes down whatever had started. images_of: a running project of the same tree, whose images this one
-        takes (tagged with its own names) instead of building them again."""
+        takes down whatever had started. images_of: a running project whose images this one takes (tagged with its
+        own names) instead of building them again, if it is of the same tree (another tree's are other images)."""
         try:
-            if images_of is None:
+            if images_of is None or images_of.root != self.root:
                 self.compose("up", "--build", "--detach", "--wait", "--wait-timeout", "180", timeout=900)
             else:
                 self.take_images_of(images_of)
@@ -209,7 +209,6 @@ class Stack(ComposeProject):
             raise
 
     def take_images_of(self, source: ComposeProject) -> None:
-        assert source.root == self.root, "images of another tree are other images"
         for image in self.docker.images.list(filters={"reference": f"{source.project}-*"}):
             for tag in image.tags:
                 repository = tag.rsplit(":", 1)[0]

@@ -91,12 +91,8 @@ def add_product_note(catalog: Path) -> None:
     stock_changes, stock_out = "    stock: Stock | None = None\n", "    stock: int\n"
     edit(package / "api.py", stock_changes, stock_changes + "    note: str | None = None\n")
     edit(package / "api.py", stock_out, stock_out + "    note: str | None\n")
-    (package / "migrations" / "0003_product_note.py").write_text(
-        "from django.db import migrations, models\n\n\n"
-        "class Migration(migrations.Migration):\n"
-        '    dependencies = [("catalog", "0002_demo_products")]\n'
-        '    operations = [migrations.AddField("product", "note", models.CharField(max_length=200, null=True))]\n'
-    )
+    note_field = 'migrations.AddField("product", "note", models.CharField(max_length=200, null=True))'
+    write_catalog_migration(package, "0003_product_note", note_field, imports="migrations, models")
 
 
 def drop_product_updated_at(catalog: Path) -> None:
@@ -105,11 +101,18 @@ def drop_product_updated_at(catalog: Path) -> None:
     package = catalog / "catalog"
     edit(package / "models.py", "    updated_at = models.DateTimeField(auto_now=True)\n", "")
     edit(package / "services.py", '[*changes, "updated_at"]', "list(changes)")
-    (package / "migrations" / "0003_remove_product_updated_at.py").write_text(
-        "from django.db import migrations\n\n\n"
+    removal = 'migrations.RemoveField(model_name="product", name="updated_at")'
+    write_catalog_migration(package, "0003_remove_product_updated_at", removal)
+
+
+def write_catalog_migration(package: Path, name: str, operation: str, imports: str = "migrations") -> None:
+    """A migration of the catalog's package after its last one in this tree (0002_demo_products), as
+    makemigrations writes it: one operation."""
+    (package / "migrations" / f"{name}.py").write_text(
+        f"from django.db import {imports}\n\n\n"
         "class Migration(migrations.Migration):\n"
         '    dependencies = [("catalog", "0002_demo_products")]\n'
-        '    operations = [migrations.RemoveField(model_name="product", name="updated_at")]\n'
+        f"    operations = [{operation}]\n"
     )
 
 

@@ -16,6 +16,7 @@ Runs on the host's own Python (no venv, no Docker SDK): it is the first thing a 
 
 import configparser
 import errno
+import functools
 import json
 import socket
 import subprocess
@@ -27,6 +28,7 @@ BASE_IMAGE_ARGUMENTS = ("PYTHON_IMAGE", "NGINX_IMAGE", "POSTGRES_IMAGE")
 SERVICES_UWSGI_INI = Path(__file__).resolve().parent.parent / "servicekit" / "servicekit" / "uwsgi.ini"
 
 
+@functools.cache  # one file, read once: every service, every caller
 def worker_defaults() -> dict[str, int]:
     """A replica's worker processes and threads when its service's settings name none (SERVICEn_PROCESSES and
     SERVICEn_THREADS empty), as uWSGI reads them from the image's uwsgi.ini."""

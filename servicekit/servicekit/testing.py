@@ -4,6 +4,7 @@ ServiceContract is the contract every service keeps, as tests each service runs 
 pytest.ini collects servicekit.contract, which opts in.
 """
 
+import functools
 import io
 import json
 import os
@@ -324,22 +325,6 @@ class ServiceContract:
                         assert response["content"]["application/json"]["schema"] == error_shape, (path, status)
                         assert response["description"], (path, status)
 
-    @staticmethod
-    def limited_at_the_gateway(method: str, path: str) -> bool:
-        """Whether the gateway's per-client limits (its 429) apply to a request: its own maps, read from its
-        configuration (nginx/snippets/limits.inc), tried in order as nginx tries a map's regular expressions."""
-        limits = (settings.BASE_DIR.parent / "nginx" / "snippets" / "limits.inc").read_text()
-        request = f"{method.upper()} {path}"
-        for name in ("login_client", "writes_client"):
-            block = re.search(rf'map "\$request_method \$uri" \${name} {{\n(.*?)\n}}', limits, re.DOTALL)
-            assert block, name
-            for pattern, key in re.findall(r'^\s*"~(.+)" (\S+);$', block[1], re.MULTILINE):
-                if re.search(pattern, request):
-                    if key != '""':
-                        return True
-                    break
-        return False
-
     def test_every_error_an_operation_answers_is_in_the_api_document(self, client, accounts, monkeypatch):
         """Each operation asked as a client can go wrong: no token, a body that is malformed, not JSON or too big,
         a resource that is not there, its database gone. What it answers, it documents; so it does the gateway's
@@ -365,7 +350,7 @@ class ServiceContract:
                     status = client.generic(method.upper(), path, **request).status_code
                     if status not in documented:
                         undocumented.append((method, template, fault, status))
-                if self.limited_at_the_gateway(method, template) and 429 not in documented:
+                if limited_at_the_gateway(method, template) and 429 not in documented:
                     undocumented.append((method, template, "the gateway's limit", 429))
                 with monkeypatch.context() as database_gone:
 
@@ -445,6 +430,29 @@ class ServiceContract:
         response = client.get(f"{self.prefix}/health", headers={"Host": "evil.example"})
         assert response.status_code == 400
         assert response.json()["error"]["code"] == "invalid_host"
+
+
+@functools.cache
+def gateway_limit_maps() -> list[list[tuple[str, str]]]:
+    """The gateway's per-client limits (its 429), as nginx reads them (nginx/snippets/limits.inc): for each of its
+    maps of "$request_method $uri", the regular expressions in order, each with its key ('""': not limited)."""
+    limits = (settings.BASE_DIR.parent / "nginx" / "snippets" / "limits.inc").read_text()
+    maps = []
+    for name in ("login_client", "writes_client"):
+        block = re.search(rf'map "\$request_method \$uri" \${name} {{\n(.*?)\n}}', limits, re.DOTALL)
+        assert block, name
+        maps.append(re.findall(r'^\s*"~(.+)" (\S+);$', block[1], re.MULTILINE))
+    return maps
+
+
+def limited_at_the_gateway(method: str, path: str) -> bool:
+    """Whether one of the gateway's limits applies to a request: each map tried in order, as nginx does."""
+    request = f"{method.upper()} {path}"
+    for entries in gateway_limit_maps():
+        key = next((key for pattern, key in entries if re.search(pattern, request)), '""')
+        if key != '""':
+            return True
+    return False
 
 
 def subclasses(kind: type) -> list[type]:

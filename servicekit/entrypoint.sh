@@ -102,6 +102,8 @@ uwsgi_options=(--ini /etc/uwsgi/uwsgi.ini)
 [[ -n "${UWSGI_PROCESSES:-}" ]] && uwsgi_options+=(--processes "$UWSGI_PROCESSES")
 [[ -n "${UWSGI_THREADS:-}" ]] && uwsgi_options+=(--threads "$UWSGI_THREADS")
 unset UWSGI_PROCESSES UWSGI_THREADS
+# The longest a request may run here (uWSGI's harakiri kills it then), when the settings name it.
+[[ -n "${REQUEST_TIMEOUT_SECONDS:-}" ]] && uwsgi_options+=(--harakiri "$REQUEST_TIMEOUT_SECONDS")
 # Adaptive workers: keep CHEAPER workers when idle, up to UWSGI_PROCESSES under load.
 [[ -n "${CHEAPER:-}" ]] && uwsgi_options+=(--cheaper "$CHEAPER" --cheaper-initial "$CHEAPER" --cheaper-algo spare)
 # The container's command adds options last, so they win: `--module <another application>` (make bench's rows).

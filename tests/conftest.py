@@ -79,6 +79,9 @@ TEST_STACK_ENVIRONMENT = {
     "STATUS_PAGE": "true",
     # The services' own access log is off by default; on here, so that its lines are tested end to end.
     "ACCESS_LOG": "true",
+    # No request of the suite's lives past the gateway's 10 s: so an order a crash left pending is given up after
+    # 15 s, not 35, and the tests that crash orders wait that much less for it.
+    "REQUEST_TIMEOUT_SECONDS": "10",
 }
 
 

@@ -28,7 +28,7 @@ def test_service_errors_keep_the_json_error_shape(stack, service):
     assert response.headers["X-Served-By"].startswith(f"{service}/")
 
 
-def test_each_service_runs_the_worker_counts_set_for_it(stack, service):
+def test_each_service_runs_the_workers_and_request_limit_set_for_it(stack, service):
     server = stack.get(f"/api/{service}/health/").json()["server"]
     number = service.removeprefix("service")
     expected_processes = int(stack.environment.get(f"SERVICE{number}_PROCESSES") or worker_defaults()["PROCESSES"])
@@ -36,3 +36,5 @@ def test_each_service_runs_the_worker_counts_set_for_it(stack, service):
     expected_cheaper = int(stack.environment.get(f"SERVICE{number}_CHEAPER", 0))
     assert (server["processes"], server["threads"]) == (expected_processes, expected_threads)
     assert server["cheaper"] == expected_cheaper
+    # The suite's stacks set it (tests/conftest.py): the entrypoint passes it to uWSGI after uwsgi.ini's default.
+    assert server["request_timeout_seconds"] == int(stack.environment["REQUEST_TIMEOUT_SECONDS"])

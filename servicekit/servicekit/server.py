@@ -18,16 +18,25 @@ def worker_processes() -> int | None:
     return None if uwsgi is None else uwsgi.numproc
 
 
-def worker_facts() -> dict[str, int] | None:
-    """processes is the most workers uWSGI runs; cheaper, when not 0, the fewest it keeps when idle."""
+def worker_facts() -> dict[str, int | None] | None:
+    """processes is the most workers uWSGI runs; cheaper, when not 0, the fewest it keeps when idle;
+    request_timeout_seconds, the longest a request lives."""
     if uwsgi is None:
         return None
     return {
         "processes": uwsgi.numproc,
         "threads": int_option("threads", 1),
         "cheaper": int_option("cheaper", 0),
+        "request_timeout_seconds": request_timeout_seconds(),
         "worker_id": uwsgi.worker_id(),
     }
+
+
+def request_timeout_seconds() -> int | None:
+    """The longest a request lives in this replica: uWSGI kills it then (harakiri); None when nothing kills it."""
+    if uwsgi is None:
+        return None
+    return int_option("harakiri", 0) or None
 
 
 def calls_at_once() -> int | None:

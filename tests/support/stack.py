@@ -600,8 +600,9 @@ class LoginFlood:
         self.thread.join(timeout=self.seconds + 60)
 
 
-# An order left by a crash is given up after ORDER_PENDING_SECONDS (35 s, docs/architecture.md "How it works");
-# its release is delivered within seconds after that.
+# An order left by a crash is given up after ORDER_PENDING_SECONDS (5 s past a request's longest life: 15 s in the
+# suite's stacks, 35 s by default; docs/architecture.md "How it works"); its release is delivered within seconds
+# after that.
 LEAK_BOUND_SECONDS = 60
 
 

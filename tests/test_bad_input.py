@@ -17,11 +17,12 @@ def assert_error(response, status: int) -> dict:
     return error
 
 
-@pytest.fixture
-def write_endpoints(stack, make_product, customer, staff_token):
-    """Every public write endpoint: (method, path, headers, a valid body)."""
-    product_id = make_product(stock=5)
-    auth = {"Authorization": customer["Authorization"]}
+@pytest.fixture(scope="module")
+def write_endpoints(stack, staff_token):
+    """Every public write endpoint: (method, path, headers, a valid body). One customer, product and order for the
+    module (a customer costs two password hashes): every request made with them here is refused, changing nothing."""
+    product_id = stack.product(5, staff_token)
+    auth = {"Authorization": stack.customer()["Authorization"]}
     order = stack.post(f"/api/{ORDERS}/orders", {"product_id": product_id, "quantity": 1}, headers=auth).json()
     staff = {"Authorization": f"Bearer {staff_token}"}
     return {

@@ -88,7 +88,7 @@ def never_healthy_image(stack):
 def test_a_new_image_that_never_becomes_healthy_aborts_and_the_old_keeps_serving(stack, never_healthy_image):
     before = container_ids(stack, [CATALOG])[CATALOG]
     with SteadyLoad(stack, f"/api/{CATALOG}/health/", max_seconds=120) as load:
-        result = deploy(stack, CATALOG, "--no-build", "--timeout", "15")
+        result = deploy(stack, CATALOG, "--no-build", "--timeout", "6")
     assert result.returncode != 0
     assert "not healthy" in result.stderr or "unhealthy" in result.stderr
     assert container_ids(stack, [CATALOG])[CATALOG] == before

@@ -1,6 +1,7 @@
 """Integration suite fixtures: copies of the stack, each always torn down.
 
-Read-only modules share one stack; each group of destructive modules (marked own_stack) gets its own.
+Read-only modules share one stack; each group of destructive modules (marked own_stack) gets its own. --groups
+runs only the shared stack's modules, or only the others: `make integration` runs both halves side by side.
 
 STACK=swarm runs the suite's Swarm part on a Swarm stack instead of Compose (`make test-swarm`): the HTTP
 contract, which holds on either, and test_swarm.py. STACK=cluster runs the HTTP contract and test_cluster.py on a
@@ -211,16 +212,34 @@ def module_of(item: pytest.Item) -> pytest.Module:
     return module
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--groups",
+        choices=["shared", "own"],
+        help="run only the shared stack's modules, or only those of the groups with a stack of their own (make "
+        "integration runs both halves side by side: the suite waits on its stacks a third of the time)",
+    )
+
+
+def in_groups(item: pytest.Item, groups: str | None) -> bool:
+    return groups is None or (stack_group(module_of(item)) == SHARED) == (groups == SHARED)
+
+
 @pytest.hookimpl(trylast=True)  # after -k and -m have deselected: only what runs counts
 def pytest_collection_modifyitems(session, config, items):
-    """Leaves out, on another database than the default, the tests marked one_database; runs the shared stack's
-    modules first, then each group's modules together, and notes each group's last module, after which its stack
-    goes down."""
-    if DATABASE != "sqlite":
-        once = [item for item in items if item.get_closest_marker("one_database")]
-        if once:
-            config.hook.pytest_deselected(items=once)
-            items[:] = [item for item in items if not item.get_closest_marker("one_database")]
+    """Leaves out, on another database than the default, the tests marked one_database, and those of the groups
+    --groups does not name; runs the shared stack's modules first, then each group's modules together, and notes
+    each group's last module, after which its stack goes down."""
+    groups = config.getoption("groups")
+    left_out = [
+        item
+        for item in items
+        if (DATABASE != "sqlite" and item.get_closest_marker("one_database")) or not in_groups(item, groups)
+    ]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        leaving = set(left_out)
+        items[:] = [item for item in items if item not in leaving]
     order = {SHARED: 0}
     for item in items:
         order.setdefault(stack_group(module_of(item)), len(order))

@@ -34,6 +34,19 @@ def make(*arguments: str, environment: dict[str, str], cwd: Path = ROOT) -> subp
     return subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=300)
 
 
+def remove_project(environment: dict[str, str]) -> None:
+    """Takes a newcomer's project down with its volumes and images. Compose's --rmi finds images by the project
+    label of their build, which an image the builder took from its cache carries from another project: the
+    project's image names are removed here."""
+    subprocess.run(["docker", "compose", "down", "--volumes", "--rmi", "local", "--remove-orphans"], cwd=ROOT,
+                   env=environment, capture_output=True, timeout=120)  # fmt: skip
+    named = ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter",
+             f"reference={environment['COMPOSE_PROJECT_NAME']}-*"]  # fmt: skip
+    names = subprocess.run(named, capture_output=True, text=True, check=True).stdout.split()
+    if names:
+        subprocess.run(["docker", "rmi", *names], capture_output=True, check=True, timeout=120)
+
+
 def containers_of(project: str) -> str:
     listed = ["docker", "ps", "--all", "--quiet", "--filter", f"label=com.docker.compose.project={project}"]
     return subprocess.run(listed, capture_output=True, text=True, check=True).stdout.strip()
@@ -115,8 +128,7 @@ def test_when_a_service_cannot_start_make_up_says_which_and_why():
         )
         assert f"up: {project}-{ACCOUNTS}-1 is " in result.stderr and why in result.stderr, result.stderr
     finally:
-        subprocess.run(["docker", "compose", "down", "--volumes", "--rmi", "local", "--remove-orphans"], cwd=ROOT,
-                       env=environment, capture_output=True, timeout=120)  # fmt: skip
+        remove_project(environment)
         port_lock.close()
 
 
@@ -139,8 +151,7 @@ def test_a_build_that_fails_shows_the_builders_whole_log():
         assert "python3" in failed.stderr and "build: failed after" in failed.stderr, failed.stderr
         assert containers_of(environment["COMPOSE_PROJECT_NAME"]) == ""
     finally:
-        subprocess.run(["docker", "compose", "down", "--volumes", "--rmi", "local", "--remove-orphans"], cwd=ROOT,
-                       env=environment, capture_output=True, timeout=120)  # fmt: skip
+        remove_project(environment)
         port_lock.close()
 
 

@@ -27,6 +27,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import requests
@@ -123,6 +124,9 @@ class Row:
     errors: int
     # CPU seconds the containers of the driven service (the gateway for its own row) used per 1,000 requests.
     cpu_seconds_per_1000: float = 0.0
+    # The rated row's p99 as the gateway times each request (nginx's $request_time, in its access log): without
+    # what the load generator, on the same cores, adds of its own waits.
+    gateway_p99_ms: float | None = None
 
 
 @dataclass
@@ -240,6 +244,25 @@ def run_logins(url: str, body: dict, *, connections: int, count: int, name: str)
     )
 
 
+def gateway_p99_ms(lines: bytes, path: str, started: float, ended: float) -> float:
+    """The p99 of the gateway's durations (ms) for path, over its access-log lines written from started to ended
+    (epoch seconds; a line is written as its request ends). Other lines (its own, the services') are skipped."""
+    durations = []
+    for line in lines.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(entry, dict) or entry.get("path") != path or "duration_s" not in entry:
+            continue
+        if started <= datetime.fromisoformat(entry["time"]).timestamp() <= ended:
+            durations.append(1000 * float(entry["duration_s"]))
+    if not durations:
+        raise ToolError(f"the gateway logged no request for {path} while the row ran")
+    durations.sort()
+    return durations[min(len(durations) - 1, int(len(durations) * 0.99))]
+
+
 def rate_script(url: str, target_rate: float, connections: int) -> str:
     """A wrk script that holds about target_rate: each connection pauses between requests, the pause calibrated
     in a first short pass so that pause plus latency gives the rate."""
@@ -278,12 +301,17 @@ class Bench:
             connections = 16
             script = rate_script(url, 0.7 * this_round[MINIMAL.name].requests_per_second, connections)
         cpu_before = self.cpu_seconds(case.service)
+        started = time.time()
         if case.login:
             body = {"username": USERNAME, "password": PASSWORD}
             row = run_logins(url, body, connections=LOGIN_CONNECTIONS, count=self.login_requests, name=case.name)
         else:
             row = run_wrk(url, connections=connections, script=script, seconds=self.seconds, name=case.name)
+        ended = time.time()
         row.cpu_seconds_per_1000 = 1000 * (self.cpu_seconds(case.service) - cpu_before) / max(row.requests, 1)
+        if case.rated:
+            logged = self.stack.container(GATEWAY).logs(stdout=True, stderr=False, since=int(started) - 1)
+            row.gateway_p99_ms = gateway_p99_ms(logged, case.path, started, ended)
         return row
 
     def run(self) -> None:
@@ -335,8 +363,9 @@ ROUND_HEADER = (
 
 
 def format_row(row: Row) -> str:
+    at_the_gateway = "" if row.gateway_p99_ms is None else f" (the gateway's p99: {row.gateway_p99_ms:.2f} ms)"
     return (
-        f"| {row.name} | {row.requests_per_second:.0f} | {row.p50_ms:.2f} | {row.p99_ms:.2f} "
+        f"| {row.name}{at_the_gateway} | {row.requests_per_second:.0f} | {row.p50_ms:.2f} | {row.p99_ms:.2f} "
         f"| {row.requests} | {row.errors} | {row.cpu_seconds_per_1000:.3f} |"
     )
 
@@ -463,8 +492,26 @@ def report(rounds: list[Round], memory_mib: dict[str, float]) -> str:
               "| --- | ---: |",
               f"| the service's access log: its share of the minimal endpoint's CPU | "
               f"{spread([access_log_share(measured) for measured in rounds])} |"]  # fmt: skip
+    lines += where_the_tail_is(rounds)
     lines += replicas_or_workers(rounds, memory_mib)
     return "\n".join(lines) + "\n"
+
+
+def where_the_tail_is(rounds: list[Round]) -> list[str]:
+    """The rated row's p99 as wrk saw it and as the gateway timed the same requests."""
+    rows = [measured[RATED.name] for measured in rounds]
+    at_the_gateway = [row.gateway_p99_ms for row in rows if row.gateway_p99_ms is not None]
+    return [
+        "",
+        "Where the tail is: the p99 of the minimal endpoint at 70% of its peak, as the client (wrk) measured it, and "
+        "as the gateway timed the same requests (nginx's request time, from the request's first byte read to its "
+        "answer's last byte written: what wrk adds is its own waits for the cores it shares with the stack).",
+        "",
+        "| p99 ms at 70% of the peak | median (spread) |",
+        "| --- | ---: |",
+        f"| at the client (wrk) | {spread([row.p99_ms for row in rows], 2)} |",
+        f"| at the gateway | {spread(at_the_gateway, 2) if at_the_gateway else 'not measured'} |",
+    ]
 
 
 def chart(rounds: list[Round], path: Path) -> None:

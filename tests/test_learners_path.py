@@ -216,10 +216,14 @@ def test_make_base_images_names_them_in_env_for_every_later_shell(tmp_path):
     )
     assert config.returncode == 0, config.stderr
     assert f'"PYTHON_IMAGE": "{images["PYTHON_IMAGE"]}"' in config.stdout.replace('":"', '": "')
-    build = subprocess.run(
-        ["docker", "compose", "build", GATEWAY], cwd=tree, env=environment, capture_output=True, text=True, timeout=600
-    )
-    assert build.returncode == 0, build.stderr[-2000:]
+    try:
+        build = subprocess.run(
+            ["docker", "compose", "build", GATEWAY], cwd=tree, env=environment, capture_output=True, text=True,
+            timeout=600,
+        )  # fmt: skip
+        assert build.returncode == 0, build.stderr[-2000:]
+    finally:
+        remove_project(environment)  # the gateway's image it built
 
 
 # --- deploy -----------------------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ container of its own (docker-compose.bench.yml): the catalog as configured and w
 (workers, threads, database connections, access log, TCP), the limits (a bare WSGI callable and a bare Django view
 on the same uWSGI socket), the peers (the catalog on gunicorn and on uWSGI's http-socket, behind proxy_pass), and
 accounts with more workers or more replicas for logins. Each round drives every row once, in the same order (A B
-C ... A B C ...), so a noisy moment of this shared machine falls on one round, not on one row. It prints, per row,
+C ... A B C ...), the rows a goal compares next to each other, so a noisy moment of this shared machine falls on
+one round, not on one row. It prints, per row,
 the median and the spread (min-max) over the rounds of requests per second, p50 and p99 latency, and the CPU the
 row's containers used per request; then the goals, each a ratio computed within each round, met only when it is
 met in every round; then replicas against workers for logins: rate, CPU and the memory each adds. It writes the
@@ -105,10 +106,12 @@ LOGIN_2 = login("login, 2 workers", "accounts-2-workers")
 LOGIN_4 = login("login, 4 workers", "accounts-4-workers")
 LOGIN_2_REPLICAS = login("login, 2 replicas of 1 worker", "accounts-2-replicas")
 LOGIN_3_REPLICAS = login("login, 3 replicas of 1 worker", "accounts-3-replicas")
-# One round, in this order. The minimal endpoint comes before RATED, whose rate it sets.
+# One round, in this order: the rows a goal compares are measured back to back (the minimal endpoint between
+# gunicorn and TCP, one worker's logins between two workers' and two replicas'), so that a noisy moment of the
+# machine falls on both sides of a ratio, not on one. The minimal endpoint comes before RATED, whose rate it sets.
 CASES = [
-    CEILING, BARE_WSGI, BARE_DJANGO, INDEX, MINIMAL, RATED, ONE_WORKER, ONE_THREAD, NEW_CONNECTION, ACCESS_LOG,
-    TCP, HTTP_SOCKET, GUNICORN, LOGIN_1, LOGIN_2, LOGIN_4, LOGIN_2_REPLICAS, LOGIN_3_REPLICAS,
+    CEILING, BARE_WSGI, BARE_DJANGO, INDEX, GUNICORN, MINIMAL, TCP, HTTP_SOCKET, RATED, ONE_WORKER, ONE_THREAD,
+    NEW_CONNECTION, ACCESS_LOG, LOGIN_2, LOGIN_1, LOGIN_2_REPLICAS, LOGIN_3_REPLICAS, LOGIN_4,
 ]  # fmt: skip
 ROW_SERVICES = sorted({case.service for case in CASES} - {GATEWAY})
 LOGIN_ROWS = [LOGIN_1, LOGIN_2, LOGIN_4, LOGIN_2_REPLICAS, LOGIN_3_REPLICAS]

@@ -122,6 +122,18 @@ class ComposeProject:
         """The image Compose builds for a service of this project (the Compose file names none of its own)."""
         return f"{self.project}-{service}"
 
+    def own_image_names(self, project: str | None = None) -> list[str]:
+        """The names of the images Compose built, or a test stack took, for a project (this one's by default)."""
+        prefix = f"{project or self.project}-"
+        images = self.docker.images.list(filters={"reference": f"{prefix}*"})
+        return [tag.rsplit(":", 1)[0] for image in images for tag in image.tags if tag.startswith(prefix)]
+
+    def remove_own_image_names(self) -> None:
+        """Removes this project's image names. Compose's `down --rmi local` finds images by their build's project
+        label, which an image taken from the builder's cache, or by another stack, carries from another project."""
+        for name in self.own_image_names():
+            self.docker.images.remove(name)
+
 
 def retrying_session() -> requests.Session:
     """A client that does as browsers do, and as HTTP allows for idempotent requests: a keep-alive connection the

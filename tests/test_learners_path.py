@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from project import ACCOUNTS, CATALOG, GATEWAY, ROOT, SERVICES
+from project import ACCOUNTS, CATALOG, GATEWAY, ROOT, SERVICES, ComposeProject
 from stack import reserve_port, wait_until
 
 DEPLOY = [sys.executable, str(ROOT / "scripts" / "deploy.py")]
@@ -35,16 +35,10 @@ def make(*arguments: str, environment: dict[str, str], cwd: Path = ROOT) -> subp
 
 
 def remove_project(environment: dict[str, str]) -> None:
-    """Takes a newcomer's project down with its volumes and images. Compose's --rmi finds images by the project
-    label of their build, which an image the builder took from its cache carries from another project: the
-    project's image names are removed here."""
+    """Takes a newcomer's project down with its volumes and images (their names too: ComposeProject says why)."""
     subprocess.run(["docker", "compose", "down", "--volumes", "--rmi", "local", "--remove-orphans"], cwd=ROOT,
                    env=environment, capture_output=True, timeout=120)  # fmt: skip
-    named = ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter",
-             f"reference={environment['COMPOSE_PROJECT_NAME']}-*"]  # fmt: skip
-    names = subprocess.run(named, capture_output=True, text=True, check=True).stdout.split()
-    if names:
-        subprocess.run(["docker", "rmi", *names], capture_output=True, check=True, timeout=120)
+    ComposeProject(environment["COMPOSE_PROJECT_NAME"]).remove_own_image_names()
 
 
 def containers_of(project: str) -> str:

@@ -211,12 +211,6 @@ class Stack(ComposeProject):
             self.down()
             raise
 
-    def own_image_names(self, project: str | None = None) -> list[str]:
-        """The names of the images Compose built or this stack took for a project (this one's by default)."""
-        prefix = f"{project or self.project}-"
-        images = self.docker.images.list(filters={"reference": f"{prefix}*"})
-        return [tag.rsplit(":", 1)[0] for image in images for tag in image.tags if tag.startswith(prefix)]
-
     def take_images_of(self, source: ComposeProject) -> None:
         for name in self.own_image_names(source.project):
             self.docker.images.get(name).tag(self.image_of(name.removeprefix(f"{source.project}-")), "latest")
@@ -226,8 +220,7 @@ class Stack(ComposeProject):
         name (Compose's --rmi removes images by their build's label, so it leaves one with several names)."""
         try:
             self.compose("down", "--volumes", "--remove-orphans", "--rmi", "local", "--timeout", "10")
-            for name in self.own_image_names():
-                self.docker.images.remove(name)
+            self.remove_own_image_names()
         except docker.errors.APIError as error:
             raise ToolError(f"the images of {self.project} were not removed: {error}") from None
         finally:

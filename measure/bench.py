@@ -208,6 +208,11 @@ def run_wrk(url: str, *, connections: int, script: str, seconds: int, name: str 
     return parse_wrk(name, output.stdout)
 
 
+def at_rank(ordered: list[float], fraction: float) -> float:
+    """The value a fraction of the way through sorted values (0.99: the p99), by nearest rank."""
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
 def run_logins(url: str, body: dict, *, connections: int, count: int, name: str) -> Row:
     """A fixed number of logins, connections at a time (wrk runs for a time, and a third of a second per
     password hash makes a few seconds too few to mean anything). Rate, latencies and errors as wrk's."""
@@ -240,8 +245,8 @@ def run_logins(url: str, body: dict, *, connections: int, count: int, name: str)
     return Row(
         name=name,
         requests_per_second=len(latencies) / took,
-        p50_ms=1000 * latencies[len(latencies) // 2],
-        p99_ms=1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        p50_ms=1000 * at_rank(latencies, 0.5),
+        p99_ms=1000 * at_rank(latencies, 0.99),
         requests=len(latencies),
         errors=errors,
     )
@@ -262,8 +267,7 @@ def gateway_p99_ms(lines: bytes, path: str, started: float, ended: float) -> flo
             durations.append(1000 * float(entry["duration_s"]))
     if not durations:
         raise ToolError(f"the gateway logged no request for {path} while the row ran")
-    durations.sort()
-    return durations[min(len(durations) - 1, int(len(durations) * 0.99))]
+    return at_rank(sorted(durations), 0.99)
 
 
 def rate_script(url: str, target_rate: float, connections: int) -> str:

@@ -35,6 +35,11 @@ DATABASE_SERVICES = [f"{service}-db" for service in SERVICES] if DATABASE == "po
 # How much slower than a 2-core laptop this machine may be: every wait and every time limit in the suite is
 # stretched by it (TEST_TIME_FACTOR=3 on a slow CI runner, say). Counts are never stretched.
 TIME_FACTOR = float(os.environ.get("TEST_TIME_FACTOR") or 1)
+# How long the suite's own requests wait for an answer unless they say otherwise: past the gateway's read timeout
+# (10 s, nginx/snippets/uwsgi_proxy.inc), so a slow request fails as the gateway's 504, body and all, not as the
+# client giving up first. A login or a registration (the deliberately slow hasher, 0.15 s of CPU alone) took up
+# to 3.7 s with both halves of `make integration` running (load 8-16 on 2 cores), past 5 s in one CI run.
+REQUEST_WAIT_SECONDS = 15
 
 
 def reserve_port() -> tuple[int, IO]:
@@ -236,11 +241,11 @@ class Stack(ComposeProject):
             return f"(no logs: {error})"
 
     def get(self, path: str, **kwargs) -> requests.Response:
-        kwargs.setdefault("timeout", 5)
+        kwargs.setdefault("timeout", REQUEST_WAIT_SECONDS)
         return self.http.get(self.base_url + path, **kwargs)
 
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
-        kwargs.setdefault("timeout", 5)
+        kwargs.setdefault("timeout", REQUEST_WAIT_SECONDS)
         return self.http.request(method, self.base_url + path, **kwargs)
 
     def post(self, path: str, body, **kwargs) -> requests.Response:

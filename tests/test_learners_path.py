@@ -11,13 +11,14 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from project import ACCOUNTS, CATALOG, GATEWAY, ROOT, SERVICES, ComposeProject
+from project import ACCOUNTS, CATALOG, GATEWAY, ROOT, SERVICES, ComposeProject, gateway_log_delay_seconds
 from stack import reserve_port, wait_until
 
 DEPLOY = [sys.executable, str(ROOT / "scripts" / "deploy.py")]
@@ -329,6 +330,7 @@ def test_healthchecks_stay_out_of_the_access_logs(stack):
         return any(datetime.fromisoformat(check["Start"][:26] + "+00:00") > since for check in checks)
 
     assert wait_until(lambda: all(checked_since(container) for container in containers), timeout=15)
+    time.sleep(gateway_log_delay_seconds() + 0.5)  # a line the gateway wrote would be in its log by now
     for container in containers:
         # The engine's `since` is in whole seconds: each line's own time decides.
         records = [json.loads(line) for line in container.logs(since=since).decode().splitlines() if line]

@@ -10,7 +10,9 @@ C ... A B C ...), the rows a goal compares next to each other, so a noisy moment
 one round, not on one row. It prints, per row,
 the median and the spread (min-max) over the rounds of requests per second, p50 and p99 latency, and the CPU the
 row's containers used per request; then the goals, each a ratio computed within each round, met only when it is
-met in every round; then replicas against workers for logins: rate, CPU and the memory each adds. It writes the
+met in every round; where the CPU goes on the rows that compare transports and servers (the service, the
+gateway, the status page, the engine's log pipeline, wrk, the rest of the machine); then replicas against
+workers for logins: rate, CPU and the memory each adds. It writes the
 tables (bench.md) and a chart (bench.png) into --out. A benchmark, not a test: nothing here asserts a figure.
 """
 
@@ -18,6 +20,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -40,7 +43,7 @@ sys.path[:0] = [
 ]
 
 from preflight import worker_defaults
-from project import GATEWAY, ROOT, SERVICES, STATUS, ToolError
+from project import GATEWAY, ROOT, SERVICES, STATUS, ToolError, gateway_log_delay_seconds
 from reports import report_preamble
 from stack import Stack, container_cpu_seconds, container_memory_bytes, wait_until
 
@@ -113,6 +116,12 @@ CASES = [
     CEILING, BARE_WSGI, BARE_DJANGO, INDEX, GUNICORN, MINIMAL, TCP, HTTP_SOCKET, RATED, ONE_WORKER, ONE_THREAD,
     NEW_CONNECTION, ACCESS_LOG, LOGIN_2, LOGIN_1, LOGIN_2_REPLICAS, LOGIN_3_REPLICAS, LOGIN_4,
 ]  # fmt: skip
+# The rows whose machine CPU per request the report splits by part (column headings): the limit, the endpoint, and
+# the same endpoint over each other transport and server.
+WHERE_THE_CPU_GOES = {
+    BARE_DJANGO: "bare Django", MINIMAL: "minimal endpoint", TCP: "TCP", HTTP_SOCKET: "http-socket",
+    GUNICORN: "gunicorn",
+}  # fmt: skip
 ROW_SERVICES = sorted({case.service for case in CASES} - {GATEWAY})
 LOGIN_ROWS = [LOGIN_1, LOGIN_2, LOGIN_4, LOGIN_2_REPLICAS, LOGIN_3_REPLICAS]
 
@@ -127,6 +136,9 @@ class Row:
     errors: int
     # CPU seconds the containers of the driven service (the gateway for its own row) used per 1,000 requests.
     cpu_seconds_per_1000: float = 0.0
+    # Where the machine's CPU went per request, in µs, by part (WHERE_THE_CPU_GOES), on the rows that compare
+    # transports and servers.
+    cpu_split_us: dict[str, float] = field(default_factory=dict)
     # The rated row's p99 as the gateway times each request (nginx's $request_time, in its access log): without
     # what the load generator, on the same cores, adds of its own waits.
     gateway_p99_ms: float | None = None
@@ -164,6 +176,36 @@ def parse_duration_ms(text: str) -> float:
     if match is None:
         raise ValueError(f"not a wrk duration: {text!r}")
     return float(match[1]) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[match[2]]
+
+
+# The engine's own processes: a container's output goes through its shim to dockerd, which stores each line.
+ENGINE_PROCESSES = frozenset({"dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2"})
+
+
+def engine_cpu_seconds() -> float:
+    """CPU time the engine's processes on this machine have used so far (0 where it runs elsewhere)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        name, fields = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+        if name in ENGINE_PROCESSES:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_seconds() -> float:
+    """CPU time every core of this machine has been busy so far, whatever ran (/proc/stat: all but idle and iowait)."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    """CPU time this program's finished children (each wrk) have used."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def parse_wrk(name: str, output: str) -> Row:
@@ -308,6 +350,7 @@ class Bench:
             connections = 16
             script = rate_script(url, 0.7 * this_round[MINIMAL.name].requests_per_second, connections)
         cpu_before = self.cpu_seconds(case.service)
+        split_before = self.cpu_split() if case in WHERE_THE_CPU_GOES else {}
         started = time.time()
         if case.login:
             body = {"username": USERNAME, "password": PASSWORD}
@@ -316,10 +359,29 @@ class Bench:
             row = run_wrk(url, connections=connections, script=script, seconds=self.seconds, name=case.name)
         ended = time.time()
         row.cpu_seconds_per_1000 = 1000 * (self.cpu_seconds(case.service) - cpu_before) / max(row.requests, 1)
+        if split_before:
+            split_after = self.cpu_split(case.service)
+            split_before["the service"] = cpu_before
+            row.cpu_split_us = {
+                part: 1e6 * (split_after[part] - split_before[part]) / max(row.requests, 1) for part in split_after
+            }
         if case.rated:
+            time.sleep(gateway_log_delay_seconds() + 0.5)  # the gateway's last batch of lines reaches its log
             logged = self.stack.container(GATEWAY).logs(stdout=True, stderr=False, since=int(started) - 1)
             row.gateway_p99_ms = gateway_p99_ms(logged, case.path, started, ended)
         return row
+
+    def cpu_split(self, service: str | None = None) -> dict[str, float]:
+        """CPU seconds used so far by each part a request goes through (the service's own when it is named)."""
+        parts = {"the service": self.cpu_seconds(service)} if service else {}
+        return {
+            **parts,
+            "the gateway": self.cpu_seconds(GATEWAY),
+            "the status page": self.cpu_seconds(STATUS),
+            "the engine (log pipeline)": engine_cpu_seconds(),
+            "wrk": children_cpu_seconds(),
+            "the whole machine": machine_cpu_seconds(),
+        }
 
     def run(self) -> None:
         print(f"Starting the bench stack ({self.stack.project}) ...", flush=True)
@@ -500,6 +562,7 @@ def report(rounds: list[Round], memory_mib: dict[str, float]) -> str:
               f"| the service's access log: its share of the minimal endpoint's CPU | "
               f"{spread([access_log_share(measured) for measured in rounds])} |"]  # fmt: skip
     lines += where_the_tail_is(rounds)
+    lines += where_the_cpu_goes(rounds)
     lines += replicas_or_workers(rounds, memory_mib)
     return "\n".join(lines) + "\n"
 
@@ -519,6 +582,35 @@ def where_the_tail_is(rounds: list[Round]) -> list[str]:
         f"| at the client (wrk) | {spread([row.p99_ms for row in rows], 2)} |",
         f"| at the gateway | {spread(at_the_gateway, 2) if at_the_gateway else 'not measured'} |",
     ]
+
+
+def where_the_cpu_goes(rounds: list[Round]) -> list[str]:
+    """Per row compared, the machine's CPU per request by part: what a transport or a server costs, and where."""
+    cases = [case for case in WHERE_THE_CPU_GOES if rounds[0][case.name].cpu_split_us]
+    if not cases:
+        return []
+
+    def median(case: Case, part: str) -> float:
+        return statistics.median(measured[case.name].cpu_split_us[part] for measured in rounds)
+
+    parts = [part for part in rounds[0][cases[0].name].cpu_split_us if part != "the whole machine"]
+    rest = {case: median(case, "the whole machine") - sum(median(case, part) for part in parts) for case in cases}
+    lines = [
+        "",
+        "Where the CPU goes: µs of CPU per request, by part (the median over the rounds), over each row's load. The "
+        "engine's part is its processes' (dockerd, containerd and the shims), which store every line a container "
+        "writes; the rest is the kernel's work not charged to a container, and anything else on the machine.",
+        "",
+        "| µs of CPU per request | " + " | ".join(WHERE_THE_CPU_GOES[case] for case in cases) + " |",
+        "| --- |" + " ---: |" * len(cases),
+    ]
+    for part in parts:
+        lines.append(f"| {part} | " + " | ".join(f"{median(case, part):.0f}" for case in cases) + " |")
+    lines.append("| the rest | " + " | ".join(f"{rest[case]:.0f}" for case in cases) + " |")
+    lines.append(
+        "| the whole machine | " + " | ".join(f"{median(case, 'the whole machine'):.0f}" for case in cases) + " |"
+    )
+    return lines
 
 
 def chart(rounds: list[Round], path: Path) -> None:

@@ -35,6 +35,7 @@ from datetime import datetime
 from pathlib import Path
 
 import requests
+from docker.models.containers import Container
 
 # Run as a program, from this tree or a copy of it: the tools' shared module (scripts/), the suite's
 # harness (tests/support/), the Swarm and lab tools.
@@ -142,6 +143,8 @@ class Row:
     # The rated row's p99 as the gateway times each request (nginx's $request_time, in its access log): without
     # what the load generator, on the same cores, adds of its own waits.
     gateway_p99_ms: float | None = None
+    # The stack's containers whose engine healthcheck (a process started in the container) ran during the row.
+    checked_during: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -312,6 +315,32 @@ def gateway_p99_ms(lines: bytes, path: str, started: float, ended: float) -> flo
     return at_rank(sorted(durations), 0.99)
 
 
+# The engine's RFC 3339 times: a fraction of up to nine digits (Python reads six), Z or an offset.
+ENGINE_TIME = re.compile(r"(?P<seconds>[^.Z+]+)(?:\.(?P<fraction>\d+))?(?P<zone>Z|[+-]\d\d:\d\d)")
+
+
+def engine_time(stamp: str) -> float:
+    """Epoch seconds of one of the engine's times."""
+    match = ENGINE_TIME.fullmatch(stamp)
+    if match is None:
+        raise ToolError(f"not a time the engine writes: {stamp!r}")
+    fraction, zone = (match["fraction"] or "")[:6].ljust(6, "0"), match["zone"].replace("Z", "+00:00")
+    return datetime.fromisoformat(f"{match['seconds']}.{fraction}{zone}").timestamp()
+
+
+def checked_during(containers: list[Container], started: float, ended: float) -> list[str]:
+    """The services (Compose's names) of the containers the engine ran a healthcheck in between started and ended
+    (epoch seconds), from each container's last checks."""
+    checked = set()
+    for container in containers:
+        container.reload()
+        for check in (container.attrs["State"].get("Health") or {}).get("Log") or []:
+            began, finished = (engine_time(check[when]) for when in ("Start", "End"))
+            if began < ended and finished > started:
+                checked.add(container.labels["com.docker.compose.service"])
+    return sorted(checked)
+
+
 def rate_script(url: str, target_rate: float, connections: int) -> str:
     """A wrk script that holds about target_rate: each connection pauses between requests, the pause calibrated
     in a first short pass so that pause plus latency gives the rate."""
@@ -369,6 +398,10 @@ class Bench:
             time.sleep(gateway_log_delay_seconds() + 0.5)  # the gateway's last batch of lines reaches its log
             logged = self.stack.container(GATEWAY).logs(stdout=True, stderr=False, since=int(started) - 1)
             row.gateway_p99_ms = gateway_p99_ms(logged, case.path, started, ended)
+            own = [*SERVICES, STATUS]  # the gateway's own check (a shell script, every 2 s) falls on every row alike
+            row.checked_during = checked_during(
+                [c for name in own for c in self.stack.containers(name)], started, ended
+            )
         return row
 
     def cpu_split(self, service: str | None = None) -> dict[str, float]:
@@ -568,10 +601,11 @@ def report(rounds: list[Round], memory_mib: dict[str, float]) -> str:
 
 
 def where_the_tail_is(rounds: list[Round]) -> list[str]:
-    """The rated row's p99 as wrk saw it and as the gateway timed the same requests."""
+    """The rated row's p99 as wrk saw it and as the gateway timed the same requests, and, round by round, which
+    of the stack's containers the engine checked meanwhile."""
     rows = [measured[RATED.name] for measured in rounds]
     at_the_gateway = [row.gateway_p99_ms for row in rows if row.gateway_p99_ms is not None]
-    return [
+    lines = [
         "",
         "Where the tail is: the p99 of the minimal endpoint at 70% of its peak, as the client (wrk) measured it, and "
         "as the gateway timed the same requests (nginx's request time, from the request's first byte read to its "
@@ -581,7 +615,17 @@ def where_the_tail_is(rounds: list[Round]) -> list[str]:
         "| --- | ---: |",
         f"| at the client (wrk) | {spread([row.p99_ms for row in rows], 2)} |",
         f"| at the gateway | {spread(at_the_gateway, 2) if at_the_gateway else 'not measured'} |",
+        "",
+        f"The engine checks each of the stack's containers every {MEASURED_HEALTH_INTERVAL} while the rows run (a "
+        "process started in it; they started together, so their checks fall together). Round by round:",
+        "",
+        "| round | p99 ms at the client | at the gateway | containers the engine checked during the row |",
+        "| ---: | ---: | ---: | --- |",
     ]
+    for number, row in enumerate(rows, 1):
+        gateway = "-" if row.gateway_p99_ms is None else f"{row.gateway_p99_ms:.2f}"
+        lines.append(f"| {number} | {row.p99_ms:.2f} | {gateway} | {', '.join(row.checked_during) or 'none'} |")
+    return lines
 
 
 def where_the_cpu_goes(rounds: list[Round]) -> list[str]:

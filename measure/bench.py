@@ -379,7 +379,7 @@ class Bench:
             connections = 16
             script = rate_script(url, 0.7 * this_round[MINIMAL.name].requests_per_second, connections)
         cpu_before = self.cpu_seconds(case.service)
-        split_before = self.cpu_split() if case in WHERE_THE_CPU_GOES else {}
+        split_before = self.cpu_split(case.service) if case in WHERE_THE_CPU_GOES else {}
         started = time.time()
         if case.login:
             body = {"username": USERNAME, "password": PASSWORD}
@@ -390,7 +390,6 @@ class Bench:
         row.cpu_seconds_per_1000 = 1000 * (self.cpu_seconds(case.service) - cpu_before) / max(row.requests, 1)
         if split_before:
             split_after = self.cpu_split(case.service)
-            split_before["the service"] = cpu_before
             row.cpu_split_us = {
                 part: 1e6 * (split_after[part] - split_before[part]) / max(row.requests, 1) for part in split_after
             }
@@ -404,11 +403,10 @@ class Bench:
             )
         return row
 
-    def cpu_split(self, service: str | None = None) -> dict[str, float]:
-        """CPU seconds used so far by each part a request goes through (the service's own when it is named)."""
-        parts = {"the service": self.cpu_seconds(service)} if service else {}
+    def cpu_split(self, service: str) -> dict[str, float]:
+        """CPU seconds used so far by each part a request to service goes through, and by the whole machine."""
         return {
-            **parts,
+            "the service": self.cpu_seconds(service),
             "the gateway": self.cpu_seconds(GATEWAY),
             "the status page": self.cpu_seconds(STATUS),
             "the engine (log pipeline)": engine_cpu_seconds(),

@@ -44,7 +44,7 @@ sys.path[:0] = [
 ]
 
 from preflight import worker_defaults
-from project import GATEWAY, ROOT, SERVICES, STATUS, ToolError, gateway_log_delay_seconds
+from project import GATEWAY, ROOT, SERVICES, STATUS, ToolError, engine_time, gateway_log_delay_seconds
 from reports import report_preamble
 from stack import Stack, container_cpu_seconds, container_memory_bytes, wait_until
 
@@ -315,19 +315,6 @@ def gateway_p99_ms(lines: bytes, path: str, started: float, ended: float) -> flo
     return at_rank(sorted(durations), 0.99)
 
 
-# The engine's RFC 3339 times: a fraction of up to nine digits (Python reads six), Z or an offset.
-ENGINE_TIME = re.compile(r"(?P<seconds>[^.Z+]+)(?:\.(?P<fraction>\d+))?(?P<zone>Z|[+-]\d\d:\d\d)")
-
-
-def engine_time(stamp: str) -> float:
-    """Epoch seconds of one of the engine's times."""
-    match = ENGINE_TIME.fullmatch(stamp)
-    if match is None:
-        raise ToolError(f"not a time the engine writes: {stamp!r}")
-    fraction, zone = (match["fraction"] or "")[:6].ljust(6, "0"), match["zone"].replace("Z", "+00:00")
-    return datetime.fromisoformat(f"{match['seconds']}.{fraction}{zone}").timestamp()
-
-
 def checked_during(containers: list[Container], started: float, ended: float) -> list[str]:
     """The services (Compose's names) of the containers the engine ran a healthcheck in between started and ended
     (epoch seconds), from each container's last checks."""
@@ -335,7 +322,7 @@ def checked_during(containers: list[Container], started: float, ended: float) ->
     for container in containers:
         container.reload()
         for check in (container.attrs["State"].get("Health") or {}).get("Log") or []:
-            began, finished = (engine_time(check[when]) for when in ("Start", "End"))
+            began, finished = (engine_time(check[when]).timestamp() for when in ("Start", "End"))
             if began < ended and finished > started:
                 checked.add(container.labels["com.docker.compose.service"])
     return sorted(checked)

@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import docker
@@ -42,6 +43,20 @@ def gateway_log_delay_seconds() -> float:
     """At most how long after a request the gateway's access line for it is in the container's log (0: at once)."""
     match = ACCESS_LOG_FLUSH.search((ROOT / "nginx" / "nginx.conf").read_text())
     return float(match["seconds"]) if match else 0.0
+
+
+# The engine's RFC 3339 times (healthchecks, log timestamps): a fraction of up to nine digits with its trailing
+# zeros dropped (Python reads up to six), then Z or an offset.
+ENGINE_TIME = re.compile(r"(?P<seconds>[^.Z+]+)(?:\.(?P<fraction>\d+))?(?P<zone>Z|[+-]\d\d:\d\d)")
+
+
+def engine_time(stamp: str) -> datetime:
+    """One of the engine's times, time zone aware."""
+    match = ENGINE_TIME.fullmatch(stamp)
+    if match is None:
+        raise ToolError(f"not a time the engine writes: {stamp!r}")
+    fraction, zone = (match["fraction"] or "")[:6].ljust(6, "0"), match["zone"].replace("Z", "+00:00")
+    return datetime.fromisoformat(f"{match['seconds']}.{fraction}{zone}")
 
 
 def routed_replicas(upstreams: str) -> dict[str, list[str]]:

@@ -14,7 +14,7 @@ from itertools import pairwise
 import pytest
 import requests
 
-from project import CATALOG, GATEWAY, ROOT, SERVICES, gateway_log_delay_seconds
+from project import CATALOG, GATEWAY, ROOT, SERVICES, engine_time, gateway_log_delay_seconds
 from stack import wait_until
 
 
@@ -87,8 +87,7 @@ def test_the_gateway_logs_each_request_once_and_hands_the_lines_over_in_batches(
         """Our requests' lines, each with when the engine read it (its log timestamp, to the microsecond)."""
         logged = gateway.logs(stdout=True, stderr=False, timestamps=True, since=since).decode().splitlines()
         lines = [(stamp, json.loads(text)) for stamp, _, text in (line.partition(" ") for line in logged)]
-        return [(datetime.fromisoformat(stamp[:26] + "+00:00"), record) for stamp, record in lines
-                if record.get("request_id") in request_ids]  # fmt: skip
+        return [(engine_time(stamp), record) for stamp, record in lines if record.get("request_id") in request_ids]
 
     assert wait_until(lambda: len(arrived()) >= len(request_ids), timeout=gateway_log_delay_seconds() + 5)
     records = [record for _, record in arrived()]

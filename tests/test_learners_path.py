@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from project import ACCOUNTS, CATALOG, GATEWAY, ROOT, SERVICES, ComposeProject, gateway_log_delay_seconds
+from project import ACCOUNTS, CATALOG, GATEWAY, ROOT, SERVICES, ComposeProject, engine_time, gateway_log_delay_seconds
 from stack import reserve_port, wait_until
 
 DEPLOY = [sys.executable, str(ROOT / "scripts" / "deploy.py")]
@@ -327,7 +327,7 @@ def test_healthchecks_stay_out_of_the_access_logs(stack):
     def checked_since(container) -> bool:
         container.reload()
         checks = container.attrs["State"]["Health"]["Log"]
-        return any(datetime.fromisoformat(check["Start"][:26] + "+00:00") > since for check in checks)
+        return any(engine_time(check["Start"]) > since for check in checks)
 
     assert wait_until(lambda: all(checked_since(container) for container in containers), timeout=15)
     time.sleep(gateway_log_delay_seconds() + 0.5)  # a line the gateway wrote would be in its log by now

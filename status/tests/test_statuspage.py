@@ -2,6 +2,7 @@
 
 import threading
 import time
+import tracemalloc
 
 import pytest
 
@@ -9,6 +10,7 @@ from statuspage import app
 from statuspage.collector import (
     Collector,
     Counted,
+    Requests,
     Served,
     counted_of,
     counter_figures,
@@ -65,14 +67,14 @@ def test_a_request_the_gateway_answered_itself_has_no_replica():
 def test_figures_over_the_window():
     served = [Served(0, "s", "r", 200, seconds / 1000) for seconds in range(1, 101)]
     served.append(Served(0, "s", "r", 503, 0.001))
-    result = figures(served, 10)
+    result = figures(Requests.of(served), 10)
     assert result["requests_per_second"] == 10.1
     assert result["errors"] == 1
     assert 49 <= result["p50_ms"] <= 51 and 98 <= result["p99_ms"] <= 100
 
 
 def test_no_requests_is_a_zero_rate_and_no_latency():
-    assert figures([], 10) == {"requests_per_second": 0.0, "p50_ms": None, "p99_ms": None, "errors": 0}
+    assert figures(Requests(), 10) == {"requests_per_second": 0.0, "p50_ms": None, "p99_ms": None, "errors": 0}
 
 
 def test_the_replicas_are_the_upstreams_servers_but_the_placeholder():
@@ -114,8 +116,24 @@ def test_the_snapshot_counts_each_replica_within_the_window_only(collector):
     assert (replica["p50_ms"], replica["errors"]) == (4.0, 0)  # from the two log lines in the window
     assert (service1["requests_per_second"], service1["unsampled"]) == (6.2, 0)
     assert service2 == {"name": "service2", "replicas": [], "requests_per_second": None, "unsampled": None,
-                        **latency_figures([])}  # fmt: skip
+                        **latency_figures(Requests())}  # fmt: skip
     assert snapshot["gateway"]["active_connections"] == 2
+
+
+def test_a_flood_nobody_watches_keeps_only_the_window_and_little_memory():
+    """20,000 requests a second for 20 s, the page never read: each second past the window is dropped as the
+    next begins, and the window's requests are typed arrays, not an object each. Kept until the page was read,
+    an unwatched page's log once grew by every request until its process was killed for memory (128 MB)."""
+    collector = Collector()
+    tracemalloc.start()
+    try:
+        for index in range(400_000):
+            collector.add(Served(1000.0 + index / 20_000, "service1", "aaaa11112222", 200, 0.004))
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 16 * 2**20, f"{held / 2**20:.0f} MiB held"
+    assert collector.snapshot(now=1020.0)["gateway"]["requests_per_second"] == 20_000.0  # the last 10 s only
 
 
 def test_a_replicas_rate_is_the_growth_of_its_request_counters_less_its_healthchecks():

@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -67,6 +68,8 @@ MEASURED_HEALTH_INTERVAL = "30s"
 # Logins per login row, sent this many at a time: a password hash is a third of a second of CPU.
 LOGIN_REQUESTS = 100
 LOGIN_CONNECTIONS = 8
+# wrk's count of answers that were not 2xx or 3xx, until the gateway's log says their statuses.
+NOT_2XX = "not 2xx or 3xx"
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,9 @@ class Row:
     p99_ms: float
     requests: int
     errors: int
+    # The errors by kind: wrk's socket errors (connect, read, write, timeout), and answers that were not 2xx or
+    # 3xx by their status as the gateway logged them ("status 502"); a login's by its status or exception.
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
     # CPU seconds the containers of the driven service (the gateway for its own row) used per 1,000 requests.
     cpu_seconds_per_1000: float = 0.0
     # Where the machine's CPU went per request, in µs, by part (WHERE_THE_CPU_GOES), on the rows that compare
@@ -212,20 +218,22 @@ def children_cpu_seconds() -> float:
 
 
 def parse_wrk(name: str, output: str) -> Row:
-    errors = 0
+    errors_by_kind: dict[str, int] = {}
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     if socket_errors:
-        errors += sum(int(count) for count in socket_errors.groups())
+        counts = zip(("connect", "read", "write", "timeout"), map(int, socket_errors.groups()), strict=True)
+        errors_by_kind.update((kind, count) for kind, count in counts if count)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if non_2xx:
-        errors += int(non_2xx.group(1))
+        errors_by_kind[NOT_2XX] = int(non_2xx.group(1))
     return Row(
         name=name,
         requests_per_second=float(found(r"Requests/sec:\s+([\d.]+)", output)),
         p50_ms=parse_duration_ms(found(r"\s50%\s+(\S+)", output)),
         p99_ms=parse_duration_ms(found(r"\s99%\s+(\S+)", output)),
         requests=int(found(r"(\d+) requests in", output)),
-        errors=errors,
+        errors=sum(errors_by_kind.values()),
+        errors_by_kind=errors_by_kind,
     )
 
 
@@ -262,22 +270,23 @@ def run_logins(url: str, body: dict, *, connections: int, count: int, name: str)
     """A fixed number of logins, connections at a time (wrk runs for a time, and a third of a second per
     password hash makes a few seconds too few to mean anything). Rate, latencies and errors as wrk's."""
     latencies: list[float] = []
-    errors = 0
+    errors_by_kind: Counter[str] = Counter()
     lock = threading.Lock()
     tickets = iter(range(count))
 
     def client() -> None:
-        nonlocal errors
         session = requests.Session()
         for _ in tickets:  # shared: count logins in all, each bounded in time by its timeout
             sent = time.monotonic()
             try:
-                failed = session.post(url, json=body, timeout=30).status_code != 200
-            except requests.RequestException:
-                failed = True
+                status = session.post(url, json=body, timeout=30).status_code
+                failure = None if status == 200 else f"status {status}"
+            except requests.RequestException as error:
+                failure = type(error).__name__
             with lock:
                 latencies.append(time.monotonic() - sent)
-                errors += failed
+                if failure:
+                    errors_by_kind[failure] += 1
 
     started = time.monotonic()
     threads = [threading.Thread(target=client) for _ in range(connections)]
@@ -293,14 +302,15 @@ def run_logins(url: str, body: dict, *, connections: int, count: int, name: str)
         p50_ms=1000 * at_rank(latencies, 0.5),
         p99_ms=1000 * at_rank(latencies, 0.99),
         requests=len(latencies),
-        errors=errors,
+        errors=errors_by_kind.total(),
+        errors_by_kind=dict(errors_by_kind),
     )
 
 
-def gateway_p99_ms(lines: bytes, path: str, started: float, ended: float) -> float:
-    """The p99 of the gateway's durations (ms) for path, over its access-log lines written from started to ended
-    (epoch seconds; a line is written as its request ends). Other lines (its own, the services') are skipped."""
-    durations = []
+def gateway_entries(lines: bytes, path: str, started: float, ended: float) -> list[dict]:
+    """The gateway's access-log entries for path written from started to ended (epoch seconds; a line is written
+    as its request ends). Other lines (its own, the services') are skipped."""
+    entries = []
     for line in lines.splitlines():
         try:
             entry = json.loads(line)
@@ -309,10 +319,23 @@ def gateway_p99_ms(lines: bytes, path: str, started: float, ended: float) -> flo
         if not isinstance(entry, dict) or entry.get("path") != path or "duration_s" not in entry:
             continue
         if started <= datetime.fromisoformat(entry["time"]).timestamp() <= ended:
-            durations.append(1000 * float(entry["duration_s"]))
-    if not durations:
+            entries.append(entry)
+    if not entries:
         raise ToolError(f"the gateway logged no request for {path} while the row ran")
-    return at_rank(sorted(durations), 0.99)
+    return entries
+
+
+def gateway_p99_ms(entries: list[dict]) -> float:
+    """The p99 of the gateway's durations (ms) over its entries."""
+    return at_rank(sorted(1000 * float(entry["duration_s"]) for entry in entries), 0.99)
+
+
+def not_2xx_by_status(entries: list[dict]) -> dict[str, int]:
+    """The answers that were not 2xx or 3xx, by status. 499 is the gateway's note of a request whose client left
+    (wrk closing its connections as a row ends), which the client never counted."""
+    statuses = Counter(f"status {entry['status']}" for entry in entries if int(entry["status"]) >= 400)
+    statuses.pop("status 499", None)
+    return dict(statuses)
 
 
 def checked_during(containers: list[Container], started: float, ended: float) -> list[str]:
@@ -380,10 +403,17 @@ class Bench:
             row.cpu_split_us = {
                 part: 1e6 * (split_after[part] - split_before[part]) / max(row.requests, 1) for part in split_after
             }
-        if case.rated:
+        if case.rated or NOT_2XX in row.errors_by_kind:
             time.sleep(gateway_log_delay_seconds() + 0.5)  # the gateway's last batch of lines reaches its log
             logged = self.stack.container(GATEWAY).logs(stdout=True, stderr=False, since=int(started) - 1)
-            row.gateway_p99_ms = gateway_p99_ms(logged, case.path, started, ended)
+            entries = gateway_entries(logged, case.path, started, ended)
+            if NOT_2XX in row.errors_by_kind:
+                row.errors_by_kind = {
+                    **{kind: count for kind, count in row.errors_by_kind.items() if kind != NOT_2XX},
+                    **(not_2xx_by_status(entries) or {NOT_2XX: row.errors_by_kind[NOT_2XX]}),
+                }
+        if case.rated:
+            row.gateway_p99_ms = gateway_p99_ms(entries)
             own = [*SERVICES, STATUS]  # the gateway's own check (a shell script, every 2 s) falls on every row alike
             row.checked_during = checked_during(
                 [c for name in own for c in self.stack.containers(name)], started, ended
@@ -570,6 +600,7 @@ def report(rounds: list[Round], memory_mib: dict[str, float]) -> str:
     for goal in judged(rounds):
         verdict = "yes" if goal.met() else "MISSED"
         lines.append(f"| {goal.what} | {spread(goal.values)} | {goal.comparison} {goal.target:g} | {verdict} |")
+    lines += errors_by_kind(rounds)
     lines += ["", "| effect (req/s ratio within a round) | median (spread) |", "| --- | ---: |"]
     for what, top, bottom in EFFECTS:
         lines.append(f"| {what} | {spread([ratio(rate(top), rate(bottom))(measured) for measured in rounds])} |")
@@ -583,6 +614,20 @@ def report(rounds: list[Round], memory_mib: dict[str, float]) -> str:
     lines += where_the_cpu_goes(rounds)
     lines += replicas_or_workers(rounds, memory_mib)
     return "\n".join(lines) + "\n"
+
+
+def errors_by_kind(rounds: list[Round]) -> list[str]:
+    """Each row's errors in each round, by kind; nothing when there were none."""
+    failed = [
+        (number, row) for number, measured in enumerate(rounds, 1) for row in measured.values() if row.errors_by_kind
+    ]
+    if not failed:
+        return []
+    lines = ["", "| round | row with errors | errors by kind |", "| ---: | --- | --- |"]
+    for number, row in failed:
+        kinds = ", ".join(f"{kind}: {count}" for kind, count in sorted(row.errors_by_kind.items()))
+        lines.append(f"| {number} | {row.name} | {kinds} |")
+    return lines
 
 
 def where_the_tail_is(rounds: list[Round]) -> list[str]:

@@ -11,7 +11,8 @@ PYTHON ?= python3
 # that runs the stack; DB=sqlite (the default) keeps each service on SQLite in its volume. `make test` without DB
 # runs the tests on both, then on Swarm.
 # On engines with the healthcheck's start_interval (Docker 25 and later), the commands below also add
-# docker-compose.start-interval.yml: checks every second while a container starts, every 30 s after. Not when
+# docker-compose.start-interval.yml: checks every second while a container starts, every 30 s or more after (each
+# service its own interval, so that their checks do not fall together). Not when
 # COMPOSE_FILE is already chosen (here or in .env): that choice stands.
 start_interval_file = $(if $(shell scripts/engine-has-start-interval.sh && echo yes),:docker-compose.start-interval.yml)
 ifeq ($(DB),postgres)

@@ -45,7 +45,16 @@ sys.path[:0] = [
 ]
 
 from preflight import worker_defaults
-from project import GATEWAY, ROOT, SERVICES, STATUS, ToolError, engine_time, gateway_log_delay_seconds
+from project import (
+    GATEWAY,
+    ROOT,
+    SERVICES,
+    STATUS,
+    ToolError,
+    engine_time,
+    gateway_log_delay_seconds,
+    intervals_at_rest,
+)
 from reports import report_preamble
 from stack import Stack, container_cpu_seconds, container_memory_bytes, wait_until
 
@@ -61,12 +70,13 @@ UNLIMITED = {
     "SERVICE2_PROCESSES": os.environ.get("SERVICE2_PROCESSES") or str(worker_defaults()["PROCESSES"]),
     "SERVICE2_THREADS": os.environ.get("SERVICE2_THREADS") or str(worker_defaults()["THREADS"]),
 }
-# How often the engine checks the stack's own containers while the rows are measured: as engines with
-# start_interval do once a container has started (docker-compose.start-interval.yml), not every 2 s as older
-# ones must. Each check is a Python process: on a small machine, every 2 s in four containers is a tail of its own.
-MEASURED_HEALTH_INTERVAL = "30s"
 # Logins per login row, sent this many at a time: a password hash is a third of a second of CPU.
 LOGIN_REQUESTS = 100
+# The containers the engine checks while the rows are measured as engines with start_interval do once a
+# container has started (docker-compose.start-interval.yml: about every 30 s, each service at its own interval),
+# not every 2 s as older ones must; each check is a process in the container. The gateway's own check (a shell
+# script, every 2 s) falls on every row alike.
+CHECKED = [*SERVICES, STATUS]
 LOGIN_CONNECTIONS = 8
 # wrk's count of answers that were not 2xx or 3xx, until the gateway's log says their statuses.
 NOT_2XX = "not 2xx or 3xx"
@@ -370,12 +380,16 @@ class Bench:
         self.connections = connections
         self.login_requests = 4 if smoke else LOGIN_REQUESTS
         self.health_interval_file = Path(tempfile.mkdtemp()) / "health-interval.yml"
-        interval = {"healthcheck": {"interval": "${BENCH_HEALTH_INTERVAL:-2s}"}}
-        self.health_interval_file.write_text(json.dumps({"services": dict.fromkeys([*SERVICES, STATUS], interval)}))
+        self.check_every(dict.fromkeys(CHECKED, "2s"))  # as the images say: up as soon as it serves
         overrides = ("docker-compose.bench.yml", str(self.health_interval_file))
         self.stack = Stack(f"microstack-bench-{uuid.uuid4().hex[:8]}", UNLIMITED, overrides)
         self.results: list[Round] = []
         self.memory_mib: dict[str, float] = {}  # per login row, its containers' memory after the rounds
+
+    def check_every(self, intervals: dict[str, str]) -> None:
+        """How often the engine checks each of CHECKED from the stack's next `up` (an override file of the bench)."""
+        checks = {name: {"healthcheck": {"interval": interval}} for name, interval in intervals.items()}
+        self.health_interval_file.write_text(json.dumps({"services": checks}))
 
     def cpu_seconds(self, service: str) -> float:
         """CPU time the running containers of service have used so far (their cgroups' total)."""
@@ -414,9 +428,8 @@ class Bench:
                 }
         if case.rated:
             row.gateway_p99_ms = gateway_p99_ms(entries)
-            own = [*SERVICES, STATUS]  # the gateway's own check (a shell script, every 2 s) falls on every row alike
             row.checked_during = checked_during(
-                [c for name in own for c in self.stack.containers(name)], started, ended
+                [container for name in CHECKED for container in self.stack.containers(name)], started, ended
             )
         return row
 
@@ -435,8 +448,10 @@ class Bench:
         print(f"Starting the bench stack ({self.stack.project}) ...", flush=True)
         self.stack.up()
         try:
-            self.stack.environment = {**UNLIMITED, "BENCH_HEALTH_INTERVAL": MEASURED_HEALTH_INTERVAL}
-            self.stack.compose("up", "--detach", *SERVICES, STATUS, timeout=300)
+            self.check_every(
+                {name: f"{seconds:g}s" for name, seconds in intervals_at_rest().items() if name in CHECKED}
+            )
+            self.stack.compose("up", "--detach", *CHECKED, timeout=300)
             self.start_rows()
             self.stack.post(f"{LOGIN_1.path.rsplit('/', 1)[0]}/register", {"username": USERNAME, "password": PASSWORD})
             self.warm_up()
@@ -646,8 +661,8 @@ def where_the_tail_is(rounds: list[Round]) -> list[str]:
         f"| at the client (wrk) | {spread([row.p99_ms for row in rows], 2)} |",
         f"| at the gateway | {spread(at_the_gateway, 2) if at_the_gateway else 'not measured'} |",
         "",
-        f"The engine checks each of the stack's containers every {MEASURED_HEALTH_INTERVAL} while the rows run (a "
-        "process started in it; they started together, so their checks fall together). Round by round:",
+        "The engine checks each of the stack's containers while the rows run, a process started in it, as engines "
+        f"with start_interval do once it has started: {checked_every()}. Round by round:",
         "",
         "| round | p99 ms at the client | at the gateway | containers the engine checked during the row |",
         "| ---: | ---: | ---: | --- |",
@@ -656,6 +671,12 @@ def where_the_tail_is(rounds: list[Round]) -> list[str]:
         gateway = "-" if row.gateway_p99_ms is None else f"{row.gateway_p99_ms:.2f}"
         lines.append(f"| {number} | {row.p99_ms:.2f} | {gateway} | {', '.join(row.checked_during) or 'none'} |")
     return lines
+
+
+def checked_every() -> str:
+    """The healthcheck intervals of CHECKED, in words ("service1 every 30 s, ...")."""
+    intervals = intervals_at_rest()
+    return ", ".join(f"{name} every {intervals[name]:g} s" for name in CHECKED)
 
 
 def where_the_cpu_goes(rounds: list[Round]) -> list[str]:

@@ -9,7 +9,7 @@ and the goals, each judged on its unrounded value, and writes them to docs/sizes
 Start time and idle CPU are measured the way make runs the stack on this engine. An engine without the
 healthcheck's start_interval (before Docker 25) checks every 2 s throughout; there they are measured a second time
 as docker-compose.start-interval.yml would run them: the start with checks every second, the idle stack with
-checks every 30 s.
+each container checked at the interval that file gives it (30 s and up, each service its own).
 """
 
 import argparse
@@ -32,7 +32,7 @@ sys.path[:0] = [
     str(Path(__file__).resolve().parents[1] / folder) for folder in ("scripts", "tests/support", "swarm", "lab")
 ]
 
-from project import CATALOG, GATEWAY, ROOT, SERVICES, STATUS, ToolError, run, tool_main
+from project import CATALOG, GATEWAY, ROOT, SERVICES, STATUS, ToolError, intervals_at_rest, run, tool_main
 from reports import report_preamble
 from stack import DATABASE_SERVICES, Stack, container_cpu_seconds, timed, wait_until
 
@@ -67,6 +67,16 @@ def engine_cpu_seconds() -> float:
     return total / ticks
 
 
+# The containers whose healthcheck make sizes sets where the engine lacks start_interval.
+CHECKED = [*SERVICES, GATEWAY, STATUS]
+
+
+def at_rest_in_words() -> str:
+    """How often docker-compose.start-interval.yml has a started container checked: "every 30-35 s"."""
+    shortest, longest = min(intervals_at_rest().values()), max(intervals_at_rest().values())
+    return f"every {shortest:g} s" if shortest == longest else f"every {shortest:g}-{longest:g} s"
+
+
 def engine_has_start_interval() -> bool:
     return subprocess.run([ROOT / "scripts" / "engine-has-start-interval.sh"]).returncode == 0
 
@@ -75,15 +85,19 @@ class Sizes:
     def __init__(self, idle_seconds: int, directory: Path):
         self.idle_seconds = idle_seconds
         self.start_interval = engine_has_start_interval()
-        # Where this engine lacks start_interval: every healthcheck's interval from SIZES_HEALTH_INTERVAL (2 s,
-        # as the images say, unless set), to measure what start_interval would give.
+        # Where this engine lacks start_interval: every healthcheck's interval from this file (2 s, as the images
+        # say, until emulated_start_interval), to measure what start_interval would give.
         self.interval_file = directory / "health-interval.yml"
-        interval = {"healthcheck": {"interval": "${SIZES_HEALTH_INTERVAL:-2s}"}}
-        self.interval_file.write_text(json.dumps({"services": dict.fromkeys([*SERVICES, GATEWAY, STATUS], interval)}))
+        self.check_every(dict.fromkeys(CHECKED, "2s"))
         override = "docker-compose.start-interval.yml" if self.start_interval else str(self.interval_file)
         self.stack = Stack(f"microstack-sizes-{uuid.uuid4().hex[:8]}", overrides=(override,))
         self.lines: list[str] = []
         self.goals: list[Goal] = []
+
+    def check_every(self, intervals: dict[str, str]) -> None:
+        """How often the engine checks each container from the stack's next `up`, where it lacks start_interval."""
+        checks = {name: {"healthcheck": {"interval": interval}} for name, interval in intervals.items()}
+        self.interval_file.write_text(json.dumps({"services": checks}))
 
     def say(self, line: str = "") -> None:
         self.lines.append(line)
@@ -94,7 +108,7 @@ class Sizes:
         try:
             self.stack.compose("build", timeout=1800)
             self.image_sizes()
-            checks = "every second while starting, then every 30 s" if self.start_interval else "every 2 s"
+            checks = f"every second while starting, then {at_rest_in_words()}" if self.start_interval else "every 2 s"
             self.say(f"**As make runs it on this engine** (healthchecks {checks}):")
             self.say()
             self.start_time()
@@ -124,17 +138,17 @@ class Sizes:
 
     def emulated_start_interval(self) -> None:
         """What docker-compose.start-interval.yml gives an engine that has start_interval, measured here: the
-        start with every check a second apart, the idle stack with checks 30 s apart."""
+        start with every check a second apart, the idle stack with each container checked at its interval there."""
         self.say("**With start_interval** (Docker 25 and later, docker-compose.start-interval.yml), measured on this")
-        self.say("engine with the intervals it would use: every second for the start, every 30 s at rest:")
+        self.say(f"engine with the intervals it would use: every second for the start, {at_rest_in_words()} at rest:")
         self.say()
         self.stack.compose("down", "--volumes", "--timeout", "10")
-        self.stack.environment = {"SIZES_HEALTH_INTERVAL": "1s"}
+        self.check_every(dict.fromkeys(CHECKED, "1s"))
         self.start_time(" (start_interval)")
-        self.stack.environment = {"SIZES_HEALTH_INTERVAL": "30s"}
+        self.check_every({name: f"{seconds:g}s" for name, seconds in intervals_at_rest().items()})
         self.stack.compose("up", "--detach", timeout=300)
         if not wait_until(self.all_healthy, timeout=120, interval=1):
-            raise ToolError("the stack, checked every 30 s, did not become healthy within 120 s")
+            raise ToolError(f"the stack, checked {at_rest_in_words()}, did not become healthy within 120 s")
         # A check cycle passes first: a worker's first requests after a start import what it has not yet.
         self.idle_cpu(" (start_interval)", minimum_seconds=60, settle_seconds=35)
 

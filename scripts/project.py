@@ -45,6 +45,33 @@ def gateway_log_delay_seconds() -> float:
     return float(match["seconds"]) if match else 0.0
 
 
+START_INTERVAL_FILE = "docker-compose.start-interval.yml"
+# A duration as Compose writes it (Go's): "30s", "1m30s", "1h0m0s".
+COMPOSE_DURATION = re.compile(r"(?:(?P<hours>\d+)h)?(?:(?P<minutes>\d+)m)?(?:(?P<seconds>[\d.]+)s)?")
+
+
+def compose_seconds(duration: str) -> float:
+    """Seconds in a duration as `docker compose config` writes it."""
+    parts = COMPOSE_DURATION.fullmatch(duration)
+    if not duration or parts is None:
+        raise ToolError(f"not a duration: {duration!r}")
+    return sum(float(parts[unit] or 0) * factor for unit, factor in (("hours", 3600), ("minutes", 60), ("seconds", 1)))
+
+
+def intervals_at_rest() -> dict[str, float]:
+    """Each container's healthcheck interval in seconds once it has started, as START_INTERVAL_FILE sets it for
+    engines with start_interval (by Compose's service name): what the bench and make sizes give an older engine,
+    to measure what a newer one does."""
+    merged = run(
+        "docker", "compose", "-f", "docker-compose.yml", "-f", START_INTERVAL_FILE, "config", "--format", "json"
+    )
+    return {
+        name: compose_seconds(service["healthcheck"]["interval"])
+        for name, service in json.loads(merged.stdout)["services"].items()
+        if "start_interval" in service.get("healthcheck", {})
+    }
+
+
 # The engine's RFC 3339 times (healthchecks, log timestamps): a fraction of up to nine digits with its trailing
 # zeros dropped (Python reads up to six), then Z or an offset.
 ENGINE_TIME = re.compile(r"(?P<seconds>[^.Z+]+)(?:\.(?P<fraction>\d+))?(?P<zone>Z|[+-]\d\d:\d\d)")

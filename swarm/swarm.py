@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 # Run as a program, from this tree or a copy of it: the tools' shared module, scripts/project.py.
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / folder) for folder in ("scripts",)]
 
-from project import GATEWAY, ROOT, SERVICES, STATUS, ToolError, check_migrations, run, tool_main
+from project import GATEWAY, ROOT, SERVICES, STATUS, ToolError, check_migrations, intervals_at_rest, run, tool_main
 
 STACK_FILE = ROOT / "swarm" / "docker-stack.yml"
 COMPOSE_FILES = ["--file", "docker-compose.yml", "--file", "docker-compose.postgres.yml"]
@@ -38,12 +38,13 @@ BUILT = (*SERVICES, GATEWAY, STATUS, f"{SERVICES[0]}-db")
 PLACEMENT_LABELS = ["microstack.gateway", *(f"microstack.{service}-db" for service in SERVICES)]
 
 
-# Engines from 25 (API 1.44) check a starting task every second and a running one every 30 s, as make has Compose
-# do (docker-compose.start-interval.yml): up as soon as it serves, next to nothing at rest. No stack file can say
+# Engines from 25 (API 1.44) check a starting task every second and a running one at the interval make has Compose
+# use (docker-compose.start-interval.yml: 30 s and up, each service its own, so that their checks do not fall
+# together), a database every 30 s: up as soon as it serves, next to nothing at rest. No stack file can say
 # start_interval (`docker stack deploy` refuses it), so `up` sets it on each service once the stack is healthy.
 # Which engines have it, the Makefile asks the same script.
 HAS_START_INTERVAL = ROOT / "scripts" / "engine-has-start-interval.sh"
-CHECK_INTERVAL_NS, CHECK_START_INTERVAL_NS = 30 * 10**9, 10**9
+DATABASE_CHECK_INTERVAL_NS, CHECK_START_INTERVAL_NS = 30 * 10**9, 10**9
 
 
 class SwarmError(ToolError):
@@ -200,7 +201,7 @@ class Swarm:
                 if self.update_state(name, started + timeout) != "completed":
                     raise SwarmError(f"the healthcheck update of {name} did not complete\n{self.task_errors()}")
             if rolled:
-                say(f"{len(rolled)} services checked every 30 s once started, every second while starting")
+                say(f"{len(rolled)} services checked every 30 s or more once started, every second while starting")
                 self.wait_until_healthy(started + timeout)
         seconds = time.monotonic() - started
         say(f"the stack {self.stack} is healthy and answers on {self.gateway_host}:{self.port} ({seconds:.1f} s)")
@@ -213,13 +214,15 @@ class Swarm:
         if subprocess.run([HAS_START_INTERVAL], env=environment, capture_output=True, timeout=60).returncode != 0:
             return []
         client = docker.from_env(environment=environment, version="auto", use_ssh_client=True)
+        at_rest = {name: round(seconds * 10**9) for name, seconds in intervals_at_rest().items()}
         updated = []
         for service in client.services.list(filters={"label": f"com.docker.stack.namespace={self.stack}"}):
             if service.name.endswith("-db") != databases:
                 continue
             template = copy.deepcopy(service.attrs["Spec"]["TaskTemplate"])
             check = template["ContainerSpec"].setdefault("Healthcheck", {})
-            wanted = {"Interval": CHECK_INTERVAL_NS, "StartInterval": CHECK_START_INTERVAL_NS}
+            interval = at_rest.get(service.name.removeprefix(f"{self.stack}_"), DATABASE_CHECK_INTERVAL_NS)
+            wanted = {"Interval": interval, "StartInterval": CHECK_START_INTERVAL_NS}
             if check.get("Test") == ["NONE"] or all(check.get(key) == value for key, value in wanted.items()):
                 continue
             check.update(wanted)

@@ -616,6 +616,7 @@ def report(rounds: list[Round], memory_mib: dict[str, float]) -> str:
         verdict = "yes" if goal.met() else "MISSED"
         lines.append(f"| {goal.what} | {spread(goal.values)} | {goal.comparison} {goal.target:g} | {verdict} |")
     lines += errors_by_kind(rounds)
+    lines += slower_rounds(rounds)
     lines += ["", "| effect (req/s ratio within a round) | median (spread) |", "| --- | ---: |"]
     for what, top, bottom in EFFECTS:
         lines.append(f"| {what} | {spread([ratio(rate(top), rate(bottom))(measured) for measured in rounds])} |")
@@ -642,6 +643,35 @@ def errors_by_kind(rounds: list[Round]) -> list[str]:
     for number, row in failed:
         kinds = ", ".join(f"{kind}: {count}" for kind, count in sorted(row.errors_by_kind.items()))
         lines.append(f"| {number} | {row.name} | {kinds} |")
+    return lines
+
+
+# How far over its median a row's own CPU per request must be for the report to say the machine was slower then.
+SLOWER_BY = 0.10
+
+
+def slower_rounds(rounds: list[Round]) -> list[str]:
+    """The rows whose own CPU per request in a round was SLOWER_BY or more over their median: the same work took
+    more CPU, so the machine was slower then (it is shared: another tenant, a busy host), not the stack."""
+    slower = []
+    for case in CASES:
+        values = [measured[case.name].cpu_seconds_per_1000 for measured in rounds]
+        median = statistics.median(values)
+        slower += [(number, case.name, value, median) for number, value in enumerate(values, 1)
+                   if median > 0 and value >= (1 + SLOWER_BY) * median]  # fmt: skip
+    if len(rounds) < 3 or not slower:
+        return []
+    lines = [
+        "",
+        f"Rounds in which a row's own CPU per request was {SLOWER_BY:.0%} or more over its median: the same work took "
+        "more CPU, so the machine (shared) was slower during that row; a ratio of that round compares a slowed row "
+        "with others that were not.",
+        "",
+        "| round | row | CPU ms / request | its median | over |",
+        "| ---: | --- | ---: | ---: | ---: |",
+    ]
+    for number, name, value, median in sorted(slower):
+        lines.append(f"| {number} | {name} | {value:.3f} | {median:.3f} | {value / median - 1:.0%} |")
     return lines
 
 

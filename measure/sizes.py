@@ -73,7 +73,8 @@ CHECKED = [*SERVICES, GATEWAY, STATUS]
 
 def at_rest_in_words() -> str:
     """How often docker-compose.start-interval.yml has a started container checked: "every 30-35 s"."""
-    shortest, longest = min(intervals_at_rest().values()), max(intervals_at_rest().values())
+    intervals = intervals_at_rest().values()
+    shortest, longest = min(intervals), max(intervals)
     return f"every {shortest:g} s" if shortest == longest else f"every {shortest:g}-{longest:g} s"
 
 

@@ -54,6 +54,7 @@ from project import (
     engine_time,
     gateway_log_delay_seconds,
     intervals_at_rest,
+    write_health_intervals,
 )
 from reports import report_preamble
 from stack import Stack, container_cpu_seconds, container_memory_bytes, wait_until
@@ -73,12 +74,12 @@ UNLIMITED = {
 # Logins per login row, sent LOGIN_CONNECTIONS at a time; a password hash is 0.15 s of CPU. With 100, a row of two
 # workers lasted 8 s, and a slow moment of the machine moved a login ratio by 6 % in one round of three.
 LOGIN_REQUESTS = 200
+LOGIN_CONNECTIONS = 8
 # The containers the engine checks while the rows are measured as engines with start_interval do once a
 # container has started (docker-compose.start-interval.yml: about every 30 s, each service at its own interval),
 # not every 2 s as older ones must; each check is a process in the container. The gateway's own check (a shell
 # script, every 2 s) falls on every row alike.
 CHECKED = [*SERVICES, STATUS]
-LOGIN_CONNECTIONS = 8
 # wrk's count of answers that were not 2xx or 3xx, until the gateway's log says their statuses.
 NOT_2XX = "not 2xx or 3xx"
 
@@ -278,8 +279,8 @@ def at_rank(ordered: list[float], fraction: float) -> float:
 
 
 def run_logins(url: str, body: dict, *, connections: int, count: int, name: str) -> Row:
-    """A fixed number of logins, connections at a time (wrk runs for a time, and a third of a second per
-    password hash makes a few seconds too few to mean anything). Rate, latencies and errors as wrk's."""
+    """A fixed number of logins, connections at a time (wrk runs for a time, and 0.15 s of CPU per password
+    hash makes a few seconds too few to mean anything). Rate, latencies and errors as wrk's."""
     latencies: list[float] = []
     errors_by_kind: Counter[str] = Counter()
     lock = threading.Lock()
@@ -381,16 +382,12 @@ class Bench:
         self.connections = connections
         self.login_requests = 4 if smoke else LOGIN_REQUESTS
         self.health_interval_file = Path(tempfile.mkdtemp()) / "health-interval.yml"
-        self.check_every(dict.fromkeys(CHECKED, "2s"))  # as the images say: up as soon as it serves
+        write_health_intervals(self.health_interval_file, dict.fromkeys(CHECKED, 2))  # the images': up at once
+        self.intervals_at_rest: dict[str, float] = {}  # CHECKED's, while the rows are measured
         overrides = ("docker-compose.bench.yml", str(self.health_interval_file))
         self.stack = Stack(f"microstack-bench-{uuid.uuid4().hex[:8]}", UNLIMITED, overrides)
         self.results: list[Round] = []
         self.memory_mib: dict[str, float] = {}  # per login row, its containers' memory after the rounds
-
-    def check_every(self, intervals: dict[str, str]) -> None:
-        """How often the engine checks each of CHECKED from the stack's next `up` (an override file of the bench)."""
-        checks = {name: {"healthcheck": {"interval": interval}} for name, interval in intervals.items()}
-        self.health_interval_file.write_text(json.dumps({"services": checks}))
 
     def cpu_seconds(self, service: str) -> float:
         """CPU time the running containers of service have used so far (their cgroups' total)."""
@@ -449,9 +446,8 @@ class Bench:
         print(f"Starting the bench stack ({self.stack.project}) ...", flush=True)
         self.stack.up()
         try:
-            self.check_every(
-                {name: f"{seconds:g}s" for name, seconds in intervals_at_rest().items() if name in CHECKED}
-            )
+            self.intervals_at_rest = {name: seconds for name, seconds in intervals_at_rest().items() if name in CHECKED}
+            write_health_intervals(self.health_interval_file, self.intervals_at_rest)
             self.stack.compose("up", "--detach", *CHECKED, timeout=300)
             self.start_rows()
             self.stack.post(f"{LOGIN_1.path.rsplit('/', 1)[0]}/register", {"username": USERNAME, "password": PASSWORD})
@@ -597,7 +593,7 @@ def replicas_or_workers(rounds: list[Round], memory_mib: dict[str, float]) -> li
     return lines
 
 
-def report(rounds: list[Round], memory_mib: dict[str, float]) -> str:
+def report(rounds: list[Round], memory_mib: dict[str, float], checked_every: dict[str, float]) -> str:
     lines = [
         f"{len(rounds)} round(s); each figure is the median over them, with the spread (min-max) in parentheses.",
         "",
@@ -627,7 +623,7 @@ def report(rounds: list[Round], memory_mib: dict[str, float]) -> str:
               "| --- | ---: |",
               f"| the service's access log: its share of the minimal endpoint's CPU | "
               f"{spread([access_log_share(measured) for measured in rounds])} |"]  # fmt: skip
-    lines += where_the_tail_is(rounds)
+    lines += where_the_tail_is(rounds, checked_every)
     lines += where_the_cpu_goes(rounds)
     lines += replicas_or_workers(rounds, memory_mib)
     return "\n".join(lines) + "\n"
@@ -676,9 +672,10 @@ def slower_rounds(rounds: list[Round]) -> list[str]:
     return lines
 
 
-def where_the_tail_is(rounds: list[Round]) -> list[str]:
+def where_the_tail_is(rounds: list[Round], checked_every: dict[str, float]) -> list[str]:
     """The rated row's p99 as wrk saw it and as the gateway timed the same requests, and, round by round, which
-    of the stack's containers the engine checked meanwhile."""
+    of the stack's containers the engine checked meanwhile (each every so many seconds)."""
+    intervals = ", ".join(f"{name} every {seconds:g} s" for name, seconds in checked_every.items())
     rows = [measured[RATED.name] for measured in rounds]
     at_the_gateway = [row.gateway_p99_ms for row in rows if row.gateway_p99_ms is not None]
     lines = [
@@ -693,7 +690,7 @@ def where_the_tail_is(rounds: list[Round]) -> list[str]:
         f"| at the gateway | {spread(at_the_gateway, 2) if at_the_gateway else 'not measured'} |",
         "",
         "The engine checks each of the stack's containers while the rows run, a process started in it, as engines "
-        f"with start_interval do once it has started: {checked_every()}. Round by round:",
+        f"with start_interval do once it has started: {intervals}. Round by round:",
         "",
         "| round | p99 ms at the client | at the gateway | containers the engine checked during the row |",
         "| ---: | ---: | ---: | --- |",
@@ -702,12 +699,6 @@ def where_the_tail_is(rounds: list[Round]) -> list[str]:
         gateway = "-" if row.gateway_p99_ms is None else f"{row.gateway_p99_ms:.2f}"
         lines.append(f"| {number} | {row.p99_ms:.2f} | {gateway} | {', '.join(row.checked_during) or 'none'} |")
     return lines
-
-
-def checked_every() -> str:
-    """The healthcheck intervals of CHECKED, in words ("service1 every 30 s, ...")."""
-    intervals = intervals_at_rest()
-    return ", ".join(f"{name} every {intervals[name]:g} s" for name in CHECKED)
 
 
 def where_the_cpu_goes(rounds: list[Round]) -> list[str]:
@@ -779,7 +770,7 @@ def main() -> int:
     rounds = 1 if arguments.smoke else arguments.rounds
     bench = Bench(arguments.seconds, rounds, arguments.connections, arguments.smoke)
     bench.run()
-    table = report(bench.results, bench.memory_mib)
+    table = report(bench.results, bench.memory_mib, bench.intervals_at_rest)
     print("\n" + table)
     arguments.out.mkdir(parents=True, exist_ok=True)
     preamble = report_preamble("The scaling benchmark", "make bench")

@@ -13,7 +13,6 @@ each container checked at the interval that file gives it (30 s and up, each ser
 """
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -32,7 +31,18 @@ sys.path[:0] = [
     str(Path(__file__).resolve().parents[1] / folder) for folder in ("scripts", "tests/support", "swarm", "lab")
 ]
 
-from project import CATALOG, GATEWAY, ROOT, SERVICES, STATUS, ToolError, intervals_at_rest, run, tool_main
+from project import (
+    CATALOG,
+    GATEWAY,
+    ROOT,
+    SERVICES,
+    STATUS,
+    ToolError,
+    intervals_at_rest,
+    run,
+    tool_main,
+    write_health_intervals,
+)
 from reports import report_preamble
 from stack import DATABASE_SERVICES, Stack, container_cpu_seconds, timed, wait_until
 
@@ -71,10 +81,9 @@ def engine_cpu_seconds() -> float:
 CHECKED = [*SERVICES, GATEWAY, STATUS]
 
 
-def at_rest_in_words() -> str:
-    """How often docker-compose.start-interval.yml has a started container checked: "every 30-35 s"."""
-    intervals = intervals_at_rest().values()
-    shortest, longest = min(intervals), max(intervals)
+def in_words(intervals: dict[str, float]) -> str:
+    """How often a started container is checked, at these intervals: "every 30-35 s"."""
+    shortest, longest = min(intervals.values()), max(intervals.values())
     return f"every {shortest:g} s" if shortest == longest else f"every {shortest:g}-{longest:g} s"
 
 
@@ -89,16 +98,12 @@ class Sizes:
         # Where this engine lacks start_interval: every healthcheck's interval from this file (2 s, as the images
         # say, until emulated_start_interval), to measure what start_interval would give.
         self.interval_file = directory / "health-interval.yml"
-        self.check_every(dict.fromkeys(CHECKED, "2s"))
+        write_health_intervals(self.interval_file, dict.fromkeys(CHECKED, 2))
+        self.at_rest = intervals_at_rest()  # as docker-compose.start-interval.yml has a started container checked
         override = "docker-compose.start-interval.yml" if self.start_interval else str(self.interval_file)
         self.stack = Stack(f"microstack-sizes-{uuid.uuid4().hex[:8]}", overrides=(override,))
         self.lines: list[str] = []
         self.goals: list[Goal] = []
-
-    def check_every(self, intervals: dict[str, str]) -> None:
-        """How often the engine checks each container from the stack's next `up`, where it lacks start_interval."""
-        checks = {name: {"healthcheck": {"interval": interval}} for name, interval in intervals.items()}
-        self.interval_file.write_text(json.dumps({"services": checks}))
 
     def say(self, line: str = "") -> None:
         self.lines.append(line)
@@ -109,7 +114,9 @@ class Sizes:
         try:
             self.stack.compose("build", timeout=1800)
             self.image_sizes()
-            checks = f"every second while starting, then {at_rest_in_words()}" if self.start_interval else "every 2 s"
+            checks = (
+                f"every second while starting, then {in_words(self.at_rest)}" if self.start_interval else "every 2 s"
+            )
             self.say(f"**As make runs it on this engine** (healthchecks {checks}):")
             self.say()
             self.start_time()
@@ -141,15 +148,17 @@ class Sizes:
         """What docker-compose.start-interval.yml gives an engine that has start_interval, measured here: the
         start with every check a second apart, the idle stack with each container checked at its interval there."""
         self.say("**With start_interval** (Docker 25 and later, docker-compose.start-interval.yml), measured on this")
-        self.say(f"engine with the intervals it would use: every second for the start, {at_rest_in_words()} at rest:")
+        self.say(
+            f"engine with the intervals it would use: every second for the start, {in_words(self.at_rest)} at rest:"
+        )
         self.say()
         self.stack.compose("down", "--volumes", "--timeout", "10")
-        self.check_every(dict.fromkeys(CHECKED, "1s"))
+        write_health_intervals(self.interval_file, dict.fromkeys(CHECKED, 1))
         self.start_time(" (start_interval)")
-        self.check_every({name: f"{seconds:g}s" for name, seconds in intervals_at_rest().items()})
+        write_health_intervals(self.interval_file, self.at_rest)
         self.stack.compose("up", "--detach", timeout=300)
         if not wait_until(self.all_healthy, timeout=120, interval=1):
-            raise ToolError(f"the stack, checked {at_rest_in_words()}, did not become healthy within 120 s")
+            raise ToolError(f"the stack, checked {in_words(self.at_rest)}, did not become healthy within 120 s")
         # A check cycle passes first: a worker's first requests after a start import what it has not yet.
         self.idle_cpu(" (start_interval)", minimum_seconds=60, settle_seconds=35)
 

@@ -6,8 +6,8 @@ container of its own (docker-compose.bench.yml): the catalog as configured and w
 (workers, threads, database connections, access log, TCP), the limits (a bare WSGI callable and a bare Django view
 on the same uWSGI socket), the peers (the catalog on gunicorn and on uWSGI's http-socket, behind proxy_pass), and
 accounts with more workers or more replicas for logins. Each round drives every row once, in the same order (A B
-C ... A B C ...), the rows a goal compares next to each other, so a noisy moment of this shared machine falls on
-one round, not on one row. It prints, per row,
+C ... A B C ...); within a round, the rows a goal compares by their rates take turns a second at a time (A B C A B C
+...), so that a slow moment of this shared machine falls on every side of a ratio, not on one. It prints, per row,
 the median and the spread (min-max) over the rounds of requests per second, p50 and p99 latency, and the CPU the
 row's containers used per request; then the goals, each a ratio computed within each round, met only when it is
 met in every round; where the CPU goes on the rows that compare transports and servers (the service, the
@@ -125,13 +125,18 @@ LOGIN_2 = login("login, 2 workers", "accounts-2-workers")
 LOGIN_4 = login("login, 4 workers", "accounts-4-workers")
 LOGIN_2_REPLICAS = login("login, 2 replicas of 1 worker", "accounts-2-replicas")
 LOGIN_3_REPLICAS = login("login, 3 replicas of 1 worker", "accounts-3-replicas")
-# One round, in this order: the rows a goal compares are measured back to back (the minimal endpoint between
-# gunicorn and TCP, one worker's logins between two workers' and two replicas'), so that a noisy moment of the
-# machine falls on both sides of a ratio, not on one. The minimal endpoint comes before RATED, whose rate it sets.
-CASES = [
-    CEILING, BARE_WSGI, BARE_DJANGO, INDEX, GUNICORN, MINIMAL, TCP, HTTP_SOCKET, RATED, ONE_WORKER, ONE_THREAD,
-    NEW_CONNECTION, ACCESS_LOG, LOGIN_2, LOGIN_1, LOGIN_2_REPLICAS, LOGIN_3_REPLICAS, LOGIN_4,
+# One round, in this order, a group at a time. The rows of a group of several take turns of a second each until
+# each has had its --seconds (A B C A B C ...): the goals' ratios of rates compare rows of one group, and a slow
+# moment of the machine, which lasts seconds, then falls on each of them (measured: one second of the minimal
+# endpoint and the next of TCP moved together, correlation 0.5). The logins are measured back to back, one
+# worker's between two workers' and two replicas': a turn of logins would end with workers idle. The minimal
+# endpoint comes before RATED, whose rate it sets.
+ROUND = [
+    (CEILING,), (BARE_WSGI,), (BARE_DJANGO, INDEX, GUNICORN, MINIMAL, TCP, HTTP_SOCKET), (RATED,), (ONE_WORKER,),
+    (ONE_THREAD,), (NEW_CONNECTION,), (ACCESS_LOG,), (LOGIN_2,), (LOGIN_1,), (LOGIN_2_REPLICAS,),
+    (LOGIN_3_REPLICAS,), (LOGIN_4,),
 ]  # fmt: skip
+CASES = [case for group in ROUND for case in group]
 # The rows whose machine CPU per request the report splits by part (column headings): the limit, the endpoint, and
 # the same endpoint over each other transport and server.
 WHERE_THE_CPU_GOES = {
@@ -150,6 +155,9 @@ class Row:
     p99_ms: float
     requests: int
     errors: int
+    seconds: float  # how long the load lasted
+    # How many requests took each latency, in whole µs: what rows measured in turns add up.
+    latency_us: Counter[int] = field(default_factory=Counter)
     # The errors by kind: wrk's socket errors (connect, read, write, timeout), and answers that were not 2xx or
     # 3xx by their status as the gateway logged them ("status 502"); a login's by its status or exception.
     errors_by_kind: dict[str, int] = field(default_factory=dict)
@@ -192,13 +200,6 @@ def found(pattern: str, text: str) -> str:
     return match.group(1)
 
 
-def parse_duration_ms(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
-    if match is None:
-        raise ValueError(f"not a wrk duration: {text!r}")
-    return float(match[1]) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[match[2]]
-
-
 # The engine's own processes: a container's output goes through its shim to dockerd, which stores each line.
 ENGINE_PROCESSES = frozenset({"dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2"})
 
@@ -229,6 +230,30 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+# Appended to every wrk script: the load's length and each latency with its count (wrk's own summary rounds the
+# one and gives only a few percentiles of the other), so that turns of a row add up to one distribution.
+WRK_REPORT = """
+function done(summary, latency, requests)
+  io.write(string.format("load_us %d %d\\n", summary.duration, summary.requests))
+  for i = 1, #latency do
+    local value, count = latency(i)
+    io.write(string.format("latency_us %d %d\\n", value, count))
+  end
+end
+"""
+
+
+def at_percentile_ms(latency_us: Counter[int], fraction: float) -> float:
+    """The latency a fraction of the way through (0.99: the p99), by nearest rank as at_rank, in ms."""
+    rank = min(latency_us.total() - 1, int(latency_us.total() * fraction))
+    below = 0
+    for value in sorted(latency_us):
+        below += latency_us[value]
+        if below > rank:
+            return value / 1000
+    raise ValueError("no latencies")
+
+
 def parse_wrk(name: str, output: str) -> Row:
     errors_by_kind: dict[str, int] = {}
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
@@ -238,14 +263,45 @@ def parse_wrk(name: str, output: str) -> Row:
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if non_2xx:
         errors_by_kind[NOT_2XX] = int(non_2xx.group(1))
+    load_us, requests = map(int, found(r"load_us (\d+ \d+)", output).split())
+    latency_us = Counter({int(value): int(count) for value, count in re.findall(r"latency_us (\d+) (\d+)", output)})
+    if latency_us.total() == 0:
+        raise ValueError(f"wrk measured no latency:\n{output}")
     return Row(
         name=name,
-        requests_per_second=float(found(r"Requests/sec:\s+([\d.]+)", output)),
-        p50_ms=parse_duration_ms(found(r"\s50%\s+(\S+)", output)),
-        p99_ms=parse_duration_ms(found(r"\s99%\s+(\S+)", output)),
-        requests=int(found(r"(\d+) requests in", output)),
+        requests_per_second=requests / (load_us / 1e6),
+        p50_ms=at_percentile_ms(latency_us, 0.5),
+        p99_ms=at_percentile_ms(latency_us, 0.99),
+        requests=requests,
         errors=sum(errors_by_kind.values()),
+        seconds=load_us / 1e6,
+        latency_us=latency_us,
         errors_by_kind=errors_by_kind,
+    )
+
+
+def combined(turns: list[Row]) -> Row:
+    """A row measured in turns, as one: their requests over their time, their latencies together, their errors
+    and their CPU per request weighted by their requests."""
+    requests = sum(turn.requests for turn in turns)
+    latency_us = sum((turn.latency_us for turn in turns), Counter())
+    errors_by_kind = sum((Counter(turn.errors_by_kind) for turn in turns), Counter())
+
+    def per_request(values: list[float]) -> float:
+        return sum(value * turn.requests for value, turn in zip(values, turns, strict=True)) / max(requests, 1)
+
+    return Row(
+        name=turns[0].name,
+        requests_per_second=requests / sum(turn.seconds for turn in turns),
+        p50_ms=at_percentile_ms(latency_us, 0.5),
+        p99_ms=at_percentile_ms(latency_us, 0.99),
+        requests=requests,
+        errors=errors_by_kind.total(),
+        seconds=sum(turn.seconds for turn in turns),
+        latency_us=latency_us,
+        errors_by_kind=dict(errors_by_kind),
+        cpu_seconds_per_1000=per_request([turn.cpu_seconds_per_1000 for turn in turns]),
+        cpu_split_us={part: per_request([turn.cpu_split_us[part] for turn in turns]) for part in turns[0].cpu_split_us},
     )
 
 
@@ -264,9 +320,9 @@ def wrk_script(*, body: dict | None = None, delay_ms: float | None = None) -> st
 
 
 def run_wrk(url: str, *, connections: int, script: str, seconds: int, name: str = "") -> Row:
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
-        lua.write(script)
+        lua.write(script + WRK_REPORT)
         lua.flush()
         command += ["-s", lua.name, url]
         output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60)
@@ -281,7 +337,7 @@ def at_rank(ordered: list[float], fraction: float) -> float:
 def run_logins(url: str, body: dict, *, connections: int, count: int, name: str) -> Row:
     """A fixed number of logins, connections at a time (wrk runs for a time, and 0.15 s of CPU per password
     hash makes a few seconds too few to mean anything). Rate, latencies and errors as wrk's."""
-    latencies: list[float] = []
+    latency_us: Counter[int] = Counter()
     errors_by_kind: Counter[str] = Counter()
     lock = threading.Lock()
     tickets = iter(range(count))
@@ -296,7 +352,7 @@ def run_logins(url: str, body: dict, *, connections: int, count: int, name: str)
             except requests.RequestException as error:
                 failure = type(error).__name__
             with lock:
-                latencies.append(time.monotonic() - sent)
+                latency_us[round(1e6 * (time.monotonic() - sent))] += 1
                 if failure:
                     errors_by_kind[failure] += 1
 
@@ -307,14 +363,15 @@ def run_logins(url: str, body: dict, *, connections: int, count: int, name: str)
     for thread in threads:
         thread.join()
     took = time.monotonic() - started
-    latencies.sort()
     return Row(
         name=name,
-        requests_per_second=len(latencies) / took,
-        p50_ms=1000 * at_rank(latencies, 0.5),
-        p99_ms=1000 * at_rank(latencies, 0.99),
-        requests=len(latencies),
+        requests_per_second=latency_us.total() / took,
+        p50_ms=at_percentile_ms(latency_us, 0.5),
+        p99_ms=at_percentile_ms(latency_us, 0.99),
+        requests=latency_us.total(),
         errors=errors_by_kind.total(),
+        seconds=took,
+        latency_us=latency_us,
         errors_by_kind=dict(errors_by_kind),
     )
 
@@ -393,7 +450,17 @@ class Bench:
         """CPU time the running containers of service have used so far (their cgroups' total)."""
         return sum(container_cpu_seconds(container) for container in self.stack.containers(service))
 
-    def measure(self, case: Case, this_round: Round) -> Row:
+    def measure_in_turns(self, group: tuple[Case, ...], this_round: Round) -> list[Row]:
+        """A group's rows: one alone in one run; several a second at a time each in turn, --seconds turns."""
+        if len(group) == 1:
+            return [self.measure(group[0], this_round, self.seconds)]
+        turns: dict[Case, list[Row]] = {case: [] for case in group}
+        for _ in range(self.seconds):
+            for case in group:
+                turns[case].append(self.measure(case, this_round, 1))
+        return [combined(turns[case]) for case in group]
+
+    def measure(self, case: Case, this_round: Round, seconds: int) -> Row:
         """One run of wrk on the case, with the CPU its containers used per request meanwhile."""
         url = self.stack.base_url + case.path
         connections, script = self.connections, ""
@@ -407,7 +474,7 @@ class Bench:
             body = {"username": USERNAME, "password": PASSWORD}
             row = run_logins(url, body, connections=LOGIN_CONNECTIONS, count=self.login_requests, name=case.name)
         else:
-            row = run_wrk(url, connections=connections, script=script, seconds=self.seconds, name=case.name)
+            row = run_wrk(url, connections=connections, script=script, seconds=seconds, name=case.name)
         ended = time.time()
         row.cpu_seconds_per_1000 = 1000 * (self.cpu_seconds(case.service) - cpu_before) / max(row.requests, 1)
         if split_before:
@@ -455,9 +522,10 @@ class Bench:
             for number in range(1, self.rounds + 1):
                 print(f"\nRound {number} of {self.rounds}\n\n{ROUND_HEADER}", flush=True)
                 this_round: Round = {}
-                for case in CASES:
-                    this_round[case.name] = self.measure(case, this_round)
-                    print(format_row(this_round[case.name]), flush=True)
+                for group in ROUND:
+                    for row in self.measure_in_turns(group, this_round):
+                        this_round[row.name] = row
+                        print(format_row(row), flush=True)
                 self.results.append(this_round)
             self.memory_mib = {case.name: self.memory_of(case.service) for case in LOGIN_ROWS}
         finally:

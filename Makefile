@@ -165,6 +165,7 @@ unit: $(VENV)/.installed
 unit-tests:
 	cd servicekit && ../$(VENV)/bin/pytest -q
 	cd status && ../$(VENV)/bin/pytest -q
+	cd measure && ../$(VENV)/bin/pytest -q
 	for service in $(SERVICES); do (cd $$service && ../$(VENV)/bin/pytest -q) || exit 1; done
 
 ## integration: builds and starts its own stacks (own project names, locked ports), tests them, tears them down

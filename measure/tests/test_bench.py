@@ -1,0 +1,67 @@
+"""make bench's arithmetic: wrk's report read, and a row measured in turns added up as one."""
+
+from collections import Counter
+
+from bench import Row, at_percentile_ms, at_rank, combined, parse_wrk
+
+WRK_OUTPUT = """Running 1s test @ http://127.0.0.1:8080/api/catalog/health/
+  2 threads and 32 connections
+  6000 requests in 1.00s, 1.2MB read
+  Non-2xx or 3xx responses: 3
+Requests/sec:   5990.12
+Transfer/sec:      1.20MB
+load_us 1001663 6000
+latency_us 900 5000
+latency_us 2000 940
+latency_us 40000 60
+"""
+
+
+def turn(rate: float, seconds: float, latency_us: Counter[int], cpu_per_1000: float, service_us: float) -> Row:
+    requests = latency_us.total()
+    assert requests == round(rate * seconds)
+    return Row(
+        name="minimal endpoint",
+        requests_per_second=rate,
+        p50_ms=at_percentile_ms(latency_us, 0.5),
+        p99_ms=at_percentile_ms(latency_us, 0.99),
+        requests=requests,
+        errors=0,
+        seconds=seconds,
+        latency_us=latency_us,
+        cpu_seconds_per_1000=cpu_per_1000,
+        cpu_split_us={"the service": service_us},
+    )
+
+
+def test_wrks_report_gives_the_rate_over_the_loads_own_length_and_each_latency():
+    row = parse_wrk("minimal endpoint", WRK_OUTPUT)
+
+    assert row.requests == 6000
+    assert row.seconds == 1.001663
+    assert round(row.requests_per_second, 1) == round(6000 / 1.001663, 1)
+    assert row.latency_us == Counter({900: 5000, 2000: 940, 40000: 60})
+    assert (row.p50_ms, row.p99_ms) == (0.9, 40.0)  # the 5,941st of 6,000 is in the slowest 60
+    assert row.errors_by_kind == {"not 2xx or 3xx": 3}
+
+
+def test_turns_add_up_to_one_row_weighted_by_their_requests():
+    fast = turn(6000, 1.0, Counter({1000: 6000}), cpu_per_1000=0.1, service_us=100)
+    slow = turn(2000, 2.0, Counter({1000: 3900, 50000: 100}), cpu_per_1000=0.3, service_us=300)
+
+    row = combined([fast, slow])
+
+    assert row.requests == 10000
+    assert row.requests_per_second == 10000 / 3  # all requests over all the time, not the mean of the rates (4,000)
+    assert row.cpu_seconds_per_1000 == (0.1 * 6000 + 0.3 * 4000) / 10000
+    assert row.cpu_split_us == {"the service": (100 * 6000 + 300 * 4000) / 10000}
+    assert row.p99_ms == 50.0  # 100 of 10,000 slow: the tail of one turn stays the tail of the row
+    assert row.p50_ms == 1.0
+
+
+def test_the_percentile_of_counted_latencies_is_the_nearest_rank_of_them_listed():
+    latency_us = Counter({300: 7, 1200: 90, 2500: 2, 99000: 1})
+    listed = sorted(value / 1000 for value, count in latency_us.items() for _ in range(count))
+
+    for fraction in (0.0, 0.07, 0.5, 0.97, 0.99, 0.999):
+        assert at_percentile_ms(latency_us, fraction) == at_rank(listed, fraction)

@@ -65,3 +65,18 @@ def test_the_percentile_of_counted_latencies_is_the_nearest_rank_of_them_listed(
 
     for fraction in (0.0, 0.07, 0.5, 0.97, 0.99, 0.999):
         assert at_percentile_ms(latency_us, fraction) == at_rank(listed, fraction)
+
+
+def test_logins_answered_after_the_time_count_in_the_cpu_but_not_in_the_rate():
+    one_turn = turn(6, 5.0, Counter({600_000: 30}), cpu_per_1000=150, service_us=150_000)
+    other_turn = turn(6, 5.0, Counter({600_000: 30}), cpu_per_1000=160, service_us=160_000)
+    one_turn.drained, other_turn.drained = 1, 3  # each turn's CPU figure was per the 31 and 33 answered
+    one_turn.latency_us[900_000] += 1
+    other_turn.latency_us[900_000] += 3
+
+    row = combined([one_turn, other_turn])
+
+    assert (row.requests, row.drained, row.answered) == (60, 4, 64)
+    assert row.requests_per_second == 6  # 60 answered within 10 s; the 4 drained later are not in the rate
+    assert row.cpu_seconds_per_1000 == (150 * 31 + 160 * 33) / 64
+    assert row.latency_us.total() == 64

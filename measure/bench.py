@@ -130,9 +130,9 @@ LOGIN_3_REPLICAS = login("login, 3 replicas of 1 worker", "accounts-3-replicas")
 # One round, in this order, a group at a time. The rows of a group take turns (A B C A B C ...): the HTTP rows a
 # second each until each has had its --seconds, the logins LOGIN_TURN_SECONDS each, LOGIN_TURNS times. Each
 # goal's ratio compares rows of one group, so a slow moment of the machine, which lasts seconds, falls on each of
-# them (measured: one second of the minimal endpoint and the next of TCP moved together, correlation 0.5; two
-# workers' logins took 8 % more CPU each than one worker's, measured a minute apart). The minimal endpoint
-# comes before RATED, whose rate it sets.
+# them (measured: one second of the minimal endpoint and the next of TCP moved together, correlation 0.5). What
+# stays with a container cannot be cancelled so: in most runs one login row's containers hash 5-7 % slower for
+# minutes on end (its CPU per login shows it). The minimal endpoint comes before RATED, whose rate it sets.
 ROUND = [
     (CEILING,), (BARE_WSGI,), (BARE_DJANGO, INDEX, GUNICORN, MINIMAL, TCP, HTTP_SOCKET), (RATED,), (ONE_WORKER,),
     (ONE_THREAD,), (NEW_CONNECTION,), (ACCESS_LOG,), (LOGIN_2, LOGIN_1, LOGIN_2_REPLICAS, LOGIN_3_REPLICAS, LOGIN_4),
@@ -346,17 +346,15 @@ def at_rank(ordered: list[float], fraction: float) -> float:
 
 def run_logins(url: str, body: dict, *, connections: int, seconds: float, name: str) -> Row:
     """Logins for a time, connections at a time, each client sending its next when the last is answered. The rate
-    is the logins answered within the time, over the time. Those still in flight then are waited for (their
-    latencies and CPU count) but left out of the rate: every row leaves about half a login per worker unfinished,
-    so the rates compare as they are, where counting the drained ones would charge each row the time its last
-    logins leave workers idle, one worker's least (wrk runs for a time too, but 0.15 s of CPU per password hash
-    makes its few seconds too few to mean anything)."""
+    is the logins answered within the time, over the time. Those in flight then are waited for (their latencies
+    and CPU count) but not rated: each row leaves out about half a login per worker, the same share of its rate
+    whatever its workers, where timing the drain would leave more workers idle longer. Not wrk: a few seconds of
+    wrk's load are too few logins to mean anything at 0.15 s of CPU each."""
     latency_us: Counter[int] = Counter()
     errors_by_kind: Counter[str] = Counter()
     lock = threading.Lock()
     answered_in_time = 0
-    started = time.monotonic()
-    deadline = started + seconds
+    deadline = time.monotonic() + seconds
 
     def client() -> None:
         nonlocal answered_in_time
@@ -483,7 +481,8 @@ class Bench:
         return [combined(turns[case]) for case in group]
 
     def measure(self, case: Case, this_round: Round, seconds: int) -> Row:
-        """One run of wrk on the case, with the CPU its containers used per request meanwhile."""
+        """One run of the case's load (wrk, or logins) for seconds, with the CPU its containers used per request
+        meanwhile."""
         url = self.stack.base_url + case.path
         connections, script = self.connections, ""
         if case.rated:

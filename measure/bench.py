@@ -252,7 +252,7 @@ end
 
 
 def at_percentile_ms(latency_us: Counter[int], fraction: float) -> float:
-    """The latency a fraction of the way through (0.99: the p99), by nearest rank as at_rank, in ms."""
+    """The latency a fraction of the way through (0.99: the p99), by nearest rank, in ms."""
     rank = min(latency_us.total() - 1, int(latency_us.total() * fraction))
     below = 0
     for value in sorted(latency_us):
@@ -339,11 +339,6 @@ def run_wrk(url: str, *, connections: int, script: str, seconds: int, name: str 
     return parse_wrk(name, output.stdout)
 
 
-def at_rank(ordered: list[float], fraction: float) -> float:
-    """The value a fraction of the way through sorted values (0.99: the p99), by nearest rank."""
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
-
-
 def run_logins(url: str, body: dict, *, connections: int, seconds: float, name: str) -> Row:
     """Logins for a time, connections at a time, each client sending its next when the last is answered. The rate
     is the logins answered within the time, over the time. Those in flight then are waited for (their latencies
@@ -412,7 +407,7 @@ def gateway_entries(lines: bytes, path: str, started: float, ended: float) -> li
 
 def gateway_p99_ms(entries: list[dict]) -> float:
     """The p99 of the gateway's durations (ms) over its entries."""
-    return at_rank(sorted(1000 * float(entry["duration_s"]) for entry in entries), 0.99)
+    return at_percentile_ms(Counter(round(1e6 * float(entry["duration_s"])) for entry in entries), 0.99)
 
 
 def not_2xx_by_status(entries: list[dict]) -> dict[str, int]:

@@ -2,7 +2,7 @@
 
 from collections import Counter
 
-from bench import Row, at_percentile_ms, at_rank, combined, parse_wrk
+from bench import Row, at_percentile_ms, combined, parse_wrk
 
 WRK_OUTPUT = """Running 1s test @ http://127.0.0.1:8080/api/catalog/health/
   2 threads and 32 connections
@@ -64,7 +64,7 @@ def test_the_percentile_of_counted_latencies_is_the_nearest_rank_of_them_listed(
     listed = sorted(value / 1000 for value, count in latency_us.items() for _ in range(count))
 
     for fraction in (0.0, 0.07, 0.5, 0.97, 0.99, 0.999):
-        assert at_percentile_ms(latency_us, fraction) == at_rank(listed, fraction)
+        assert at_percentile_ms(latency_us, fraction) == listed[min(len(listed) - 1, int(len(listed) * fraction))]
 
 
 def test_logins_answered_after_the_time_count_in_the_cpu_but_not_in_the_rate():

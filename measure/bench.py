@@ -457,10 +457,18 @@ class Bench:
         self.stack = Stack(f"microstack-bench-{uuid.uuid4().hex[:8]}", UNLIMITED, overrides)
         self.results: list[Round] = []
         self.memory_mib: dict[str, float] = {}  # per login row, its containers' memory after the rounds
+        self.running: dict[str, list[Container]] = {}  # by Compose service, once measured (containers())
 
     def cpu_seconds(self, service: str) -> float:
         """CPU time the running containers of service have used so far (their cgroups' total)."""
-        return sum(container_cpu_seconds(container) for container in self.stack.containers(service))
+        return sum(container_cpu_seconds(container) for container in self.containers(service))
+
+    def containers(self, service: str) -> list[Container]:
+        """The running containers of service, asked of the engine once (a listing, then an inspection of each):
+        they stay the same while the rows are measured, and a turn of a second reads their CPU up to eight times."""
+        if service not in self.running:
+            self.running[service] = self.stack.containers(service)
+        return self.running[service]
 
     def measure_in_turns(self, group: tuple[Case, ...], this_round: Round) -> list[Row]:
         """A group's rows, each in turn: HTTP rows a second at a time (--seconds turns; one alone, in one run),
@@ -510,7 +518,7 @@ class Bench:
         if case.rated:
             row.gateway_p99_ms = gateway_p99_ms(entries)
             row.checked_during = checked_during(
-                [container for name in CHECKED for container in self.stack.containers(name)], started, ended
+                [container for name in CHECKED for container in self.containers(name)], started, ended
             )
         return row
 
@@ -549,7 +557,7 @@ class Bench:
 
     def memory_of(self, service: str) -> float:
         """MiB the running containers of service hold together."""
-        return sum(container_memory_bytes(container) for container in self.stack.containers(service)) / 2**20
+        return sum(container_memory_bytes(container) for container in self.containers(service)) / 2**20
 
     def warm_up(self) -> None:
         """A second of load on every HTTP row, not recorded: the first requests of a fresh worker (imports, the

@@ -295,8 +295,9 @@ def combined(turns: list[Row]) -> Row:
     latency_us = sum((turn.latency_us for turn in turns), Counter())
     errors_by_kind = sum((Counter(turn.errors_by_kind) for turn in turns), Counter())
 
+    answered = sum(turn.answered for turn in turns)
+
     def per_request(values: list[float]) -> float:
-        answered = sum(turn.answered for turn in turns)
         return sum(value * turn.answered for value, turn in zip(values, turns, strict=True)) / max(answered, 1)
 
     return Row(

@@ -158,7 +158,7 @@ test-all:
 	@SECONDS=0 && $(MAKE) --no-print-directory test-swarm && echo "test-all: Swarm in $$SECONDS s"
 	@SECONDS=0 && $(MAKE) --no-print-directory test-cluster && echo "test-all: the three-node lab in $$SECONDS s"
 
-## unit: servicekit's, the status page's and each service's unit tests, no Docker needed (DB=postgres: on a throwaway PostgreSQL)
+## unit: servicekit's, the status page's, the tools' and each service's unit tests, no Docker needed (DB=postgres: on a throwaway PostgreSQL)
 unit: $(VENV)/.installed
 	$(if $(filter postgres,$(DB)),tests/support/with-postgres.sh) $(MAKE) --no-print-directory unit-tests
 
@@ -166,6 +166,7 @@ unit-tests:
 	cd servicekit && ../$(VENV)/bin/pytest -q
 	cd status && ../$(VENV)/bin/pytest -q
 	cd measure && ../$(VENV)/bin/pytest -q
+	cd scripts && ../$(VENV)/bin/pytest -q
 	for service in $(SERVICES); do (cd $$service && ../$(VENV)/bin/pytest -q) || exit 1; done
 
 ## integration: builds and starts its own stacks (own project names, locked ports), tests them, tears them down

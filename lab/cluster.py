@@ -16,11 +16,13 @@ import sys
 import time
 from pathlib import Path
 
+import docker
 import environ
 
 # Run as a program, from this tree or a copy of it: the tools' shared module (scripts/project.py) and swarm/swarm.py.
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / folder) for folder in ("scripts", "swarm")]
 
+import engine
 from project import ROOT, ToolError, run, tool_main
 from swarm import Swarm
 
@@ -120,7 +122,16 @@ class Lab:
         self.compose("--profile", REFERENCE, "up", "--detach", "--wait", REFERENCE)
 
     def down(self) -> None:
-        self.compose("--profile", REFERENCE, "down", "--volumes", "--remove-orphans", "--timeout", "5")
+        endpoints = self.compose("--profile", REFERENCE, "ps", "--all", "--format", "{{.Name}}").split()
+        try:
+            engine.patiently(
+                lambda: self.compose("--profile", REFERENCE, "down", "--volumes", "--remove-orphans", "--timeout", "5")
+            )
+        except ToolError as error:
+            if not engine.STALE_ENDPOINT.search(str(error)):
+                raise
+        label = f"com.docker.compose.project={self.name}"
+        engine.remove_leftovers(docker.from_env(), label, volumes=True, endpoints=endpoints)
         self.swarm().remove_images()
         self.remove_cgroup_parents()
         shutil.rmtree(self.sockets, ignore_errors=True)

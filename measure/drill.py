@@ -36,6 +36,7 @@ sys.path[:0] = [
     str(Path(__file__).resolve().parents[1] / folder) for folder in ("scripts", "tests/support", "swarm", "lab")
 ]
 
+import engine
 from project import ACCOUNTS, CATALOG, GATEWAY, NOTIFICATIONS, ORDERS, ROOT, SERVICES
 from reports import report_preamble
 from stack import (
@@ -49,7 +50,6 @@ from stack import (
     ask_the_gateway,
     drop_product_updated_at,
     leaks,
-    pause_container,
     replay_a_token,
     stats_paths,
     timed,
@@ -258,7 +258,7 @@ class Drill:
 
     def pause(self) -> None:
         container = self.stack.container(CATALOG)
-        pause_container(container)
+        engine.pause(container)
         answer, seen = timed(self.health(CATALOG))  # the gateway gives up after its read timeout
         container.unpause()
         recovered, _ = watch(self.health(CATALOG), lambda status: status == "200", 30)
@@ -350,7 +350,7 @@ class Drill:
             thread.start()
         time.sleep(2)
         accounts = self.stack.container(ACCOUNTS)
-        pause_container(accounts)
+        engine.pause(accounts)
         paused_at = time.monotonic()
         time.sleep(pause_seconds)
         accounts.unpause()
@@ -551,7 +551,7 @@ class Drill:
         volume = (
             f"{stack.project}_{ORDERS}-db-data" if stack.database == "postgres" else f"{stack.project}_{ORDERS}-data"
         )
-        stack.docker.volumes.get(volume).remove()
+        engine.patiently(stack.docker.volumes.get(volume).remove)
         stack.compose("up", "--detach", "--wait", *lost, timeout=300)
         restored, restore_took = timed(lambda: subprocess.run(
             [*tool, "restore", ORDERS, "--from", str(copy), "--project", stack.project],

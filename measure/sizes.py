@@ -152,7 +152,7 @@ class Sizes:
             f"engine with the intervals it would use: every second for the start, {in_words(self.at_rest)} at rest:"
         )
         self.say()
-        self.stack.compose("down", "--volumes", "--timeout", "10")
+        self.stack.take_down("--timeout", "10", volumes=True)
         write_health_intervals(self.interval_file, dict.fromkeys(CHECKED, 1))
         self.start_time(" (start_interval)")
         write_health_intervals(self.interval_file, self.at_rest)

@@ -19,6 +19,8 @@ from docker.models.containers import Container
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+import engine
+
 ROOT = Path(__file__).resolve().parent.parent
 # A service is a folder holding a Django project; the folder's name is the service's name.
 SERVICES = sorted(path.parent.parent.name for path in ROOT.glob("*/config/settings.py"))
@@ -160,6 +162,20 @@ class ComposeProject:
     def compose(self, *arguments: str, timeout: float = 300) -> subprocess.CompletedProcess:
         command = ["docker", "compose", "--project-name", self.project, *arguments]
         return run(*command, environment=self.compose_environment(), timeout=timeout, cwd=self.root)
+
+    def take_down(self, *options: str, volumes: bool = False, timeout: float = 300) -> list[str]:
+        """`docker compose down --remove-orphans` (and its options), then whatever still carries the project's
+        label, made by another variant's Compose files (PostgreSQL's networks, the bench's rows) or, with
+        volumes, any volume of the project. Returns the networks the engine would not remove (engine.py)."""
+        endpoints = [container.name for container in self.containers(all=True)]
+        down = ["down", "--remove-orphans", *(["--volumes"] if volumes else []), *options]
+        try:
+            engine.patiently(lambda: self.compose(*down, timeout=timeout))
+        except ToolError as error:
+            if not engine.STALE_ENDPOINT.search(str(error)):
+                raise
+        label = f"com.docker.compose.project={self.project}"
+        return engine.remove_leftovers(self.docker, label, volumes=volumes, endpoints=endpoints)
 
     def containers(self, service: str | None = None, *, all: bool = False) -> list[Container]:
         labels = [f"com.docker.compose.project={self.project}"]

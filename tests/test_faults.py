@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import requests
 
+import engine
 from project import ACCOUNTS, CATALOG, GATEWAY, ORDERS, SERVICES
-from stack import SteadyLoad, pause_container, seconds, timed, wait_until
+from stack import SteadyLoad, seconds, timed, wait_until
 
 # A stack of its own, shared with the other "outages" modules: it stops, pauses, kills and floods services.
 pytestmark = pytest.mark.own_stack("outages")
@@ -111,7 +112,7 @@ def test_docker_stop_is_quick_and_clean_and_finishes_what_is_in_flight(stack):
 @pytest.mark.one_database  # the gateway's timeout
 def test_a_paused_service_times_out_as_504_in_seconds_while_others_serve(stack, loads_on_the_other_routes):
     container = stack.container(CATALOG)
-    pause_container(container)
+    engine.pause(container)
     try:
         response, elapsed = timed(lambda: stack.get(f"/api/{CATALOG}/health/", timeout=30))
         assert response.status_code == 504

@@ -10,13 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+import engine
 from project import ACCOUNTS, CATALOG, NOTIFICATIONS, ORDERS
 from stack import (
     LEAK_BOUND_SECONDS,
     OrderingClients,
     assert_each_client_holds_exactly_one_order,
     leaks,
-    pause_container,
     place_until_answered,
     timed,
     wait_until,
@@ -47,7 +47,7 @@ def test_a_catalog_paused_during_three_orders_leaks_no_stock(stack, make_product
         return stack.post(f"/api/{ORDERS}/orders", body, headers=headers, timeout=30).status_code
 
     catalog = stack.container(CATALOG)
-    pause_container(catalog)
+    engine.pause(catalog)
     try:
         with ThreadPoolExecutor(max_workers=3) as clients:
             first_tries = list(clients.map(first_try, range(3)))

@@ -13,7 +13,7 @@ def test_data_survives_down_and_up(stack, make_product, customer):
     auth = {"Authorization": customer["Authorization"]}
     order = stack.post(f"/api/{ORDERS}/orders", {"product_id": product_id, "quantity": 1}, headers=auth).json()
 
-    stack.compose("down", "--timeout", "10")
+    stack.take_down("--timeout", "10")
     stack.up()
 
     # The token (accounts), the stock (catalog) and the order (orders) all come back.

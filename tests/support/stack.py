@@ -1,6 +1,6 @@
 """The integration suite's harness, which the measurement tools (measure/) drive too: a copy of the stack under its
 own project name and port, driven over HTTP (Stack); the loads and floods put on it (SteadyLoad, LoginFlood,
-OrderingClients); the faults' helpers (pause_container, a container's CPU time); the suite's clock (seconds,
+OrderingClients); the faults' helpers (a container's CPU time); the suite's clock (seconds,
 wait_until, TEST_TIME_FACTOR). What the tools a learner runs share with it is in scripts/project.py.
 """
 
@@ -121,20 +121,6 @@ def write_catalog_migration(package: Path, name: str, operation: str, imports: s
     )
 
 
-def pause_container(container: Container) -> None:
-    """`docker pause`, asked again once: Docker 20.10's cgroup freezer sometimes refuses the first try
-    ("OCI runtime pause failed: unable to freeze"), and a fault test must inject its fault."""
-    try:
-        container.pause()
-    except docker.errors.APIError as error:
-        if "unable to freeze" not in str(error):
-            raise
-        time.sleep(0.5)
-        container.reload()
-        if container.status != "paused":
-            container.pause()
-
-
 def timed(call: Callable):
     """(what call returned, the seconds it took)."""
     started = time.monotonic()
@@ -224,7 +210,7 @@ class Stack(ComposeProject):
         """Removes the stack, its volumes and its images' names: an image another stack took keeps that stack's
         name (Compose's --rmi removes images by their build's label, so it leaves one with several names)."""
         try:
-            self.compose("down", "--volumes", "--remove-orphans", "--rmi", "local", "--timeout", "10")
+            self.take_down("--rmi", "local", "--timeout", "10", volumes=True)
             self.remove_own_image_names()
         except docker.errors.APIError as error:
             raise ToolError(f"the images of {self.project} were not removed: {error}") from None

@@ -42,12 +42,9 @@ up:
 	docker compose up --detach --wait || { $(PYTHON) scripts/preflight.py --why-not-up; exit 1; }
 
 ## down: stop the stack, whichever variant started it (add V=1 to delete every volume of the project too)
-# --remove-orphans: containers of the project that these Compose files do not name (the databases, after
-# `make up DB=postgres`) go too. V=1 then deletes every volume the project has, named here or not.
-down:
-	docker compose down --remove-orphans $(if $(V),--volumes)
-	$(if $(V),@project=$$(docker compose config --format json | $(PYTHON) -c 'import json, sys; print(json.load(sys.stdin)["name"])') \
-	  && docker volume ls --quiet --filter "label=com.docker.compose.project=$$project" | xargs --no-run-if-empty docker volume rm)
+# Every container and network with the project's label goes, whichever Compose files made it (scripts/down.py).
+down: $(TOOLS)/.installed
+	$(TOOLS)/bin/python scripts/down.py $(if $(V),--volumes)
 
 ## logs: follow the logs, readably, of every container or one service (SERVICE=service2); raw JSON: docker compose logs
 logs:

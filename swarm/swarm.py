@@ -16,6 +16,7 @@ import secrets
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import docker
@@ -27,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 # Run as a program, from this tree or a copy of it: the tools' shared module, scripts/project.py.
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / folder) for folder in ("scripts",)]
 
+import engine
 from project import GATEWAY, ROOT, SERVICES, STATUS, ToolError, check_migrations, intervals_at_rest, run, tool_main
 
 STACK_FILE = ROOT / "swarm" / "docker-stack.yml"
@@ -109,6 +111,16 @@ class Swarm:
         self.made_marker.write_text(self.docker("info", "--format", "{{.Swarm.NodeID}}") + "\n")
         say("this engine was in no swarm: it is now a single-node swarm (`make swarm-down` leaves it)")
 
+    def refuse_a_compose_namesake(self) -> None:
+        """The stack's networks are named <stack>_<network>, as a Compose project's of the same name are."""
+        label = f"label=com.docker.compose.project={self.stack}"
+        held = self.docker("network", "ls", "--format", "{{.Name}}", "--filter", label).split()
+        if held:
+            raise SwarmError(
+                f"the Compose project {self.stack} holds the names the stack needs ({', '.join(sorted(held))}): "
+                "`make down` removes it, or give the stack another name (STACK_NAME)"
+            )
+
     def leave_if_made(self) -> None:
         if not self.made_marker.exists():
             return
@@ -187,11 +199,13 @@ class Swarm:
         self.make_missing_secrets()
         say("building the images")
         images = self.build(*BUILT)
+        self.refuse_a_compose_namesake()
         say(f"deploying the stack {self.stack}")
-        self.docker(
+        # A network of a stack removed just before may still be going: its name is then taken for a moment.
+        engine.patiently(lambda: self.docker(
             "stack", "deploy", "--compose-file", str(STACK_FILE), "--resolve-image", "never", "--prune",
             self.stack, environment=self.deploy_environment(images),
-        )  # fmt: skip
+        ))  # fmt: skip
         self.wait_until_healthy(started + timeout)
         # The databases first, on their own: one restarted (stop-first) under its service's new task would fail
         # that task's health, and Swarm would roll the service's update back.
@@ -276,8 +290,8 @@ class Swarm:
         if volumes:  # volumes outlive the stack, and the swarm: removed whether or not the stack still runs
             label = f"label=com.docker.stack.namespace={self.stack}"
             names = self.docker("volume", "ls", "--quiet", "--filter", label).split()
-            if names:
-                self.docker("volume", "rm", *names)
+            for name in names:  # a task's container may still be going: its volume is then still in use
+                engine.patiently(partial(self.docker, "volume", "rm", name))
             say(f"removed the {len(names)} volumes of the stack {self.stack}")
         if images:
             self.remove_images()
@@ -369,7 +383,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["up", "down", "deploy"])
     parser.add_argument("service", nargs="?", help="deploy: the service to roll")
-    parser.add_argument("--stack", default=os.environ.get("STACK_NAME", "microstack"))
+    # The stack takes the Compose project's name, so that `make down` and `make swarm-down` speak of one stack.
+    default_stack = os.environ.get("STACK_NAME") or os.environ.get("COMPOSE_PROJECT_NAME") or "microstack"
+    parser.add_argument("--stack", default=default_stack)
     parser.add_argument("--state-dir", type=Path, default=Path(os.environ.get("SWARM_STATE_DIR", ROOT / ".swarm")))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8080")))
     parser.add_argument("--image", help="deploy: an image already built, instead of building the service's")

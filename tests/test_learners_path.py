@@ -14,37 +14,14 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
-from project import ACCOUNTS, CATALOG, GATEWAY, ROOT, SERVICES, ComposeProject, engine_time, gateway_log_delay_seconds
+from newcomer import containers_of, labelled, make, newcomer_environment, remove_project
+from project import ACCOUNTS, CATALOG, GATEWAY, ROOT, SERVICES, engine_time, gateway_log_delay_seconds
 from stack import reserve_port, wait_until
 
 DEPLOY = [sys.executable, str(ROOT / "scripts" / "deploy.py")]
-
-
-def newcomer_environment(**extra: str) -> dict[str, str]:
-    """A shell of the user's: a project name no stack has, none of the suite's own settings."""
-    environment = {key: value for key, value in os.environ.items() if not key.startswith(("COMPOSE_", "GATEWAY_"))}
-    return {**environment, "COMPOSE_PROJECT_NAME": f"newcomer-{uuid.uuid4().hex[:8]}", **extra}
-
-
-def make(*arguments: str, environment: dict[str, str], cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    command = ["make", "--no-print-directory", *arguments]
-    return subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=300)
-
-
-def remove_project(environment: dict[str, str]) -> None:
-    """Takes a newcomer's project down with its volumes and images (their names too: ComposeProject says why)."""
-    subprocess.run(["docker", "compose", "down", "--volumes", "--rmi", "local", "--remove-orphans"], cwd=ROOT,
-                   env=environment, capture_output=True, timeout=120)  # fmt: skip
-    ComposeProject(environment["COMPOSE_PROJECT_NAME"]).remove_own_image_names()
-
-
-def containers_of(project: str) -> str:
-    listed = ["docker", "ps", "--all", "--quiet", "--filter", f"label=com.docker.compose.project={project}"]
-    return subprocess.run(listed, capture_output=True, text=True, check=True).stdout.strip()
 
 
 # --- make -------------------------------------------------------------------------------------------------------
@@ -177,8 +154,7 @@ def test_make_down_stops_what_another_variant_started_and_v_deletes_every_volume
         result = make("down", "V=1", environment=environment)
         assert result.returncode == 0, result.stderr
         assert containers_of(project) == ""
-        volumes = ["docker", "volume", "ls", "--quiet", "--filter", f"label=com.docker.compose.project={project}"]
-        assert subprocess.run(volumes, capture_output=True, text=True, check=True).stdout.strip() == ""
+        assert labelled("volume", project) == []
     finally:
         subprocess.run([*postgres, "down", "--volumes", "--rmi", "local"], cwd=ROOT, env=environment,
                        capture_output=True, timeout=120)  # fmt: skip

@@ -11,14 +11,16 @@ from collections import Counter
 
 import pytest
 
+from newcomer import labelled, make, newcomer_environment, remove_project
 from project import ACCOUNTS, CATALOG, GATEWAY, GATEWAY_UPSTREAMS, ROOT, SERVICES, STATUS, routed_replicas, run
-from stack import SteadyLoad, add_product_note, drop_product_updated_at, tree_copy, wait_until
+from stack import SteadyLoad, add_product_note, drop_product_updated_at, reserve_port, tree_copy, wait_until
 
 # No stack of its own, though it scales, redeploys and kills tasks: a second swarm stack would make and leave a
 # swarm of its own under the first. It runs last (conftest.py), after every module that shares the stack.
 pytestmark = pytest.mark.runs_last
 
 HEALTH = f"/api/{ACCOUNTS}/health/"
+SWARM_TOOL = [sys.executable, str(ROOT / "swarm" / "swarm.py")]
 
 
 def test_each_service_has_its_own_postgresql_and_the_gateway_reaches_it_over_tcp(stack):
@@ -209,3 +211,34 @@ def test_a_migration_the_running_release_cannot_run_against_is_refused_before_an
     assert "DROPPING columns (table: catalog_product, column: updated_at)" in refused.stderr, refused.stderr
     assert "Nothing was built or changed." in refused.stderr
     assert stack.task_image(CATALOG) == running
+
+
+def test_compose_postgresql_swarm_and_compose_again_run_one_after_another_on_one_engine(tmp_path):
+    """docs/postgresql-swarm-tls.md's sequence, under one project name: each variant's down leaves nothing of
+    the project on the engine, so the next one starts. On main, `make down` after `make up DB=postgres` left the
+    databases' networks, and `make swarm-up` could not create its own of the same names."""
+    port, port_lock = reserve_port()
+    environment = newcomer_environment(GATEWAY_PORT=str(port), SWARM_STATE_DIR=str(tmp_path))
+    project = environment["COMPOSE_PROJECT_NAME"]
+
+    def step(*arguments: str) -> None:
+        result = make(*arguments, environment=environment, timeout=600)
+        assert result.returncode == 0, f"make {' '.join(arguments)}:\n{result.stdout}\n{result.stderr}"
+
+    try:
+        step("up", "DB=postgres")
+        step("down")
+        assert (labelled("container", project), labelled("network", project)) == ([], [])
+        step("swarm-up")
+        step("swarm-down", "V=1")
+        step("up")
+        step("down", "V=1")
+        assert (labelled("container", project), labelled("network", project), labelled("volume", project)) == (
+            [],
+            [],
+            [],
+        )
+    finally:
+        subprocess.run([*SWARM_TOOL, "down", "--volumes", "--images"], env=environment, capture_output=True)
+        remove_project(environment)
+        port_lock.close()

@@ -13,6 +13,11 @@
 # it is an address that Docker's DNS gives for REPLICA_DNS_NAME ({service} by default; tasks.{service} on Swarm,
 # which names every task whether or not the service has a virtual IP). The gateway needs no Docker socket.
 #
+# A socket volume is written by its service, so what is found there is a stranger's input (docs/security.md): a
+# replica is routed to only if its name is a hostname's (a DNS label) and its file a real socket, never a link,
+# and at most MAX_REPLICAS a service. Anything else is refused: said once per name, listed for the status page
+# (REFUSED_FILE), and never written into nginx's configuration, where every value rendered is quoted.
+#
 # Draining: a replica that is told to stop marks itself (NAME.draining beside its socket) and keeps serving. The
 # watcher leaves it out of the upstreams, reloads, waits until nginx's old workers (which may still send it a
 # request) have exited, and only then lists what it routes to in ROUTES_FILE. The replica reads that file, and
@@ -21,6 +26,8 @@
 # `entrypoint.sh render DIR [tls]` only renders the configuration into DIR/generated, as if a certificate were
 # mounted when tls is given (for the linters: `make lint`).
 set -o errexit -o nounset -o pipefail
+# Bracket ranges and the name pattern below mean ASCII, whatever the locale.
+export LC_ALL=C
 
 SOCKET_ROOT=${SOCKET_ROOT:-/run/uwsgi}
 GENERATED=${GENERATED:-/tmp/nginx/generated}
@@ -44,12 +51,19 @@ REPLICA_DNS_NAME=${REPLICA_DNS_NAME:-"{service}"}
 # In the volume the services mount read-only (Compose); a Swarm gateway has no such volume and no reader.
 ROUTES_FILE=${GATEWAY_ROUTES_FILE:-/run/gateway/routes}
 OLD_WORKERS_WAIT_SECONDS=3
+# What a replica's name may be (its hostname: a DNS label, as Docker and Swarm make them), and how many replicas
+# of one service are routed to at most. The socket volumes hold about four files a replica (docker-compose.yml).
+REPLICA_NAME='^[0-9A-Za-z][0-9A-Za-z-]{0,62}$'
+MAX_REPLICAS=${GATEWAY_MAX_REPLICAS:-32}
+# What was refused in the services' volumes, one `service<TAB>name<TAB>why` a line, for the status page.
+REFUSED_FILE=$GENERATED/refused
 
-# The replicas of a service, sorted, into the array REPLICAS. The watcher lists them every POLL_SECONDS, and an
-# idle gateway should cost next to nothing: with unix sockets this runs no program (a glob is sorted); over TCP
-# one, getent (Docker's DNS answers in any order: the addresses are sorted here, by builtins).
+# The replicas of a service, sorted, into the array REPLICAS; what its volume holds that is not a replica's, into
+# REFUSED. The watcher lists them every POLL_SECONDS, and an idle gateway should cost next to nothing: with unix
+# sockets this runs no program (a glob is sorted, the tests are builtins); over TCP one, getent (Docker's DNS
+# answers in any order: the addresses are sorted here, by builtins).
 replicas_of() {
-  local service=$1 socket answer address kind rest index
+  local service=$1 answer address kind rest index entry file name
   REPLICAS=()
   if [[ "$TRANSPORT" == tcp ]]; then
     answer=$(getent ahostsv4 "${REPLICA_DNS_NAME//\{service\}/$service}") || true
@@ -62,43 +76,102 @@ replicas_of() {
       done
       REPLICAS[index]=$address:$TCP_PORT
     done <<<"$answer"
-  else
-    for socket in "$SOCKET_ROOT/$service"/*.sock; do
-      [[ -S "$socket" && ! -e "${socket%.sock}.draining" ]] && REPLICAS+=("unix:$socket")
-    done
+    return 0
   fi
+  for entry in "$SOCKET_ROOT/$service"/*; do
+    [[ -e "$entry" || -L "$entry" ]] || continue  # an empty folder: the glob itself
+    file=${entry##*/}
+    name=${file%.*}
+    case "$file" in
+      service.pub) [[ -f "$entry" && ! -L "$entry" ]] || refuse "$service" "$file" "not a regular file" ;;
+      *.sock)
+        if ! [[ "$name" =~ $REPLICA_NAME ]]; then
+          refuse "$service" "$file" "not a replica's name"
+        elif [[ -L "$entry" || ! -S "$entry" ]]; then
+          refuse "$service" "$file" "not a socket"
+        elif [[ -e "$SOCKET_ROOT/$service/$name.draining" || -L "$SOCKET_ROOT/$service/$name.draining" ]]; then
+          continue
+        elif ((${#REPLICAS[@]} >= MAX_REPLICAS)); then
+          refuse "$service" "$file" "over $MAX_REPLICAS replicas"
+        else
+          REPLICAS+=("unix:$entry")
+        fi
+        ;;
+      *.stats | *.name | *.draining)
+        [[ "$name" =~ $REPLICA_NAME && ! -L "$entry" ]] || refuse "$service" "$file" "not a replica's file"
+        ;;
+      *) refuse "$service" "$file" "not a file a replica writes" ;;
+    esac
+  done
   return 0
+}
+
+# A refused file of a service's volume, as the status page lists it: its name made safe to show (ASCII letters,
+# digits and . _ - only, 64 at most), and why.
+refuse() {
+  local shown=${2//[^0-9A-Za-z._-]/?}
+  REFUSED+=("$1"$'\t'"${shown:0:64}"$'\t'"$3")
+}
+
+# Each refused name is said once (not once a pass), and at most REFUSED_SAID_MAX names are remembered for that.
+# Read from REFUSED_FILE: the watcher renders in a subshell.
+declare -A REFUSED_SAID=()
+REFUSED_SAID_MAX=1000
+say_refused() {
+  local refused service name why
+  mapfile -t REFUSED <"$REFUSED_FILE"
+  for refused in "${REFUSED[@]}"; do
+    [[ -n "$refused" && -z "${REFUSED_SAID[$refused]:-}" ]] || continue
+    if ((${#REFUSED_SAID[@]} >= REFUSED_SAID_MAX)); then
+      echo "gateway: [warn] over $REFUSED_SAID_MAX refused names; no more are said (the status page lists them)" >&2
+      return 0
+    fi
+    REFUSED_SAID[$refused]=1
+    IFS=$'\t' read -r service name why <<<"$refused"
+    echo "gateway: [warn] refused $service's $name: $why; it is not routed to" >&2
+  done
 }
 
 # One upstream per service, named after it, listing its replicas; which names are services, for the one route
 # that takes the service from the path (snippets/routes.inc); and over TCP each replica's host, by its address, so
 # the status plane reaches those hosts and no other (snippets/status-plane.inc).
+# Every value is quoted, and comes from what replicas_of accepted: no name found in a volume can end a directive.
+# What was refused goes to REFUSED_FILE (the caller runs this in a subshell: the file is how it gets out).
 render_upstreams() {
-  local directory service replica services=() addresses=()
+  local directory service replica services=() addresses=() refused_text
+  REFUSED=()
   for directory in "$SOCKET_ROOT"/*/; do
     directory=${directory%/}
-    services+=("${directory##*/}")
+    # The folders are the gateway's own mounts, named in docker-compose.yml; checked all the same.
+    [[ "${directory##*/}" =~ $REPLICA_NAME ]] && services+=("${directory##*/}")
   done
   echo 'map $route_service $route_service_known {'
   echo '    default 0;'
   for service in "${services[@]}"; do
-    echo "    $service 1;"
+    echo "    \"$service\" 1;"
   done
   echo '}'
   for service in "${services[@]}"; do
-    echo "upstream $service {"
+    echo "upstream \"$service\" {"
     replicas_of "$service" || return 1
     for replica in "${REPLICAS[@]}"; do
       # max_fails=0: no error ever marks a replica failed. A client can provoke errors (a reset), and marking
       # would let it take every replica out; a replica that is really gone refuses at once and nginx tries the
       # next (uwsgi_next_upstream).
-      echo "    server $replica max_fails=0;"
+      echo "    server \"$replica\" max_fails=0;"
       [[ "$replica" == unix:* ]] || addresses+=("$replica")
     done
     # No replica at all: nginx answers at once, and the gateway's error page makes that a JSON 503.
-    ((${#REPLICAS[@]})) || echo "    server unix:$SOCKET_ROOT/$service/no-replica.sock down;"
+    ((${#REPLICAS[@]})) || echo "    server \"unix:$SOCKET_ROOT/$service/no-replica.sock\" down;"
     echo "}"
   done
+  refused_text=""
+  if ((${#REFUSED[@]})); then
+    refused_text=$(printf '%s\n' "${REFUSED[@]}")
+  fi
+  if [[ ! -e "$REFUSED_FILE" || "$refused_text" != "$(<"$REFUSED_FILE")" ]]; then
+    printf '%s\n' "$refused_text" >"$REFUSED_FILE.next" && mv -f "$REFUSED_FILE.next" "$REFUSED_FILE"
+  fi
   # By the path's end: $uri is always defined, whether or not the status plane is.
   echo 'map $uri $replica_host {'
   echo '    default "";'
@@ -242,6 +315,7 @@ render_all() {
   render_public >"$GENERATED/public.conf"
   render_status "$GENERATED"
   render_upstreams >"$UPSTREAMS"
+  say_refused
 }
 
 # nginx's workers, by pid, into WORKERS: a builtin read of each process's title, no program.
@@ -274,10 +348,17 @@ reload_nginx() {
 }
 
 # What nginx routes to now, for draining replicas to read: replaced whole (a rename), so a reader never sees
-# half of it.
+# half of it. Every service reads this file, so it names no replica: a line is the SHA-256 of a routed socket's
+# file name, which a replica compares with its own (servicekit/entrypoint.sh). Runs only when the routes change.
 publish_routes() {
   [[ -w "${ROUTES_FILE%/*}" ]] || return 0
-  printf '%s\n' "$1" >"$ROUTES_FILE.next" && mv -f "$ROUTES_FILE.next" "$ROUTES_FILE"
+  local line digest digests=()
+  while IFS= read -r line; do
+    [[ "$line" =~ ^\ +server\ \"unix:[^\"]*/([^\"/]+\.sock)\"\ max_fails=0\;$ ]] || continue
+    digest=$(printf '%s' "${BASH_REMATCH[1]}" | sha256sum)
+    digests+=("${digest%% *}")
+  done <<<"$1"
+  printf '%s\n' "${digests[@]}" >"$ROUTES_FILE.next" && mv -f "$ROUTES_FILE.next" "$ROUTES_FILE"
 }
 
 # One pass: the replicas as they are now, applied if they changed. Returns non-zero when they cannot be.
@@ -285,6 +366,7 @@ publish_routes() {
 sync_upstreams() {
   local next
   next=$(render_upstreams) || { echo "gateway: could not list the replicas" >&2; return 1; }
+  say_refused
   [[ "$next" != "$APPLIED_TEXT" ]] || return 0
   printf '%s\n' "$next" >"$UPSTREAMS"
   if ! reload_nginx; then
@@ -317,6 +399,21 @@ start_watcher() {
   echo "$watcher" >"$WATCHER_PID"
 }
 
+# The gateway's own listening sockets are for others: the services (the internal listener) and the status page
+# (the status plane), both of the sockets group. nginx makes them 0666; no permission for their owner leaves the
+# gateway unable to connect to itself, whatever link a service plants in its volume (docs/security.md). Once,
+# when nginx has bound them: a reload keeps them as they are.
+lock_out_own_sockets() {
+  local socket waited
+  for socket in "$@"; do
+    for ((waited = 0; waited < 100; waited++)); do
+      [[ -S "$socket" ]] && break
+      sleep 0.05
+    done
+    chmod 060 "$socket" || echo "gateway: [error] $socket could not be locked out for the gateway itself" >&2
+  done
+}
+
 # nginx's error log and this script's own messages, as JSON lines like every other (the access log is JSON by its
 # log_format). Starts no program per line: a builtin read, replacements and printf.
 json_lines() {
@@ -340,7 +437,8 @@ json_lines() {
 }
 
 if [[ "${1:-}" == render ]]; then
-  RENDER_ONLY=1 RENDER_TLS=${3:-} GENERATED=$2/generated UPSTREAMS=$2/generated/upstreams.conf render_all
+  RENDER_ONLY=1 RENDER_TLS=${3:-} GENERATED=$2/generated UPSTREAMS=$2/generated/upstreams.conf \
+    REFUSED_FILE=$2/generated/refused render_all
   exit 0
 fi
 
@@ -358,6 +456,10 @@ echo "$EPOCHSECONDS" >"$HEARTBEAT"
 # -e: nginx opens its error log before reading the config, and the default path is not ours to write.
 nginx -e stderr -c "$CONFIG/nginx.conf" -g 'daemon off;' &
 nginx_pid=$!
+own_sockets=()
+[[ "$INTERNAL_LISTEN" == unix:* ]] && own_sockets+=("${INTERNAL_LISTEN#unix:}")
+[[ "$STATUS_WANTED" == 1 ]] && own_sockets+=(/run/gateway-status/status.sock)
+lock_out_own_sockets "${own_sockets[@]}"
 # docker stop sends QUIT (STOPSIGNAL): nginx finishes what it serves, then exits, and so does the container.
 trap 'kill -QUIT "$nginx_pid" 2>/dev/null' QUIT TERM INT
 start_watcher

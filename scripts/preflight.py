@@ -7,6 +7,10 @@
 - Every service's worker settings (SERVICEn_PROCESSES, _THREADS, _CHEAPER, _REPLICAS) keep uWSGI's and Compose's
   rules: otherwise a replica restarts in a loop, and the reason stands only in its start-up banner.
 
+A volume that holds nothing to keep (a socket volume: memory, made anew at each start) but was made with other
+options than the Compose file's (before its size bound) is removed while no container uses it, so that `up`
+makes it as the file says: Compose would use it as it is.
+
 It also says, without refusing, when the engine forwards published ports through docker-proxy: every client on
 the host then reaches the gateway from one address, and shares one client's limits. With --why-not-up (after
 `docker compose up --wait` failed) it names each container that is not running healthy, and why, from its log.
@@ -156,6 +160,24 @@ def userland_proxy_note() -> str | None:
     )
 
 
+def remake_stale_memory_volumes(config: dict) -> list[str]:
+    """Removes each of the project's memory volumes (driver_opts type tmpfs) whose options are not the Compose
+    file's, if no container uses it; what it did or could not do, in sentences."""
+    said = []
+    for volume in config.get("volumes", {}).values():
+        wanted = volume.get("driver_opts") or {}
+        if wanted.get("type") != "tmpfs":
+            continue
+        inspected = docker("volume", "inspect", volume["name"])
+        if inspected.returncode != 0 or (json.loads(inspected.stdout)[0].get("Options") or {}) == wanted:
+            continue  # not made yet, or made as the file says
+        if docker("ps", "--all", "--quiet", "--filter", f"volume={volume['name']}").stdout.strip():
+            said.append(f"{volume['name']} is not bounded as docker-compose.yml says: `make down`, then `make up`")
+        elif docker("volume", "rm", volume["name"]).returncode == 0:
+            said.append(f"{volume['name']} was made before its bound (it holds nothing to keep): made anew")
+    return said
+
+
 def message_of(line: str) -> tuple[str, str]:
     """The level and message of a log line: a JSON record's, or the line itself."""
     try:
@@ -204,6 +226,9 @@ def main() -> int:
         problems = [problem for problem in [port_problem(config)] if problem] + base_image_problems(config)
     for problem in problems:
         print(f"up: {problem}", file=sys.stderr)
+    if not problems:
+        for said in remake_stale_memory_volumes(config):
+            print(f"up: {said}", file=sys.stderr)
     note = userland_proxy_note()
     if note and not problems:
         print(f"up: {note}", file=sys.stderr)

@@ -32,10 +32,11 @@ ACCOUNTS, CATALOG, ORDERS, NOTIFICATIONS = "service1", "service2", "service3", "
 
 
 # The gateway's interface to the tools (docs/adr/0002): the upstreams nginx last loaded with success, one per
-# service, each listing its replicas as `server <address> max_fails=0;` (`... down;` when it has none).
+# service, each listing its replicas as `server "<address>" max_fails=0;` (`... down;` when it has none).
 GATEWAY_UPSTREAMS = "/tmp/nginx/generated/upstreams.applied"
-UPSTREAM_BLOCK = re.compile(r"^upstream (?P<service>\S+) \{\n(?P<servers>.*?)^\}", re.MULTILINE | re.DOTALL)
-ROUTED_SERVER = re.compile(r"^\s*server (?P<address>\S+) max_fails=0;$", re.MULTILINE)
+# Quotes optional: a gateway from before they were written (its file is read while `make deploy` replaces it).
+UPSTREAM_BLOCK = re.compile(r'^upstream "?(?P<service>[^"\s]+)"? \{\n(?P<servers>.*?)^\}', re.MULTILINE | re.DOTALL)
+ROUTED_SERVER = re.compile(r'^\s*server "?(?P<address>[^"\s]+)"? max_fails=0;$', re.MULTILINE)
 
 # How late the gateway's access lines may reach its log: nginx.conf writes them in batches (access_log ... flush=).
 ACCESS_LOG_FLUSH = re.compile(r"^\s*access_log /dev/stdout .*\bflush=(?P<seconds>\d+)s\b", re.MULTILINE)

@@ -25,13 +25,15 @@ GATEWAY_ROUTES=${GATEWAY_ROUTES:-/run/gateway/routes}
 
 # The drain handshake, at most DRAIN_SECONDS: returns once the gateway routes no request here.
 withdraw_from_gateway() {
-  local routes deadline=$((EPOCHSECONDS + DRAIN_SECONDS))
+  local routes own deadline=$((EPOCHSECONDS + DRAIN_SECONDS))
   : >"${UWSGI_SOCKET%.sock}.draining"
+  # The routes name no replica: each line is the SHA-256 of a routed socket's file name (nginx/entrypoint.sh).
+  own=$(printf '%s' "${UWSGI_SOCKET##*/}" | sha256sum)
+  own=${own%% *}
   while ((EPOCHSECONDS <= deadline)); do
     routes=""
     [[ -r "$GATEWAY_ROUTES" ]] && routes=$(<"$GATEWAY_ROUTES")
-    # By file name: the gateway mounts this replica's folder elsewhere (/run/uwsgi/<service>/).
-    [[ "$routes" == *"/${UWSGI_SOCKET##*/} "* ]] || return 0
+    [[ $'\n'"$routes"$'\n' == *$'\n'"$own"$'\n'* ]] || return 0
     sleep 0.1
   done
   echo "servicekit: the gateway still routes here after ${DRAIN_SECONDS} s (is its watcher running?); stopping"

@@ -22,10 +22,12 @@ import sys
 import tarfile
 import time
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from docker.models.containers import Container
 
+import engine
 from project import CATALOG, ORDERS, ROOT, SERVICES, ComposeProject, ToolError, compose_project_name, tool_main
 
 BACKUPS = ROOT / "backups"
@@ -183,7 +185,7 @@ class Databases(ComposeProject):
             if helper.wait(timeout=60)["StatusCode"] != 0:
                 raise ToolError(f"could not put the copy in place: {helper.logs().decode().strip()}")
         finally:
-            helper.remove(force=True)
+            engine.patiently(partial(helper.remove, force=True))
 
 
 def main() -> int:

@@ -16,10 +16,12 @@ import subprocess
 import sys
 import tarfile
 import time
+from functools import partial
 from pathlib import Path
 
 from docker.models.containers import Container
 
+import engine
 from project import (
     GATEWAY,
     GATEWAY_UPSTREAMS,
@@ -89,12 +91,12 @@ class Deployment(ComposeProject):
         except DeployError:
             say(f"aborting: removing the new replicas; the {len(old)} old one(s) keep serving")
             for container in new:
-                container.remove(force=True)
+                engine.patiently(partial(container.remove, force=True))
             raise
         for container in old:
             say(f"draining and stopping {hostname(container)}")
             container.stop(timeout=10)
-            container.remove()
+            engine.patiently(container.remove)
         say(f"{service} now runs {len(new)} new replica(s); took {time.monotonic() - started:.1f} s")
 
     def wait_healthy(self, containers: list[Container]) -> None:
@@ -169,7 +171,7 @@ class Deployment(ComposeProject):
             stream, _ = container.get_archive("/etc/nginx")
             return b"".join(stream)
         finally:
-            container.remove()
+            engine.patiently(container.remove)
 
 
 def config_from_directory(directory: Path) -> bytes:

@@ -22,6 +22,7 @@ import docker
 import requests
 from docker.models.containers import Container
 
+import engine
 from project import ACCOUNTS, CATALOG, ORDERS, ROOT, SERVICES, ComposeProject, ToolError, retrying_session
 
 # Where the services keep their data, as the suite was asked to run (DB=sqlite or DB=postgres, Makefile): SQLite
@@ -188,12 +189,15 @@ class Stack(ComposeProject):
         """Builds and starts the stack, or leaves nothing behind: a failure, a timeout or Ctrl-C while it comes up
         takes down whatever had started. images_of: a running project whose images this one takes (tagged with its
         own names) instead of building them again, if it is of the same tree (another tree's are other images)."""
+        build = ["--build"]
         try:
-            if images_of is None or images_of.root != self.root:
-                self.compose("up", "--build", "--detach", "--wait", "--wait-timeout", "180", timeout=900)
-            else:
+            if images_of is not None and images_of.root == self.root:
                 self.take_images_of(images_of)
-                self.compose("up", "--no-build", "--detach", "--wait", "--wait-timeout", "180", timeout=900)
+                build = ["--no-build"]
+            # A name or network of a project just removed may still be taken for a moment (engine.py).
+            engine.patiently(
+                lambda: self.compose("up", *build, "--detach", "--wait", "--wait-timeout", "180", timeout=900)
+            )
         except ToolError as error:
             problem = f"{error}\n{self.logs_or_why_not()}"
             self.down()
@@ -357,12 +361,14 @@ def variant_stack(make: VariantRecipe) -> VariantRecipe:
 
 class SteadyLoad:
     """Sequential requests to one path from one thread until stopped: at most max_requests and max_seconds,
-    with a short pause between requests. outcomes counts each status code, or the exception's name."""
+    with a short pause between requests. outcomes counts each status code, or the exception's name; served_by,
+    who answered (X-Served-By, None where no replica said)."""
 
     def __init__(self, stack: "Stack", path: str, max_requests: int = 5000, max_seconds: float = 60):
         self.stack, self.path = stack, path
         self.max_requests, self.deadline = max_requests, time.monotonic() + max_seconds
         self.outcomes: Counter = Counter()
+        self.served_by: Counter = Counter()
         self.failed_at: list[float] = []  # when each failed request was sent (time.monotonic())
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self.run)
@@ -375,7 +381,9 @@ class SteadyLoad:
                 break
             sent = time.monotonic()
             try:
-                outcome: int | str = session.get(url, timeout=15).status_code
+                response = session.get(url, timeout=15)
+                outcome: int | str = response.status_code
+                self.served_by[response.headers.get("X-Served-By")] += 1
             except Exception as error:  # a refused or reset connection is a lost request too
                 outcome = type(error).__name__
             self.outcomes[outcome] += 1

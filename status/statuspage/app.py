@@ -44,7 +44,8 @@ def cell(value: object) -> str:
 
 
 def rows_of(snapshot: dict) -> str:
-    """The table's rows: a line per service with its totals, then one per replica."""
+    """The table's rows: a line per service with its totals, then one per replica, then one per file of its
+    volume the gateway refused to route to."""
     rows = []
     for service in snapshot["services"]:
         figures = [service[key] for key in FIGURES]
@@ -62,6 +63,13 @@ def rows_of(snapshot: dict) -> str:
                 + cell(replica_label(replica))
                 + cell(workers)
                 + "".join(cell(value) for value in figures)
+                + "</tr>"
+            )
+        for refused in service["refused"]:
+            rows.append(
+                f'<tr class="refused" data-service="{html.escape(service["name"])}"><td></td>'
+                + cell(f"refused: {refused['name']}")
+                + cell(refused["why"])
                 + "</tr>"
             )
     return "\n".join(rows)

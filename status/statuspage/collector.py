@@ -13,6 +13,10 @@
   dropped: the page says how many requests the counters saw that no log line sampled;
 - the gateway's connections and its request count: nginx's stub_status.
 
+What a service's volume holds is written by that service: the gateway routes only to what passes its filter and
+lists what it refused (nginx/entrypoint.sh), which the page shows; a replica's name and stats are read here with a
+bound on their size, and a name is shown only if it is one a replica can have.
+
 A replica is shown while its stats server answers: one that stops or dies is gone at the next poll. Polling
 runs only while someone watches (the page or its JSON was read in the last WATCHED_SECONDS): an idle stack pays
 for none of it, and the first look polls at once.
@@ -22,6 +26,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import socket
 import statistics
 import threading
@@ -50,6 +55,11 @@ HEARTBEAT_SECONDS = 1.0
 # the queue of datagrams a unix socket holds, net.unix.max_dgram_qlen).
 RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 GATEWAY_SOCKET = os.environ.get("GATEWAY_STATUS_SOCKET", "/run/gateway-status/status.sock")
+# What a replica writes is read up to these sizes: its name (a hostname's label), its uWSGI stats (about 1 KiB a
+# worker). A name is shown only if it is a DNS label, the name Docker gives a container.
+NAME_BYTES = 64
+STATS_BYTES = 1024 * 1024
+REPLICA_NAME = re.compile(r"[0-9A-Za-z](?:[0-9A-Za-z-]{0,61}[0-9A-Za-z])?")
 
 
 @dataclass(frozen=True)
@@ -194,11 +204,12 @@ def polled_span(histories: list[list[Counted]]) -> float:
 
 
 def parse_upstreams(text: str) -> dict[str, list[str]]:
-    """The services and their replicas' instance names, from the upstreams the gateway loaded."""
+    """The services and their replicas' instance names, from the upstreams the gateway loaded (every value
+    quoted)."""
     services: dict[str, list[str]] = {}
     current = None
     for line in text.splitlines():
-        words = line.split()
+        words = [word.strip('"') for word in line.split()]
         if words[:1] == ["upstream"] and len(words) >= 2:
             current = services.setdefault(words[1], [])
         elif words[:1] == ["server"] and current is not None and "down;" not in words:
@@ -207,6 +218,23 @@ def parse_upstreams(text: str) -> dict[str, list[str]]:
         elif words[:1] == ["}"]:
             current = None
     return services
+
+
+def parse_refused(text: str) -> dict[str, list[dict]]:
+    """By service, what the gateway refused in its volume: `service<TAB>name<TAB>why` lines."""
+    refused: dict[str, list[dict]] = {}
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 3:
+            service, name, why = parts
+            refused.setdefault(service, []).append({"name": name, "why": why})
+    return refused
+
+
+def replica_name(text: str) -> str | None:
+    """The name a replica wrote beside its socket, if it is one a container can have."""
+    name = text.strip()
+    return name if REPLICA_NAME.fullmatch(name) else None
 
 
 def parse_stub_status(text: str) -> dict:
@@ -241,6 +269,7 @@ class Collector:
     counted: dict = field(default_factory=dict)  # (service, instance) -> deque of Counted, over the window
     received: Counter = field(default_factory=Counter)  # (service, instance) -> log lines received
     identities: dict = field(default_factory=dict)  # instance -> its hostname, name and node
+    refused: dict = field(default_factory=dict)  # service -> what the gateway refused in its volume
     counted_since: float | None = None  # when polling last started: a replica first seen later is a new one
     gateway: dict = field(default_factory=dict)
     polled_at: float = 0.0
@@ -316,6 +345,16 @@ class Collector:
         response.raise_for_status()
         return response
 
+    def read(self, path: str, limit: int) -> bytes:
+        """At most limit bytes of what the status plane answers at path: a replica's own files and stats are
+        whatever its service wrote. More is a ValueError."""
+        with self.session.get(self.base + path, timeout=1, headers={"Host": "localhost"}, stream=True) as response:
+            response.raise_for_status()
+            body = response.raw.read(limit + 1, decode_content=True)
+        if len(body) > limit:
+            raise ValueError(f"{path}: over {limit} bytes")
+        return body
+
     def poll(self) -> None:
         if self.counted_since is None or time.time() - self.polled_at > 2 * POLL_SECONDS:
             self.counted_since = time.time()  # polling starts (again): what each replica served before is unknown
@@ -327,15 +366,17 @@ class Collector:
             replicas[service] = {}
             for instance in instances:
                 try:
-                    stats = json.loads(self.get(f"/_gateway/stats/{service}/{instance}").content)
+                    stats = json.loads(self.read(f"/_gateway/stats/{service}/{instance}", STATS_BYTES))
                 except (requests.RequestException, ValueError):
-                    continue  # stopping, or killed: not a replica any more
+                    continue  # stopping, or killed: not a replica any more (or not one: too much)
                 replicas[service][instance] = workers_of(stats)
                 self.count(service, instance, stats)
                 self.learn_identity(service, instance)
         gateway = parse_stub_status(self.get("/_gateway/stub_status").text)
+        refused = parse_refused(self.get("/_gateway/refused").text)
         with self.lock:
             self.replicas, self.gateway, self.polled_at = replicas, gateway, time.time()
+            self.refused = refused
             # A replica gone is forgotten: its counters would stretch the window's span.
             live = {(service, instance) for service, instances in replicas.items() for instance in instances}
             self.counted = {replica: history for replica, history in self.counted.items() if replica in live}
@@ -366,7 +407,7 @@ class Collector:
                 health = json.loads(self.get(f"/_gateway/replica/{service}/{instance}").content)
                 identity = {"instance": health["instance"], "name": health["name"], "node": health["node"]}
             else:
-                name = self.get(f"/_gateway/names/{service}/{instance}").text.strip()
+                name = replica_name(self.read(f"/_gateway/names/{service}/{instance}", NAME_BYTES).decode())
                 identity = {"instance": instance, "name": name, "node": None}
             with self.lock:
                 self.identities[instance] = identity
@@ -404,6 +445,7 @@ class Collector:
             replicas, gateway, polled_at = dict(self.replicas), dict(self.gateway), self.polled_at
             counted = {replica: list(history) for replica, history in self.counted.items()}
             identities = dict(self.identities)
+            refused = dict(self.refused)
         span = polled_span(list(counted.values()))
         services = []
         for service, instances in sorted(replicas.items()):
@@ -429,7 +471,15 @@ class Collector:
             for (served_service, _), logged in served.items():
                 if served_service == service:
                     in_service.extend(logged)
-            services.append({"name": service, "replicas": rows, **sums_of(rows), **latency_figures(in_service)})
+            services.append(
+                {
+                    "name": service,
+                    "replicas": rows,
+                    "refused": refused.get(service, []),
+                    **sums_of(rows),
+                    **latency_figures(in_service),
+                }
+            )
         return {
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
             "window_seconds": WINDOW_SECONDS,

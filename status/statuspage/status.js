@@ -37,6 +37,14 @@ function render(data) {
       cell(row, `${replica.busy} busy / ${replica.idle} idle`);
       figures(row, replica);
     }
+    for (const refused of service.refused) {
+      const row = rows.insertRow();
+      row.className = "refused";
+      row.dataset.service = service.name;
+      cell(row, "");
+      cell(row, `refused: ${refused.name}`);
+      cell(row, refused.why);
+    }
   }
   const gateway = data.gateway;
   document.getElementById("gateway").textContent =

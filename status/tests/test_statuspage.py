@@ -8,6 +8,7 @@ import pytest
 
 from statuspage import app
 from statuspage.collector import (
+    STATS_BYTES,
     Collector,
     Counted,
     Requests,
@@ -25,15 +26,15 @@ from statuspage.collector import (
 
 UPSTREAMS = """map $route_service $route_service_known {
     default 0;
-    service1 1;
-    service2 1;
+    "service1" 1;
+    "service2" 1;
 }
-upstream service1 {
-    server unix:/run/uwsgi/service1/aaaa11112222.sock max_fails=0;
-    server unix:/run/uwsgi/service1/bbbb33334444.sock max_fails=0;
+upstream "service1" {
+    server "unix:/run/uwsgi/service1/aaaa11112222.sock" max_fails=0;
+    server "unix:/run/uwsgi/service1/bbbb33334444.sock" max_fails=0;
 }
-upstream service2 {
-    server unix:/run/uwsgi/service2/no-replica.sock down;
+upstream "service2" {
+    server "unix:/run/uwsgi/service2/no-replica.sock" down;
 }
 """
 
@@ -115,8 +116,8 @@ def test_the_snapshot_counts_each_replica_within_the_window_only(collector):
     assert (replica["requests_per_second"], replica["unsampled"]) == (6.2, 0)  # (97 - 40 - 1) / 9 s, 56 sampled
     assert (replica["p50_ms"], replica["errors"]) == (4.0, 0)  # from the two log lines in the window
     assert (service1["requests_per_second"], service1["unsampled"]) == (6.2, 0)
-    assert service2 == {"name": "service2", "replicas": [], "requests_per_second": None, "unsampled": None,
-                        **latency_figures(Requests())}  # fmt: skip
+    assert service2 == {"name": "service2", "replicas": [], "refused": [], "requests_per_second": None,
+                        "unsampled": None, **latency_figures(Requests())}  # fmt: skip
     assert snapshot["gateway"]["active_connections"] == 2
 
 
@@ -191,6 +192,25 @@ class Answer:
         self.content, self.text = body, body.decode()
 
 
+def answer_from(collector: Collector, answers: dict[str, bytes], monkeypatch) -> list[str]:
+    """The collector's gateway, answering from a table; the paths it was asked, in order."""
+    asked: list[str] = []
+
+    def get(path: str) -> Answer:
+        asked.append(path)
+        return Answer(answers[path])
+
+    def read(path: str, limit: int) -> bytes:
+        body = get(path).content
+        if len(body) > limit:
+            raise ValueError(f"over {limit} bytes")
+        return body
+
+    monkeypatch.setattr(collector, "get", get)
+    monkeypatch.setattr(collector, "read", read)
+    return asked
+
+
 def test_a_replica_over_tcp_is_shown_by_its_hostname_task_and_node_from_its_health(collector, monkeypatch):
     """On Swarm the upstreams name addresses: the status plane asks each replica's health once who it is."""
     upstreams = "upstream service1 {\n    server 10.0.1.5:3031 max_fails=0;\n}\n"
@@ -201,14 +221,9 @@ def test_a_replica_over_tcp_is_shown_by_its_hostname_task_and_node_from_its_heal
         "/_gateway/stats/service1/10.0.1.5:3031": stats,
         "/_gateway/replica/service1/10.0.1.5:3031": health,
         "/_gateway/stub_status": STUB_STATUS.encode(),
+        "/_gateway/refused": b"",
     }
-    asked: list[str] = []
-
-    def get(path: str) -> Answer:
-        asked.append(path)
-        return Answer(answers[path])
-
-    monkeypatch.setattr(collector, "get", get)
+    asked = answer_from(collector, answers, monkeypatch)
     collector.poll()
     collector.poll()
     (replica,) = collector.snapshot()["services"][0]["replicas"]
@@ -281,3 +296,58 @@ def test_a_replica_seen_at_the_first_poll_is_counted_from_that_poll(monkeypatch)
     polling.count("service1", "old", {"workers": [{"requests": 30}]})
     (history,) = polling.counted.values()
     assert [counted.requests for counted in history] == [30]
+
+
+HOSTILE_UPSTREAMS = 'upstream "service4" {\n    server "unix:/run/uwsgi/service4/bbbb11112222.sock" max_fails=0;\n}\n'
+
+
+def test_a_name_a_replica_wrote_is_shown_only_if_a_container_could_have_it(collector, monkeypatch):
+    """A replica's .name is its service's to write: /etc/passwd behind it, or a page of markup, is not a name."""
+    shown = {}
+    for written in (b"microstack-service4-1\n", b"root:x:0:0:root:/root:/bin/bash\n", b"<b>x</b>", b"a" * 100):
+        collector.identities.clear()
+        answers = {
+            "/_gateway/upstreams": HOSTILE_UPSTREAMS.encode(),
+            "/_gateway/stats/service4/bbbb11112222": b'{"workers": []}',
+            "/_gateway/names/service4/bbbb11112222": written,
+            "/_gateway/stub_status": STUB_STATUS.encode(),
+            "/_gateway/refused": b"",
+        }
+        answer_from(collector, answers, monkeypatch)
+        collector.poll()
+        shown[written] = collector.identities.get("bbbb11112222", {}).get("name")
+    assert list(shown.values()) == ["microstack-service4-1", None, None, None]
+
+
+def test_stats_larger_than_a_replica_can_have_leave_the_replica_out(collector, monkeypatch):
+    answers = {
+        "/_gateway/upstreams": HOSTILE_UPSTREAMS.encode(),
+        "/_gateway/stats/service4/bbbb11112222": b'{"workers": [' + b" " * STATS_BYTES + b"]}",
+        "/_gateway/names/service4/bbbb11112222": b"microstack-service4-1\n",
+        "/_gateway/stub_status": STUB_STATUS.encode(),
+        "/_gateway/refused": b"",
+    }
+    answer_from(collector, answers, monkeypatch)
+    collector.poll()
+    assert collector.replicas["service4"] == {}
+
+
+def test_what_the_gateway_refused_is_shown_under_its_service_escaped(collector, monkeypatch):
+    refused = "service4\tzz;?}?server?{?listen.sock\tnot a replica's name\nservice4\tleak.name\tnot a replica's file\n"
+    answers = {
+        "/_gateway/upstreams": HOSTILE_UPSTREAMS.encode(),
+        "/_gateway/stats/service4/bbbb11112222": b'{"workers": []}',
+        "/_gateway/names/service4/bbbb11112222": b"microstack-service4-1\n",
+        "/_gateway/stub_status": STUB_STATUS.encode(),
+        "/_gateway/refused": refused.encode(),
+    }
+    answer_from(collector, answers, monkeypatch)
+    collector.poll()
+    (service4,) = [service for service in collector.snapshot()["services"] if service["name"] == "service4"]
+    assert service4["refused"] == [
+        {"name": "zz;?}?server?{?listen.sock", "why": "not a replica's name"},
+        {"name": "leak.name", "why": "not a replica's file"},
+    ]
+    assert '<tr class="refused" data-service="service4"><td></td><td>refused: leak.name</td>' in app.rows_of(
+        collector.snapshot()
+    )

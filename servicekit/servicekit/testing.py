@@ -314,6 +314,24 @@ class ServiceContract:
         assert paths
         assert [path for path in paths if "/internal/" in path] == []
 
+    def test_every_internal_route_refuses_a_call_that_proves_no_service(self, client):
+        """Every route of the URLconf under /internal/, by every method: with no token, or a forged one, it
+        answers 401 or 405 and serves nothing. The check is each route's own (ServiceAuth), so a route that
+        forgets it is found here, not left to the public 404 the gateway answers for /internal/ paths."""
+        from servicekit.internal import INTERNAL_CALLERS
+
+        routes = internal_routes()
+        named = set(INTERNAL_CALLERS.get(settings.SERVICE_NAME, {}))
+        assert {name for name in named if any(f"/internal/{name}" in route for route in routes)} == named
+        forged = {"HTTP_X_SERVICE_TOKEN": "e30.e30.forged"}
+        for route in routes:
+            answers = {
+                (method, bool(headers)): client.generic(method, route, b"{}", "application/json", **headers).status_code
+                for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+                for headers in ({}, forged)
+            }
+            assert set(answers.values()) <= {401, 405} and 401 in answers.values(), (route, answers)
+
     def test_the_api_document_says_where_it_is_served_and_shapes_every_error_alike(self, client):
         document = client.get(f"{self.prefix}/openapi.json").json()
         assert document["servers"] == [{"url": "/", "description": "the gateway this document was read through"}]
@@ -430,6 +448,31 @@ class ServiceContract:
         response = client.get(f"{self.prefix}/health", headers={"Host": "evil.example"})
         assert response.status_code == 400
         assert response.json()["error"]["code"] == "invalid_host"
+
+
+# A value for each kind of path parameter, to reach a route whatever its parameters.
+SAMPLE_PARAMETERS = {"int": "1", "uuid": "0b1d4b4e-5f5e-4c3a-9d2e-6f0a7b8c9d10", "path": "x", "slug": "x", "str": "x"}
+
+
+def internal_routes() -> list[str]:
+    """Every path of the service's URLconf with /internal/ in it, each parameter given a sample value."""
+    from django.urls import URLResolver, get_resolver
+
+    def walk(patterns, prefix: str):
+        for pattern in patterns:
+            route = prefix + str(pattern.pattern)
+            if isinstance(pattern, URLResolver):
+                yield from walk(pattern.url_patterns, route)
+            else:
+                yield route
+
+    def sample(match: re.Match) -> str:
+        return SAMPLE_PARAMETERS.get(match["converter"] or "str", "x")
+
+    routes = [
+        "/" + re.sub(r"<(?:(?P<converter>\w+):)?\w+>", sample, route) for route in walk(get_resolver().url_patterns, "")
+    ]
+    return sorted({route for route in routes if "/internal/" in route})
 
 
 @functools.cache

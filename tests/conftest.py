@@ -49,7 +49,8 @@ elif STACK_KIND == "compose":
     # What the databases do not change is proven once, on the default one: following "Add a service"
     # (docker-compose.yml), the gateway's own answers, its TLS and TCP transport (each starts a copy of its own),
     # the newcomer's commands, the status page (the unit tests run the case-blind usernames on PostgreSQL), the
-    # docs, and scaling (sockets, discovery, draining: test_deploy and test_integrity run replicas side by side).
+    # docs, scaling (sockets, discovery, draining: test_deploy and test_integrity run replicas side by side), and
+    # what the gateway makes of a service's socket volume.
     if DATABASE != "sqlite":
         collect_ignore += [
             "test_add_a_service.py",
@@ -60,6 +61,8 @@ elif STACK_KIND == "compose":
             "test_scaling.py",
             "test_status_page.py",
             "test_docs.py",
+            "test_socket_volume.py",
+            "test_gateway_render.py",
         ]
 else:
     raise SystemExit(f"STACK={STACK_KIND!r}: the suite runs on compose, swarm or cluster")

@@ -12,8 +12,8 @@ import pytest
 import requests
 import trustme
 
-from project import ACCOUNTS, GATEWAY
-from stack import Stack, reserve_port, variant_stack
+from project import ACCOUNTS, GATEWAY, NOTIFICATIONS
+from stack import Stack, ask_the_gateway, reserve_port, variant_stack
 
 
 def gateway_gid(stack) -> int:
@@ -125,3 +125,27 @@ def test_over_https_without_a_credential_the_status_page_is_off(tmp_path):
     environment["STATUS_HTPASSWD_FILE"] = str(tmp_path / "given")
     subprocess.run([gateway, "render", rendered, "tls"], env=environment, check=True, capture_output=True)
     assert f"auth_basic_user_file {tmp_path / 'given'};" in (rendered / "generated" / "status-route.inc").read_text()
+
+
+# Run in a service's container, in its socket volume: its public key kept aside, and a link in its place.
+SWAP_THE_KEY = """
+import os, sys
+os.rename("service.pub", ".kept.pub")
+os.symlink(sys.argv[1], "service.pub")
+"""
+PUT_THE_KEY_BACK = "import os; os.unlink('service.pub'); os.rename('.kept.pub', 'service.pub')"
+
+
+@pytest.mark.parametrize("secret", ["/run/secrets/gateway_tls_key", "/run/secrets/status_htpasswd"])
+def test_a_service_key_that_links_to_a_gateway_secret_serves_nothing(tls_stack, secret):
+    """The key route serves each service's public key from that service's volume: a link there to the gateway's
+    TLS key or its status htpasswd is not followed (nginx's disable_symlinks), and answers 403 as JSON."""
+    attacker = tls_stack.container(NOTIFICATIONS)
+    planted = attacker.exec_run(["python", "-c", SWAP_THE_KEY, secret], workdir="/run/uwsgi")
+    assert planted.exit_code == 0, planted.output.decode()
+    try:
+        ((status, body),) = ask_the_gateway(attacker, "/run/gateway/internal.sock", [f"/keys/{NOTIFICATIONS}"]).values()
+    finally:
+        attacker.exec_run(["python", "-c", PUT_THE_KEY_BACK], workdir="/run/uwsgi")
+    assert (status, "PRIVATE KEY" in body, f"{STATUS_USER}:" in body) == (403, False, False)
+    assert '"code": "forbidden"' in body

@@ -81,8 +81,18 @@ class Deployment(ComposeProject):
         if build:
             say(f"building {service}")
             self.compose("build", service, timeout=1800)
-        say(f"starting {len(old)} new replica(s) of {service} beside the {len(old)} running")
-        self.compose("up", "--detach", "--no-deps", "--no-recreate", "--scale", f"{service}={2 * len(old)}", service)
+        self.replace(service, old, len(old))
+        say(f"{service} now runs {len(old)} new replica(s); took {time.monotonic() - started:.1f} s")
+
+    def replace(self, service: str, old: list[Container], count: int) -> None:
+        """Starts count new replicas of service beside the old ones, as the Compose files and .env say now (its
+        new image, or new workers: make scale), and once every new one is healthy and routed drains and stops
+        the old ones, one at a time. A new replica that does not become healthy aborts: the new ones are
+        removed, and the old ones never stopped serving."""
+        say(f"starting {count} new replica(s) of {service} beside the {len(old)} running")
+        self.compose(
+            "up", "--detach", "--no-deps", "--no-recreate", "--scale", f"{service}={len(old) + count}", service
+        )
         old_ids = {container.id for container in old}
         new = [container for container in self.containers(service) if container.id not in old_ids]
         try:
@@ -97,7 +107,6 @@ class Deployment(ComposeProject):
             say(f"draining and stopping {hostname(container)}")
             container.stop(timeout=10)
             engine.patiently(container.remove)
-        say(f"{service} now runs {len(new)} new replica(s); took {time.monotonic() - started:.1f} s")
 
     def wait_healthy(self, containers: list[Container]) -> None:
         deadline = time.monotonic() + self.timeout

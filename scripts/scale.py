@@ -1,5 +1,9 @@
 """Scales one service of the running stack and keeps the setting (`make scale SERVICE=service1 REPLICAS=3`).
 
+Changing the workers rolls the service as `make deploy` does: new replicas with the new settings start beside
+the old ones, and the old ones drain once the new serve, so no request fails (Compose alone would stop the old
+replicas first). Changing the replicas alone starts or drains only the difference.
+
 Replicas and workers are written to .env (SERVICEn_REPLICAS, SERVICEn_PROCESSES, SERVICEn_THREADS), which Compose
 reads on every later command: a plain `docker compose up -d` keeps them, and every replica runs the same workers.
 `docker compose up --scale` alone lasts until the next `up`; worker settings given only in a shell's environment
@@ -12,8 +16,9 @@ import os
 import subprocess
 import sys
 
+from deploy import Deployment
 from preflight import worker_defaults, worker_setting_problems
-from project import ROOT, SERVICES, ComposeProject, ToolError, compose_project_name, run, tool_main
+from project import ROOT, SERVICES, ToolError, compose_project_name, run, tool_main
 
 
 def say(message: str) -> None:
@@ -54,10 +59,15 @@ def main() -> int:
         problems = worker_setting_problems(config, [arguments.service])
         if problems:
             raise ToolError(" ".join(problems) + " Nothing was changed.")
-        project = ComposeProject(compose_project_name())
+        project = Deployment(compose_project_name(), timeout=90, check_python=sys.executable)
+        running = project.containers(arguments.service)
         subprocess.run([str(ROOT / "scripts" / "set-env.sh"), *chosen], check=True)
-        say(f"applying .env to project {project.project} (replicas whose settings changed are replaced)")
-        project.compose("up", "--detach", "--wait", timeout=600)
+        if running and (arguments.processes or arguments.threads):
+            say("rolling: replicas with the new workers start beside the old ones, which drain once the new serve")
+            project.replace(arguments.service, running, arguments.replicas or len(running))
+        say(f"applying .env to {arguments.service} of project {project.project}")
+        # This service only: every other container stays as it is, whatever else .env now says.
+        project.compose("up", "--detach", "--wait", "--no-deps", arguments.service, timeout=600)
         replicas = sorted(project.containers(arguments.service), key=lambda container: container.name)
         say(f"{arguments.service} runs {len(replicas)} replica(s):")
         defaults = worker_defaults()

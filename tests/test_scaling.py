@@ -1,17 +1,22 @@
 """Scaling one service out and back in: replicas get their own sockets, share the load, and lose no request."""
 
+import subprocess
+import sys
 import time
 from collections import Counter
 
 import pytest
 
 from project import ACCOUNTS, GATEWAY, GATEWAY_UPSTREAMS, NOTIFICATIONS, routed_replicas
-from stack import SteadyLoad, wait_until
+from stack import SteadyLoad, tree_copy, wait_until
 
 # A stack of its own, shared with the other "rollouts" modules: it scales and redeploys services.
 pytestmark = pytest.mark.own_stack("rollouts")
 
 HEALTH = f"/api/{ACCOUNTS}/health/"
+# The accounts service's settings that make scale writes to .env: the suite's stack sets them in its environment,
+# which Compose would read before the copy's .env.
+PREFIX = f"{ACCOUNTS.upper()}_"
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +58,28 @@ def test_scaling_back_to_one_loses_no_request_and_logs_no_gateway_error_under_st
         assert wait_until(lambda: load.sent >= scaled_at + 50, timeout=10, interval=0.05)
     assert set(load.outcomes) == {200}, load.outcomes
     assert stack.gateway_errors(since) == []
+
+
+def test_make_scale_of_the_workers_rolls_the_service_losing_no_request_of_a_client_that_never_retries(stack, tmp_path):
+    """README's first scaling step: on main, the one replica was replaced, not rolled (131 of 7,200 requests 503).
+    Run from a copy of the tree: make scale writes the copy's .env, not this one's."""
+    tree = tree_copy(tmp_path / "tree")
+    environment = {key: value for key, value in stack.compose_environment().items() if not key.startswith(PREFIX)}
+    environment["COMPOSE_PROJECT_NAME"] = stack.project
+    old = {container.id for container in stack.containers(ACCOUNTS)}
+    scale = [sys.executable, str(tree / "scripts" / "scale.py"), ACCOUNTS, "--processes", "4", "--threads", "1"]
+    with SteadyLoad(stack, HEALTH, retry=False) as load:
+        assert wait_until(lambda: load.sent >= 20, timeout=10, interval=0.05)
+        since = time.time()
+        result = subprocess.run(scale, cwd=tree, env=environment, capture_output=True, text=True, timeout=300)
+        scaled_at = load.sent
+        assert wait_until(lambda: load.sent >= scaled_at + 50, timeout=10, interval=0.05)
+    assert result.returncode == 0, result.stderr
+    assert set(load.outcomes) == {200}, load.outcomes
+    assert stack.gateway_errors(since) == []
+    assert "rolling" in result.stdout and "4 processes x 1 threads" in result.stdout, result.stdout
+    assert not old & {container.id for container in stack.containers(ACCOUNTS)}
+    stack.compose("up", "--detach", "--wait", timeout=300)  # the suite's own settings again
 
 
 def test_a_replica_killed_with_sigkill_leaves_the_service_answering(stack, three_replicas):

@@ -157,6 +157,21 @@ def test_swarm_deploy_rolls_a_new_image_under_load_failing_no_request_and_touchi
     assert tasks_of_other_services(stack, CATALOG) == others
 
 
+def test_new_workers_roll_across_the_swarm_failing_no_request_of_a_client_that_never_retries(stack):
+    """make scale's workers, on Swarm: `docker service update --env-add` replaces each task start-first (the
+    stack's update_config) and the gateway drops the old one before it stops; a client that sends each request
+    once loses none."""
+    update = ["docker", "service", "update", "--detach=false", "--env-add", "UWSGI_PROCESSES=4",
+              "--env-add", "UWSGI_THREADS=1", stack.service_name(ACCOUNTS)]  # fmt: skip
+    old = {container.id for container in stack.containers(ACCOUNTS)}
+    with SteadyLoad(stack, HEALTH, max_seconds=120, retry=False) as load:
+        run(*update, environment=stack.engine_environment(), timeout=300)
+        updated_at = load.sent
+        assert wait_until(lambda: load.sent >= updated_at + 50, timeout=10, interval=0.05)
+    assert set(load.outcomes) == {200}, load.outcomes
+    assert not old & {container.id for container in stack.containers(ACCOUNTS)}
+
+
 def test_a_new_image_that_never_becomes_healthy_is_rolled_back_and_the_old_keeps_serving(stack):
     running_image = stack.task_image(CATALOG)
     broken_image = stack.derived_image(CATALOG, 'ENTRYPOINT ["sh", "-c", "echo this image is broken >&2; exit 1"]')

@@ -361,11 +361,14 @@ def variant_stack(make: VariantRecipe) -> VariantRecipe:
 
 class SteadyLoad:
     """Sequential requests to one path from one thread until stopped: at most max_requests and max_seconds,
-    with a short pause between requests. outcomes counts each status code, or the exception's name; served_by,
-    who answered (X-Served-By, None where no replica said)."""
+    with a short pause between requests, each retried once as browsers do unless retry=False. outcomes counts
+    each status code, or the exception's name; served_by, who answered (X-Served-By, None where no replica
+    said)."""
 
-    def __init__(self, stack: "Stack", path: str, max_requests: int = 5000, max_seconds: float = 60):
-        self.stack, self.path = stack, path
+    def __init__(
+        self, stack: "Stack", path: str, max_requests: int = 5000, max_seconds: float = 60, retry: bool = True
+    ):
+        self.stack, self.path, self.retry = stack, path, retry
         self.max_requests, self.deadline = max_requests, time.monotonic() + max_seconds
         self.outcomes: Counter = Counter()
         self.served_by: Counter = Counter()
@@ -374,7 +377,9 @@ class SteadyLoad:
         self.thread = threading.Thread(target=self.run)
 
     def run(self) -> None:
-        session = retrying_session()  # one per thread: a Session is not meant to be shared across threads
+        # One per thread: a Session is not meant to be shared across threads. retry=False: a client that sends
+        # each request once, on whatever connection it has (make load NO_RETRY=1).
+        session = retrying_session() if self.retry else requests.Session()
         url = self.stack.base_url + self.path
         while not self.stopped.is_set() and time.monotonic() < self.deadline:
             if sum(self.outcomes.values()) >= self.max_requests:

@@ -27,7 +27,7 @@ endif
 export DB
 
 .DEFAULT_GOAL := help
-.PHONY: help lock up down logs deploy scale load backup restore reconcile lint test test-all unit unit-tests integration test-swarm swarm-up swarm-down swarm-deploy \
+.PHONY: help lock up down logs deploy scale load backup restore reconcile lint test test-set-up test-all unit unit-tests integration test-swarm swarm-up swarm-down swarm-deploy \
 	cluster-up cluster-down test-cluster cluster-drill bench bench-smoke sizes drill variants \
 	base-images venv dev clean
 
@@ -35,7 +35,8 @@ export DB
 help:
 	@sed -n 's/^## \([a-z-]*\): /\1\t/p' $(MAKEFILE_LIST) | expand -t 16
 
-## up: build and start the stack, returning once every container is healthy
+## up: set up what is missing (an engine, Compose, base images), then build and start the stack until healthy
+# The set-up runs where the machine lets make install (root on Debian); elsewhere preflight.py says what to do.
 up:
 	@$(PYTHON) scripts/preflight.py
 	@scripts/build-images.sh
@@ -134,9 +135,11 @@ lint: $(VENV)/.installed
 	status=0; for pid in "$${pids[@]}"; do wait "$$pid" || status=1; done; exit "$$status"
 
 ## test: the unit and integration tests on SQLite, the default (DB=postgres: on PostgreSQL); make test-all: all
-# The unit tests run while the integration suite's first stack comes up: one line says how they ended as soon as
-# they do, their output follows the suite's.
-test:
+# What the tests need is set up first, where this machine lets make (root on Debian), or named before anything
+# starts: an engine and the base images (preflight.py --set-up), Chromium, its driver and wrk (test-tools.sh),
+# the development environment. The unit tests run while the integration suite's first stack comes up: one line
+# says how they ended as soon as they do, their output follows the suite's.
+test: test-set-up
 	@unit_log=$$(mktemp) && trap 'rm -f "$$unit_log"' EXIT; \
 	{ $(MAKE) --no-print-directory unit DB=$(or $(DB),sqlite) >"$$unit_log" 2>&1 \
 	  && printf "\ntest: the unit tests passed (their output follows the integration suite's)\n" \
@@ -147,9 +150,13 @@ test:
 	@echo "test: passed on $(or $(DB),sqlite). Each variant: make test DB=sqlite|postgres, make test-swarm," \
 	  "make test-cluster; all of them: make test-all"
 
+test-set-up:
+	@$(PYTHON) scripts/preflight.py --set-up
+	@scripts/test-tools.sh
+
 ## test-all: every test, on each kind of stack: SQLite, PostgreSQL, Swarm, the three-node lab (what CI runs)
 # Each variant says how long it took, so the times can be compared run to run.
-test-all:
+test-all: test-set-up
 	@SECONDS=0 && $(MAKE) --no-print-directory test DB=sqlite && echo "test-all: SQLite (make test) in $$SECONDS s"
 	@SECONDS=0 && $(MAKE) --no-print-directory test DB=postgres && echo "test-all: PostgreSQL in $$SECONDS s"
 	@SECONDS=0 && $(MAKE) --no-print-directory test-swarm && echo "test-all: Swarm in $$SECONDS s"
@@ -217,8 +224,12 @@ base-images:
 ## venv: the tools' Python environment (scale, load, deploy, swarm-*): scripts/requirements.lock, hash-checked
 venv: $(TOOLS)/.installed
 
+# Debian's Python has its venv module in a package of its own (python3-venv).
+has_venv = $(PYTHON) -c "import ensurepip" 2>/dev/null || scripts/install-packages.sh "a Python environment" python3-venv
+
 $(TOOLS)/.installed: scripts/requirements.lock
 	@echo "venv: installing the tools' environment into $(TOOLS)"
+	@$(has_venv)
 	@SECONDS=0 && $(PYTHON) -m venv $(TOOLS) \
 	  && $(TOOLS)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r scripts/requirements.lock \
 	  && touch $@ && echo "venv: ready in $$SECONDS s"
@@ -227,6 +238,7 @@ $(TOOLS)/.installed: scripts/requirements.lock
 dev: $(VENV)/.installed
 
 $(VENV)/.installed: requirements-dev.lock servicekit/pyproject.toml
+	@$(has_venv)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e ./servicekit

@@ -3,13 +3,15 @@
 # registry.
 #
 # debootstrap makes a minimal Debian root file system, `docker import` turns it into an image, and small
-# Dockerfiles in base/ add Python, nginx or PostgreSQL with apt. An optional CA bundle (CA_BUNDLE) is trusted by
-# all, for networks whose TLS is intercepted by a proxy. The images are named in the project's .env
-# (PYTHON_IMAGE=…, NGINX_IMAGE=…, POSTGRES_IMAGE=…), which Compose reads in every later shell, and printed.
+# Dockerfiles in base/ add Python, nginx or PostgreSQL with apt. A CA bundle is trusted by all where a proxy
+# intercepts TLS: CA_BUNDLE, or, when none is given, this machine's own bundle if a verified fetch from PyPI fails
+# with the Mozilla roots alone and succeeds with it (company networks). The trust store is part of the recipe: an
+# image made with another one is made again. The images are named in the project's .env (PYTHON_IMAGE=…,
+# NGINX_IMAGE=…, POSTGRES_IMAGE=…), which Compose reads in every later shell, and printed.
 #
-# Settings (environment): CA_BUNDLE (a PEM file to trust), BASE_IMAGE_PREFIX (the images' names,
-# microstack-base/…: tags are global on an engine, so projects sharing one pick their own), DEBIAN_SUITE
-# (trixie), DEBIAN_MIRROR, FORCE=1 (debootstrap again even if the Debian image is up to date).
+# Settings (environment): CA_BUNDLE (a PEM file to trust; CA_BUNDLE=none trusts no other), BASE_IMAGE_PREFIX (the
+# images' names, microstack-base/…: tags are global on an engine, so projects sharing one pick their own),
+# DEBIAN_SUITE (trixie), DEBIAN_MIRROR, FORCE=1 (debootstrap again even if the Debian image is up to date).
 set -o errexit -o nounset -o pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,9 +23,14 @@ debian_image="$tag_prefix/debian:$suite"
 python_image="$tag_prefix/python:$suite"
 nginx_image="$tag_prefix/nginx:$suite"
 postgres_image="$tag_prefix/postgres:$suite"
-# Raised when the recipe of the Debian image changes, so an image made by an older one is made again.
+# Raised when the recipe of the Debian image changes, so an image made by an older one is made again; the second
+# label holds the SHA-256 of the CA bundle it trusts beyond Debian's (or none).
 recipe_label=org.microstack.base-recipe
 recipe=2
+trust_label=org.microstack.base-trust
+# This machine's trust store, and the roots Debian ships, from which it is made (the ca-certificates package).
+host_bundle=/etc/ssl/certs/ca-certificates.crt
+mozilla_roots=/usr/share/ca-certificates/mozilla
 
 log() { echo "base-images: $*" >&2; }
 
@@ -39,7 +46,8 @@ build_debian_image() {
     chroot "$rootfs" update-ca-certificates >&2
   fi
   slim_rootfs "$rootfs"
-  tar -C "$rootfs" -c . | docker import --change 'CMD ["bash"]' --change "LABEL $recipe_label=$recipe" - "$debian_image" >&2
+  tar -C "$rootfs" -c . | docker import --change 'CMD ["bash"]' --change "LABEL $recipe_label=$recipe" \
+    --change "LABEL $trust_label=$trust" - "$debian_image" >&2
 }
 
 # What Debian's own slim images leave out, now and in every package installed later: documentation (but the
@@ -78,16 +86,46 @@ build_on_debian() {
     -t "$image" -f "$here/base/$dockerfile" "$here/base" >&2
 }
 
+# Whether a proxy intercepts TLS here: a verified fetch from PyPI (where the images' pip goes) that fails with
+# Debian's roots alone and succeeds with this machine's bundle. One request, and a few seconds at most.
+tls_is_intercepted() {
+  [[ -d "$mozilla_roots" && -r "$host_bundle" ]] || return 1
+  python3 - "$mozilla_roots" "$host_bundle" <<'PYTHON'
+import pathlib, ssl, sys, tempfile, urllib.request
+
+def fetches(cafile: str) -> bool:
+    try:
+        context = ssl.create_default_context(cafile=cafile)
+        urllib.request.urlopen("https://pypi.org/simple/pip/", timeout=10, context=context).close()
+        return True
+    except OSError:  # a refused certificate, or no answer
+        return False
+
+with tempfile.NamedTemporaryFile("w", suffix=".pem") as roots:
+    roots.write("".join(path.read_text() for path in sorted(pathlib.Path(sys.argv[1]).glob("*.crt"))))
+    roots.flush()
+    sys.exit(0 if not fetches(roots.name) and fetches(sys.argv[2]) else 1)
+PYTHON
+}
+
 command -v debootstrap >/dev/null || { log "debootstrap is missing: apt-get install debootstrap"; exit 1; }
+if [[ -z "$ca_bundle" ]] && tls_is_intercepted; then
+  log "TLS to PyPI is intercepted here: the images trust this machine's CA bundle ($host_bundle; CA_BUNDLE=none: no)"
+  ca_bundle=$host_bundle
+fi
+[[ "$ca_bundle" != none ]] || ca_bundle=""
 if [[ -n "$ca_bundle" && ! -r "$ca_bundle" ]]; then
   log "CA_BUNDLE=$ca_bundle is not a readable file"; exit 1
 fi
+trust=none
+[[ -z "$ca_bundle" ]] || trust=$(sha256sum <"$ca_bundle" | cut -d' ' -f1)
 
-made_by=$(docker image inspect --format "{{index .Config.Labels \"$recipe_label\"}}" "$debian_image" 2>/dev/null || true)
-if [[ "${FORCE:-0}" == 1 || "$made_by" != "$recipe" ]]; then
+labels=$(docker image inspect --format "{{index .Config.Labels \"$recipe_label\"}} {{index .Config.Labels \"$trust_label\"}}" \
+  "$debian_image" 2>/dev/null || true)
+if [[ "${FORCE:-0}" == 1 || "$labels" != "$recipe $trust" ]]; then
   build_debian_image
 else
-  log "$debian_image exists, made by this recipe (FORCE=1 makes it again)"
+  log "$debian_image exists, made by this recipe and trust store (FORCE=1 makes it again)"
 fi
 build_on_debian "$python_image" python.Dockerfile
 build_on_debian "$nginx_image" nginx.Dockerfile

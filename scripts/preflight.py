@@ -1,4 +1,11 @@
-"""What `make up` checks before it builds or starts anything, so a stack never comes up half way.
+"""What `make up` sets up and checks before it builds or starts anything, so a stack never comes up half way.
+
+Set-up (`--set-up` alone: `make test` runs that part too), where this machine lets it (root on Debian):
+- a Docker engine with Compose v2 (scripts/ensure-docker.sh); elsewhere it says what to install, and stops;
+- the base images, built from Debian packages (scripts/base-images.sh, which also finds a proxy that intercepts
+  TLS) when no registry serves the official ones.
+
+Checks:
 
 - The gateway's host port is free (or already this project's gateway's): otherwise Compose would create every
   container and leave the gateway "Created".
@@ -22,14 +29,21 @@ import configparser
 import errno
 import functools
 import json
+import os
+import shutil
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 BASE_IMAGE_ARGUMENTS = ("PYTHON_IMAGE", "NGINX_IMAGE", "POSTGRES_IMAGE")
+SCRIPTS = Path(__file__).resolve().parent
 # uWSGI's options in every service's image: the one place the workers' defaults are written.
-SERVICES_UWSGI_INI = Path(__file__).resolve().parent.parent / "servicekit" / "servicekit" / "uwsgi.ini"
+SERVICES_UWSGI_INI = SCRIPTS.parent / "servicekit" / "servicekit" / "uwsgi.ini"
+INSTALL_DOCKER = (
+    "Install Docker Engine and its Compose plugin (https://docs.docker.com/engine/install/), start the engine, "
+    "then run `make up` again. As root on Debian, `make up` installs them itself (scripts/ensure-docker.sh)."
+)
 
 
 @functools.cache  # one file, read once: every service, every caller
@@ -43,6 +57,62 @@ def worker_defaults() -> dict[str, int]:
 
 def docker(*arguments: str) -> subprocess.CompletedProcess:
     return subprocess.run(["docker", *arguments], capture_output=True, text=True)
+
+
+def may_install() -> bool:
+    """Whether this machine lets make install what it needs: root on Debian, as ensure-docker.sh does it."""
+    return os.geteuid() == 0 and Path("/etc/debian_version").exists()
+
+
+def engine_problem() -> str | None:
+    """None once an engine answers and Compose v2 is there, installed and started here if they were not and
+    may_install(); otherwise what is missing and how to bring it."""
+
+    def ready() -> bool:
+        return (
+            bool(shutil.which("docker"))
+            and docker("info").returncode == 0
+            and docker("compose", "version").returncode == 0
+        )
+
+    if ready():
+        return None
+    if not may_install():
+        return f"no Docker engine with Compose v2 answers here. {INSTALL_DOCKER}"
+    print("up: no Docker engine with Compose v2 here: installing and starting Debian's (scripts/ensure-docker.sh)",
+          file=sys.stderr, flush=True)  # fmt: skip
+    if subprocess.run([str(SCRIPTS / "ensure-docker.sh")]).returncode != 0 or not ready():
+        return "scripts/ensure-docker.sh could not set up the engine (what it said is above)."
+    return None
+
+
+def rendered_config() -> dict:
+    """The stack as Compose resolves it here (the Compose files, .env, the shell): a ToolError-free exit on error."""
+    rendered = subprocess.run(["docker", "compose", "config", "--format", "json"], capture_output=True, text=True)
+    if rendered.returncode != 0:
+        print(f"up: {rendered.stderr.strip()}", file=sys.stderr)
+        sys.exit(1)
+    return json.loads(rendered.stdout)
+
+
+def set_up() -> tuple[dict, list[str]]:
+    """The engine, and the base images where no registry serves them: the stack's config once they are there,
+    and what is still missing of its base images (where this machine does not let make build them)."""
+    problem = engine_problem()
+    if problem:
+        print(f"up: {problem}", file=sys.stderr)
+        sys.exit(1)
+    config = rendered_config()
+    missing = missing_base_images(config)
+    if missing and all(is_official(image) for image, _ in missing) and may_install():
+        print("up: no registry serves them: building the base images from Debian packages instead "
+              "(scripts/base-images.sh, a few minutes)", file=sys.stderr, flush=True)  # fmt: skip
+        if subprocess.run([str(SCRIPTS / "base-images.sh")], stdout=subprocess.DEVNULL).returncode != 0:
+            print("up: the base images could not be built (what base-images.sh said is above)", file=sys.stderr)
+            sys.exit(1)
+        config = rendered_config()  # .env names them now
+        missing = missing_base_images(config)
+    return config, base_image_problems(missing)
 
 
 def port_problem(config: dict) -> str | None:
@@ -108,7 +178,8 @@ def worker_setting_problems(config: dict, services: list[str] | None = None) -> 
     return problems
 
 
-def base_image_problems(config: dict) -> list[str]:
+def missing_base_images(config: dict) -> list[tuple[str, str]]:
+    """The base images the Dockerfiles start from that are neither on this engine nor pulled now, each with why."""
     images = sorted(
         {
             value
@@ -117,15 +188,25 @@ def base_image_problems(config: dict) -> list[str]:
             if name in BASE_IMAGE_ARGUMENTS
         }
     )
-    problems = []
+    missing = []
     for image in images:
         if docker("image", "inspect", image).returncode == 0:
             continue
         print(f"up: pulling the base image {image}", file=sys.stderr)
         pulled = docker("pull", "--quiet", image)
         if pulled.returncode != 0:
-            reason = (pulled.stderr.strip().splitlines() or ["no reason given"])[-1]
-            problems.append(f"the base image {image} is not on this engine and cannot be pulled ({reason}).")
+            missing.append((image, (pulled.stderr.strip().splitlines() or ["no reason given"])[-1]))
+    return missing
+
+
+def is_official(image: str) -> bool:
+    """An official image of Docker Hub (python:…, nginx:…): the Dockerfiles' defaults, which base-images.sh
+    stands in for. An image the user named (with its registry or organisation) it cannot."""
+    return "/" not in image.partition(":")[0]
+
+
+def base_image_problems(missing: list[tuple[str, str]]) -> list[str]:
+    problems = [f"the base image {image} is not on this engine and cannot be pulled ({why})." for image, why in missing]
     if problems:
         problems.append(
             "No registry here? `make base-images` builds the base images from Debian packages and names them "
@@ -212,18 +293,18 @@ def why_not_up(project: str) -> list[str]:
 
 
 def main() -> int:
-    rendered = subprocess.run(["docker", "compose", "config", "--format", "json"], capture_output=True, text=True)
-    if rendered.returncode != 0:
-        print(f"up: {rendered.stderr.strip()}", file=sys.stderr)
-        return 1
-    config = json.loads(rendered.stdout)
     if sys.argv[1:] == ["--why-not-up"]:  # after `docker compose up --wait` failed: which container, and why
-        for reason in why_not_up(config["name"]):
+        for reason in why_not_up(rendered_config()["name"]):
             print(f"up: {reason}", file=sys.stderr)
         return 1
+    config, missing_base_images = set_up()
+    if sys.argv[1:] == ["--set-up"]:  # make test: what its stacks need, not what `up` would start
+        for problem in missing_base_images:
+            print(f"test: {problem}", file=sys.stderr)
+        return 1 if missing_base_images else 0
     problems = worker_setting_problems(config)
     if not problems:
-        problems = [problem for problem in [port_problem(config)] if problem] + base_image_problems(config)
+        problems = [problem for problem in [port_problem(config)] if problem] + missing_base_images
     for problem in problems:
         print(f"up: {problem}", file=sys.stderr)
     if not problems:

@@ -1,14 +1,15 @@
-"""The README and docs/ as a reader meets them: a short README that reaches scaling early, every link resolving
-(to a file of this tree, or to a heading of the page it names), and a configuration table that says what
-.env.example sets, variable for variable and default for default. No stack is needed."""
+"""The README and docs/ as a reader meets them: a short README that reaches scaling early, its first answer as a
+service gives it, every link resolving (to a file of this tree, or to a heading of the page it names), and a
+configuration table that says what .env.example sets, variable for variable and default for default."""
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
 from preflight import worker_defaults
-from project import ROOT, SERVICES
+from project import ACCOUNTS, ROOT, SERVICES
 
 README = ROOT / "README.md"
 PAGES = [README, *sorted((ROOT / "docs").rglob("*.md"))]
@@ -53,6 +54,29 @@ def test_the_readme_is_short_and_reaches_scaling_one_service_within_its_first_10
     lines = README.read_text().splitlines()
     assert len(lines) <= 200
     assert "## Scale one service" in lines[:100]
+
+
+def readme_first_answer() -> tuple[list[str], dict]:
+    """The answer README.md shows to its first request: its header names, and its body."""
+    block = README.read_text().split("The answer:", 1)[1].split("```", 2)[1]
+    head, _, body = block.strip().partition("\n\n")
+    return [line.split(":", 1)[0] for line in head.splitlines()[1:]], json.loads(body)
+
+
+def shape(value):
+    """A JSON value's keys, at every level, and the type of each leaf: what a reader may rely on."""
+    if isinstance(value, dict):
+        return {key: shape(item) for key, item in value.items()}
+    return type(value).__name__
+
+
+def test_the_readmes_first_answer_is_what_the_service_answers(stack):
+    """On main the sample lacked request_timeout_seconds: the health answer had gained it."""
+    headers, body = readme_first_answer()
+    response = stack.get(f"/api/{ACCOUNTS}/health")
+    assert [name for name in headers if name not in response.headers] == []
+    assert shape(body) == shape(response.json())
+    assert body["service"] == ACCOUNTS and body["checks"] == response.json()["checks"]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))

@@ -4,10 +4,16 @@
 backup takes a consistent copy of each service's database while it serves: SQLite's online backup API in the
 service's own container (`django-admin backup_database`: the database as of one moment, never a torn file), or
 pg_dump in the service's PostgreSQL container (one snapshot). Into backups/<UTC time>/ go serviceN.sqlite3 or
-serviceN.pgdump, and serviceN.json: the service, its database, the migrations applied to it, the image it ran.
+serviceN.pgdump, and serviceN.json: the service, its database, the migrations applied to it, the image it ran,
+and the copy's SHA-256. A copy holds what the service keeps (accounts': password hashes, token digests, the
+lockout log), so the folder is its owner's alone (0700, its files 0600).
 
-restore puts a copy back into a stopped service and brings it back: it checks first, with nothing stopped, that
-the running release knows every migration the copy has (a copy taken by a newer release is refused); then it
+restore puts a copy back into a stopped service and brings it back. It checks first, with nothing stopped, that
+the copy is the one this backup made for this service: the file is serviceN.sqlite3 or serviceN.pgdump of the
+backup's own folder, never a link (no path is taken from the metadata); its SHA-256 is the one recorded; the
+metadata names this service; the copy's own django_migrations hold the service's own apps and no app it does not
+know (another service's database is refused); and the running release knows every migration the copy has (a
+copy taken by a newer release is refused). Then it
 stops the service, puts the file into its data volume (SQLite) or pg_restores it into its database (PostgreSQL),
 and starts it, and its entrypoint migrates a copy older than the code forward. Each service owns its data, so a
 restored service is as of its copy while the others are as of now: reconcile (`make reconcile [RELEASE=1]`)
@@ -15,8 +21,11 @@ compares the catalog's reservations with the orders, and releases those no order
 """
 
 import argparse
+import hashlib
 import io
 import json
+import os
+import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -42,6 +51,44 @@ PG_RESTORE = (
 
 def say(message: str) -> None:
     print(f"backup: {message}", flush=True)
+
+
+# What a copy's file is called in its backup's folder, by the database it is of.
+COPY_SUFFIXES = {"sqlite": "sqlite3", "postgresql": "pgdump"}
+# Written only by their owner, read by nobody else: a copy holds password hashes.
+PRIVATE_FOLDER, PRIVATE_FILE = 0o700, 0o600
+
+
+def private_file(path: Path):
+    """A new file only its owner can read, never one that exists already or a link: a binary file object."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE)
+    return os.fdopen(descriptor, "wb")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as copy:
+        for block in iter(lambda: copy.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def copy_in(source: Path, service: str, vendor: str) -> Path:
+    """The copy of service in the backup's folder source: its own name there, a regular file, not a link."""
+    copy = source / f"{service}.{COPY_SUFFIXES[vendor]}"
+    if copy.is_symlink() or not copy.is_file() or copy.resolve().parent != source.resolve():
+        raise ToolError(f"{service}: {copy} is not a file of the backup's own folder. Nothing was changed.")
+    return copy
+
+
+def sqlite_apps(copy: Path) -> set[str]:
+    """The apps a SQLite copy's django_migrations name, read without writing to it and trusting nothing in it."""
+    try:
+        with sqlite3.connect(f"{copy.resolve().as_uri()}?mode=ro&immutable=1", uri=True) as database:
+            database.execute("PRAGMA trusted_schema = OFF")
+            return {app for (app,) in database.execute("SELECT DISTINCT app FROM django_migrations")}
+    except sqlite3.Error as error:
+        raise ToolError(f"{copy} is not a service's SQLite database ({error}). Nothing was changed.") from None
 
 
 def environment_of(container: Container) -> dict[str, str]:
@@ -88,28 +135,31 @@ class Databases(ComposeProject):
             say("their stock was never taken in the catalog as restored: cancel them, or take it by hand")
 
     def backup(self, services: list[str], into: Path) -> None:
-        into.mkdir(parents=True, exist_ok=False)
+        into.parent.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
+        into.mkdir(mode=PRIVATE_FOLDER)
+        into.chmod(PRIVATE_FOLDER)  # whatever the umask
         for service in services:
             started = time.monotonic()
             replica = self.replica(service)
             state = self.state(replica)
-            if state["vendor"] == "sqlite":
-                copy = into / f"{service}.sqlite3"
-                copy.write_bytes(self.sqlite_copy(replica))
-            else:
-                copy = into / f"{service}.pgdump"
-                with copy.open("wb") as dump:
+            copy = into / f"{service}.{COPY_SUFFIXES[state['vendor']]}"
+            with private_file(copy) as written:
+                if state["vendor"] == "sqlite":
+                    written.write(self.sqlite_copy(replica))
+                else:
                     database = self.container(f"{service}-db")
-                    subprocess.run(["docker", "exec", database.id, "sh", "-c", PG_DUMP], stdout=dump, check=True)
+                    subprocess.run(["docker", "exec", database.id, "sh", "-c", PG_DUMP], stdout=written, check=True)
             about = {
                 "service": service,
                 "database": state["vendor"],
                 "file": copy.name,
+                "sha256": sha256_of(copy),
                 "migrations": state["applied"],
                 "image": replica.attrs["Image"],
                 "taken_at": datetime.now(UTC).isoformat(timespec="seconds"),
             }
-            (into / f"{service}.json").write_text(json.dumps(about, indent=2) + "\n")
+            with private_file(into / f"{service}.json") as written:
+                written.write((json.dumps(about, indent=2) + "\n").encode())
             took = time.monotonic() - started
             say(f"{service} ({state['vendor']}): {copy} ({copy.stat().st_size:,} bytes) in {took:.1f} s")
 
@@ -126,32 +176,63 @@ class Databases(ComposeProject):
         finally:
             self.run_in(replica, "rm", "-f", path)
 
+    def checked_copy(self, source: Path, service: str) -> Path:
+        """The copy of service in the backup's folder source, once it is shown to be this service's, whole, and
+        one the running release can run; a ToolError saying why not, with nothing changed."""
+        about_path = source / f"{service}.json"
+        if about_path.is_symlink() or not about_path.is_file():
+            raise ToolError(f"{source} has no copy of {service} ({about_path.name})")
+        about = json.loads(about_path.read_text())
+        state = self.state(self.replica(service))
+        refused = f"{service}: not restored, nothing was changed:"
+        if about.get("service") != service:
+            raise ToolError(f"{refused} the copy's metadata names {about.get('service')!r}, not {service}")
+        if about.get("database") != state["vendor"]:
+            raise ToolError(f"{refused} the copy is of {about.get('database')}, the service runs {state['vendor']}")
+        copy = copy_in(source, service, state["vendor"])
+        if about.get("file", copy.name) != copy.name:
+            raise ToolError(f"{refused} its metadata names another file ({about['file']!r}) than {copy.name}")
+        if about.get("sha256") != sha256_of(copy):
+            raise ToolError(f"{refused} {copy.name} is not the file the backup wrote (its SHA-256 differs)")
+        apps = sqlite_apps(copy) if state["vendor"] == "sqlite" else self.pgdump_apps(service, copy)
+        foreign, missing = apps - set(state["known"]), set(state["own_apps"]) - apps
+        if foreign or missing:
+            raise ToolError(
+                f"{refused} {copy.name} is not {service}'s database: it holds the apps {', '.join(sorted(apps))}"
+                f" ({service}'s own: {', '.join(state['own_apps'])})"
+            )
+        newer = [f"{app}.{name}" for app, names in about["migrations"].items() for name in names
+                 if name not in state["known"].get(app, [])]  # fmt: skip
+        if newer:
+            raise ToolError(
+                f"{service}: the copy was taken by a newer release; these migrations of it are not in the one "
+                f"that runs: {', '.join(newer)}. Deploy that release first. Nothing was changed."
+            )
+        return copy
+
+    def pgdump_apps(self, service: str, copy: Path) -> set[str]:
+        """The apps a pg_dump copy's django_migrations name: the table's rows, read by pg_restore into a script
+        (nothing is restored), in the service's own database container."""
+        database = self.container(f"{service}-db")
+        command = ["docker", "exec", "-i", database.id, "pg_restore", "--data-only", "--table=django_migrations",
+                   "--file=-"]  # fmt: skip
+        with copy.open("rb") as dump:
+            listed = subprocess.run(command, stdin=dump, capture_output=True, text=True)
+        if listed.returncode != 0:
+            raise ToolError(f"{copy} is not a pg_dump of a service's database: {listed.stderr.strip()}")
+        rows = listed.stdout.partition("FROM stdin;\n")[2].partition("\n\\.")[0]
+        return {row.split("\t")[1] for row in rows.splitlines() if row.count("\t") >= 2}
+
     def restore(self, source: Path, services: list[str]) -> None:
-        abouts = {}
-        for service in services:  # every check before anything stops
-            path = source / f"{service}.json"
-            if not path.is_file():
-                raise ToolError(f"{source} has no copy of {service} ({path.name})")
-            about = json.loads(path.read_text())
-            state = self.state(self.replica(service))
-            if about["database"] != state["vendor"]:
-                raise ToolError(f"{service}: the copy is of {about['database']}, the service runs {state['vendor']}")
-            newer = [f"{app}.{name}" for app, names in about["migrations"].items() for name in names
-                     if name not in state["known"].get(app, [])]  # fmt: skip
-            if newer:
-                raise ToolError(
-                    f"{service}: the copy was taken by a newer release; these migrations of it are not in the one "
-                    f"that runs: {', '.join(newer)}. Deploy that release first. Nothing was changed."
-                )
-            abouts[service] = about
-        for service, about in abouts.items():
+        copies = {service: self.checked_copy(source, service) for service in services}  # before anything stops
+        for service, copy in copies.items():
             started = time.monotonic()
             replica = self.replica(service)
             self.compose("stop", service)
-            if about["database"] == "sqlite":
-                self.put_sqlite(replica, (source / about["file"]).read_bytes())
+            if copy.suffix == ".sqlite3":
+                self.put_sqlite(replica, copy.read_bytes())
             else:
-                with (source / about["file"]).open("rb") as dump:
+                with copy.open("rb") as dump:
                     database = self.container(f"{service}-db")
                     command = ["docker", "exec", "-i", database.id, "sh", "-c", PG_RESTORE]
                     result = subprocess.run(command, stdin=dump, capture_output=True, text=True)
@@ -160,7 +241,7 @@ class Databases(ComposeProject):
             # Its entrypoint migrates a copy older than the code forward before it serves.
             self.compose("up", "--detach", "--wait", "--no-deps", "--no-recreate", service, timeout=300)
             took = time.monotonic() - started
-            say(f"{service}: restored from {source / about['file']} and serving again; took {took:.1f} s")
+            say(f"{service}: restored from {copy} and serving again; took {took:.1f} s")
 
     def put_sqlite(self, replica: Container, copy: bytes) -> None:
         """The copy in place of the database file of the (stopped) replica's data volume, in a throwaway container

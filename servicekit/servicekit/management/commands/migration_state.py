@@ -1,8 +1,13 @@
 """`django-admin migration_state`: this service's database and migrations as one JSON object, for make backup and
-make restore (scripts/backup.py): which database, the migrations applied to it, and those this release knows."""
+make restore (scripts/backup.py): which service and database, the migrations applied to it, those this release
+knows, and the apps that are the service's own (in its folder: what no other service's database holds)."""
 
 import json
+from importlib import import_module
+from pathlib import Path
 
+from django.apps import apps
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import connection
 from django.db.migrations.loader import MigrationLoader
@@ -19,4 +24,7 @@ class Command(BaseCommand):
             applied.setdefault(app, []).append(name)
         for app, name in sorted(loader.disk_migrations):
             known.setdefault(app, []).append(name)
-        self.stdout.write(json.dumps({"vendor": connection.vendor, "applied": applied, "known": known}))
+        folder = Path(import_module(settings.SETTINGS_MODULE).__file__ or "").resolve().parents[1]
+        own = sorted(app.label for app in apps.get_app_configs() if Path(app.path).resolve().is_relative_to(folder))
+        state = {"service": settings.SERVICE_NAME, "vendor": connection.vendor, "applied": applied, "known": known}
+        self.stdout.write(json.dumps({**state, "own_apps": [app for app in own if app in known]}))

@@ -51,11 +51,13 @@ def patiently(
     *,
     within: float = PATIENCE_SECONDS,
     passing: re.Pattern = PASSING_REFUSALS,
+    already_so: re.Pattern | None = ALREADY_SO,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Result | None:
     """What call returns, asked again while the engine refuses it for a passing reason, for at most `within`
-    seconds; then its last refusal is raised. A refusal that says the thing is already so returns None. Any
+    seconds; then its last refusal is raised. A refusal that says the thing is already so (already_so: for a
+    removal or a pause; None for a call that makes something, whose "not found" is a failure) returns None. Any
     exception counts (the SDK's APIError, a failed command's ToolError): it is judged by what it says."""
     deadline = clock() + within
     pause = 0.2
@@ -64,7 +66,7 @@ def patiently(
             return call()
         except Exception as error:
             said = str(error)
-            if ALREADY_SO.search(said):
+            if already_so is not None and already_so.search(said):
                 return None
             if not passing.search(said) or clock() + pause > deadline:
                 raise

@@ -205,7 +205,7 @@ class Swarm:
         engine.patiently(lambda: self.docker(
             "stack", "deploy", "--compose-file", str(STACK_FILE), "--resolve-image", "never", "--prune",
             self.stack, environment=self.deploy_environment(images),
-        ))  # fmt: skip
+        ), already_so=None)  # fmt: skip
         self.wait_until_healthy(started + timeout)
         # The databases first, on their own: one restarted (stop-first) under its service's new task would fail
         # that task's health, and Swarm would roll the service's update back.

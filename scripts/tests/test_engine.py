@@ -67,6 +67,13 @@ def test_a_refusal_saying_it_is_already_so_is_no_failure():
     assert call.calls == 1
 
 
+def test_a_call_that_makes_something_fails_on_not_found_instead_of_passing_for_done():
+    """`compose up` or `stack deploy` failing on a missing image is a failure, not an object already removed."""
+    call = Refusing(1, "pull access denied: microstack-service1 not found")
+    with pytest.raises(docker.errors.APIError, match="not found"):
+        engine.patiently(call, already_so=None)
+
+
 def test_a_failed_command_is_judged_by_what_it_said_too():
     """The CLI's failures reach the tools as their own errors (project.ToolError), not the SDK's."""
     attempts = iter([RuntimeError("`docker volume rm x` failed: volume is in use - [4f2a]"), None])

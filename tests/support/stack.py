@@ -196,7 +196,8 @@ class Stack(ComposeProject):
                 build = ["--no-build"]
             # A name or network of a project just removed may still be taken for a moment (engine.py).
             engine.patiently(
-                lambda: self.compose("up", *build, "--detach", "--wait", "--wait-timeout", "180", timeout=900)
+                lambda: self.compose("up", *build, "--detach", "--wait", "--wait-timeout", "180", timeout=900),
+                already_so=None,
             )
         except ToolError as error:
             problem = f"{error}\n{self.logs_or_why_not()}"

@@ -52,7 +52,9 @@ def plant(stack, script: str) -> str:
 
 
 def remove(stack, names: list[str]) -> None:
-    plant(stack, f"for name in {names!r}:\n    os.unlink(name)")
+    """Removes what a probe planted. A bound socket nothing listens on may be gone already: the replicas' own
+    healthcheck sweeps such dead sockets after 10 s (servicekit/sockets.py, remove_dead_sockets)."""
+    plant(stack, f"for name in {names!r}:\n    if os.path.lexists(name):\n        os.unlink(name)")
 
 
 def shown_as_refused(name: str) -> str:

@@ -52,10 +52,10 @@ logs:
 	docker compose logs --follow --no-log-prefix $(SERVICE) | $(PYTHON) scripts/readable-logs.py
 
 ## deploy: roll one service to its new image without touching the others (SERVICE=service2), or reload nginx
-# Its migrations are checked first, with the service's own code and dependencies: the development environment.
-deploy: $(TOOLS)/.installed $(VENV)/.installed
+# Its migrations are checked in its new image (servicekit's check_migrations), before any replica runs it.
+deploy: $(TOOLS)/.installed
 	@test -n "$(SERVICE)" || { echo "usage: make deploy SERVICE=<service1..service4|nginx>"; exit 2; }
-	$(TOOLS)/bin/python scripts/deploy.py $(SERVICE) --check-python $(VENV)/bin/python
+	$(TOOLS)/bin/python scripts/deploy.py $(SERVICE)
 
 ## scale: replicas and workers of one service, kept in .env (SERVICE=service1 REPLICAS=3 PROCESSES=4 THREADS=2)
 scale: $(TOOLS)/.installed
@@ -90,9 +90,9 @@ swarm-down: $(TOOLS)/.installed
 	$(TOOLS)/bin/python swarm/swarm.py down $(if $(V),--volumes)
 
 ## swarm-deploy: roll one service of the swarm stack to its new image (SERVICE=service2); rolled back if unhealthy
-swarm-deploy: $(TOOLS)/.installed $(VENV)/.installed
+swarm-deploy: $(TOOLS)/.installed
 	@test -n "$(SERVICE)" || { echo "usage: make swarm-deploy SERVICE=<service1..service4|nginx>"; exit 2; }
-	$(TOOLS)/bin/python swarm/swarm.py deploy $(SERVICE) --check-python $(VENV)/bin/python
+	$(TOOLS)/bin/python swarm/swarm.py deploy $(SERVICE)
 
 ## cluster-up: a three-node swarm lab on this machine (engines in containers, a registry), the stack on it; port 8090
 cluster-up: $(TOOLS)/.installed

@@ -1,9 +1,9 @@
 """Deploys one part of a running stack without touching the others (`make deploy SERVICE=service2`).
 
-A service rolls: its migrations are checked first (scripts/check-migrations.py: the old replicas serve while the
-new ones migrate, so a migration the old code cannot run against is refused, with the safe sequence, before
-anything is built); its new image is built, new replicas start beside the old ones, and only once every new replica
-is healthy and in the gateway's upstream are the old ones drained and stopped, one at a time. A new replica that
+A service rolls: its new image is built and its migrations are checked in it (servicekit's check_migrations: the
+old replicas serve while the new ones migrate, so a migration the old code cannot run against is refused, with the
+safe sequence, before any replica runs the image); new replicas start beside the old ones, and only once every new
+replica is healthy and in the gateway's upstream are the old ones drained and stopped, one at a time. A new replica that
 does not become healthy aborts the rollout: the new replicas are removed, the old ones never stopped serving.
 
 The gateway (SERVICE=nginx) reloads: its new configuration is checked with `nginx -t` inside the running
@@ -28,7 +28,6 @@ from project import (
     SERVICES,
     ComposeProject,
     ToolError,
-    check_migrations,
     compose_project_name,
     routed_replicas,
     tool_main,
@@ -53,10 +52,9 @@ def say(message: str) -> None:
 class Deployment(ComposeProject):
     """A running Compose project of the stack, as the user's own environment and .env describe it."""
 
-    def __init__(self, project: str, timeout: float, check_python: str):
+    def __init__(self, project: str, timeout: float):
         super().__init__(project)
         self.timeout = timeout
-        self.check_python = check_python
 
     def gateway(self) -> Container:
         gateways = self.containers(GATEWAY)
@@ -77,10 +75,15 @@ class Deployment(ComposeProject):
         old = self.containers(service)
         if not old:
             raise DeployError(f"{service} has no running replica in project {self.project}: start the stack first")
-        check_migrations(service, self.check_python, "deploy")
         if build:
             say(f"building {service}")
             self.compose("build", service, timeout=1800)
+        try:
+            self.check_migrations(service, "deploy")
+        except ToolError as refusal:
+            # The image Compose names is the running release's again, so no later `up` starts the refused one.
+            self.docker.images.get(old[0].image.id).tag(self.image_of(service))
+            raise DeployError(f"{refusal}\nNothing was changed: no replica runs the new image.") from None
         self.replace(service, old, len(old))
         say(f"{service} now runs {len(old)} new replica(s); took {time.monotonic() - started:.1f} s")
 
@@ -221,17 +224,12 @@ def main() -> int:
     parser.add_argument("--no-build", action="store_true", help="deploy the image already built")
     parser.add_argument("--timeout", type=float, default=90, help="seconds new replicas have to become healthy")
     parser.add_argument("--config-dir", type=Path, help="nginx only: apply this folder's configuration instead")
-    parser.add_argument(
-        "--check-python",
-        default=sys.executable,
-        help="a Python with Django and the services' dependencies, for the migration check (make dev)",
-    )
     arguments = parser.parse_args()
 
     def deploy() -> None:
         if arguments.service not in [*SERVICES, GATEWAY]:
             raise DeployError(f"unknown service {arguments.service!r}: choose one of {', '.join([*SERVICES, GATEWAY])}")
-        deployment = Deployment(arguments.project or compose_project_name(), arguments.timeout, arguments.check_python)
+        deployment = Deployment(arguments.project or compose_project_name(), arguments.timeout)
         if arguments.service == GATEWAY:
             deployment.reload_gateway(build=not arguments.no_build, config_dir=arguments.config_dir)
         else:

@@ -131,16 +131,25 @@ def run(
     return result
 
 
-def check_migrations(service: str, python: str, tool: str) -> None:
-    """scripts/check-migrations.py on service, run by python (one with Django and the services' dependencies: the
-    development environment); a ToolError with what it said, the safe sequence included, if it refuses."""
-    say = f"{tool}: checking {service}'s migrations against the release that runs"
-    print(say, flush=True)
-    command = [python, str(ROOT / "scripts" / "check-migrations.py"), service]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+def check_migrations(
+    command: list[str], tool: str, environment: dict[str, str] | None = None, cwd: Path = ROOT
+) -> None:
+    """servicekit's `django-admin check_migrations`, as command runs it: in the release's own image, so nothing
+    but that image is needed. What it let through, and why, is said; a refusal is a ToolError with what it said,
+    the safe sequence included."""
+    print(f"{tool}: checking the migrations against the release that runs", flush=True)
+    result = subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=600)
+    for line in result.stdout.splitlines():
+        print(f"{tool}: {line}", flush=True)
     if result.returncode != 0:
-        problem = result.stderr.strip() or result.stdout.strip()
-        raise ToolError(f"{problem}\nNothing was built or changed.")
+        raise ToolError(result.stderr.strip() or f"`{' '.join(command)}` failed with status {result.returncode}")
+
+
+def check_migrations_in_image(image: str, tool: str) -> None:
+    """check_migrations in an image alone, on SQLite (a Swarm service's database is on the swarm's network)."""
+    command = ["docker", "run", "--rm", "--read-only", "--tmpfs", "/tmp", "--env", "DATA_DIR=/tmp", "--network",
+               "none", "--entrypoint", "django-admin", image, "check_migrations"]  # fmt: skip
+    check_migrations(command, tool)
 
 
 def compose_project_name() -> str:
@@ -192,6 +201,15 @@ class ComposeProject:
         """The gateway's log lines at error or above since a time (time.time()): a scale or deploy logs none."""
         lines = self.container(GATEWAY).logs(since=since, stdout=True, stderr=True).decode().splitlines()
         return [line for line in lines if '"level":"ERROR"' in line or '"level":"CRITICAL"' in line]
+
+    def check_migrations(self, service: str, tool: str, *mounts: str) -> None:
+        """check_migrations in the service's image as Compose runs the service, a replica that serves nothing:
+        on SQLite, and on its database server when it has one (a scratch database there). A mount (host:path)
+        puts a file into it: a migration, in a test."""
+        command = ["docker", "compose", "--project-name", self.project, "run", "--rm", "--no-deps", "--no-TTY",
+                   *(f"--volume={mount}:ro" for mount in mounts), "--entrypoint", "django-admin", service,
+                   "check_migrations"]  # fmt: skip
+        check_migrations(command, tool, self.compose_environment(), self.root)
 
     def image_of(self, service: str) -> str:
         """The image Compose builds for a service of this project (the Compose file names none of its own)."""

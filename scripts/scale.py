@@ -59,7 +59,7 @@ def main() -> int:
         problems = worker_setting_problems(config, [arguments.service])
         if problems:
             raise ToolError(" ".join(problems) + " Nothing was changed.")
-        project = Deployment(compose_project_name(), timeout=90, check_python=sys.executable)
+        project = Deployment(compose_project_name(), timeout=90)
         running = project.containers(arguments.service)
         subprocess.run([str(ROOT / "scripts" / "set-env.sh"), *chosen], check=True)
         if running and (arguments.processes or arguments.threads):

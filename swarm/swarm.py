@@ -29,7 +29,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / folder) for folder in ("scripts",)]
 
 import engine
-from project import GATEWAY, ROOT, SERVICES, STATUS, ToolError, check_migrations, intervals_at_rest, run, tool_main
+from project import (
+    GATEWAY,
+    ROOT,
+    SERVICES,
+    STATUS,
+    ToolError,
+    check_migrations_in_image,
+    intervals_at_rest,
+    run,
+    tool_main,
+)
 
 STACK_FILE = ROOT / "swarm" / "docker-stack.yml"
 COMPOSE_FILES = ["--file", "docker-compose.yml", "--file", "docker-compose.postgres.yml"]
@@ -68,7 +78,6 @@ class Swarm:
         stack: str,
         state_dir: Path,
         port: int,
-        check_python: str = sys.executable,
         *,
         engine: str | None = None,
         registry: str | None = None,
@@ -87,7 +96,6 @@ class Swarm:
         # Written when `up` made the swarm, so that `down` leaves only a swarm it made.
         self.made_marker = state_dir / "made-swarm"
         self.port = port
-        self.check_python = check_python
 
     def docker(self, *arguments: str, environment: dict[str, str] | None = None) -> str:
         """A docker command to the swarm's manager: what it printed."""
@@ -333,11 +341,15 @@ class Swarm:
         if service not in (*SERVICES, GATEWAY):
             raise SwarmError(f"no service {service!r}: choose one of {', '.join((*SERVICES, GATEWAY))}")
         started = time.monotonic()
-        if image is None and service != GATEWAY:  # built from this tree: its migrations are checked first
-            check_migrations(service, self.check_python, "swarm")
-        image = image or self.build(service)[service]
         name = f"{self.stack}_{service}"
         running = self.docker("service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", name)
+        if image is None:
+            image = self.build(service)[service]
+            if service != GATEWAY:  # built from this tree: its migrations are checked in it before it runs
+                try:
+                    check_migrations_in_image(image, "swarm")
+                except ToolError as refusal:
+                    raise SwarmError(f"{refusal}\nNothing was changed: {name} runs {running}.") from None
         if running == image:
             say(f"{name} runs {image} already: nothing to roll")
             return
@@ -427,17 +439,11 @@ def main() -> int:
         default=os.environ.get("SWARM_GATEWAY_HOST", "127.0.0.1"),
         help="the address of the node labelled microstack.gateway, where up checks that the stack answers",
     )
-    parser.add_argument(
-        "--check-python",
-        default=sys.executable,
-        help="deploy: a Python with Django and the services' dependencies, for the migration check",
-    )
     arguments = parser.parse_args()
     swarm = Swarm(
         arguments.stack,
         arguments.state_dir.resolve(),
         arguments.port,
-        arguments.check_python,
         engine=arguments.engine,
         registry=arguments.registry,
         gateway_host=arguments.gateway_host,

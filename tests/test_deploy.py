@@ -144,10 +144,11 @@ def deploy_from(tree, stack, *arguments: str) -> subprocess.CompletedProcess:
                           timeout=900)  # fmt: skip
 
 
-@pytest.mark.one_database  # checked on the host, before anything runs
-def test_a_migration_the_running_release_cannot_run_against_is_refused_before_anything_is_built(stack, tree):
+def test_a_migration_the_running_release_cannot_run_against_is_refused_before_any_replica_runs_it(stack, tree):
     """The catalog without Product.updated_at, and the migration that drops the column. On main this deployed in
-    seconds, and the old replica, still serving, answered 500 to 320 of 2,859 reads: it selects the column."""
+    seconds, and the old replica, still serving, answered 500 to 320 of 2,859 reads: it selects the column. The
+    check runs in the new image, on the stack's database engine (and SQLite); the image's name is the running
+    release's again after it."""
     drop_product_updated_at(tree / CATALOG)
     image = stack.docker.images.get(stack.image_of(CATALOG)).id
     before = container_ids(stack, [CATALOG])
@@ -155,10 +156,10 @@ def test_a_migration_the_running_release_cannot_run_against_is_refused_before_an
     result = deploy_from(tree, stack, CATALOG)
 
     assert result.returncode != 0
-    assert "DROPPING columns (table: catalog_product, column: updated_at)" in result.stderr, result.stderr
+    gone = "0003_remove_product_updated_at: column catalog_product.updated_at is gone (dropped or renamed)"
+    assert gone in result.stderr, result.stderr
     assert "1. expand" in result.stderr and "4. contract" in result.stderr
-    assert "Nothing was built or changed." in result.stderr
-    assert "building" not in result.stdout
+    assert "Nothing was changed: no replica runs the new image." in result.stderr
     assert stack.docker.images.get(stack.image_of(CATALOG)).id == image
     assert container_ids(stack, [CATALOG]) == before
 

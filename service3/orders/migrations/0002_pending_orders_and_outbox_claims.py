@@ -4,8 +4,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    accept_backward_incompatible = "released before migrations were checked (2026-12): applied everywhere"
-
     dependencies = [
         ('orders', '0001_initial'),
     ]

@@ -4,8 +4,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    accept_backward_incompatible = "an index; on SQLite Django rebuilds the table with the same columns, which the linter reads as new NOT NULL ones"
-
     dependencies = [
         ('notifications', '0003_redeliveries'),
     ]

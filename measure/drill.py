@@ -11,6 +11,7 @@ nothing.
 import argparse
 import os
 import resource
+import shutil
 import signal
 import socket
 import statistics
@@ -37,6 +38,7 @@ sys.path[:0] = [
 ]
 
 import engine
+from backups import TAMPERINGS, tamper
 from project import ACCOUNTS, CATALOG, GATEWAY, NOTIFICATIONS, ORDERS, ROOT, SERVICES
 from reports import report_preamble
 from stack import (
@@ -516,6 +518,7 @@ class Drill:
         self.report.table("database", "backup took", "restore took", "orders before the copy: back",
                           "same order for a key used before it", "orders after it: lost (the recovery point)",
                           "other services: requests, failed")  # fmt: skip
+        self.refused_restores: dict[str, list[list[str]]] = {}
         for database in ("sqlite", "postgres"):
             if database == self.stack.database:
                 self.backup_restore_on(self.stack, before, after)
@@ -526,6 +529,15 @@ class Drill:
                 self.backup_restore_on(other, before, after)
             finally:
                 other.down()
+        self.report.say("\nThen the same copy, changed as an attacker or a hurried operator would, restored while a")
+        self.report.say(
+            f"client reads the health of {ORDERS}: each refused before {ORDERS} stops (its replicas not restarted).\n"
+        )
+        self.report.table("database", "the copy", "what restore said", f"{ORDERS} restarted",
+                          "health reads: sent, failed")  # fmt: skip
+        for database, rows in self.refused_restores.items():
+            for row in rows:
+                self.report.row(database, *row)
 
     def backup_restore_on(self, stack: Stack, before: int, after: int) -> None:
         tool = [sys.executable, str(ROOT / "scripts" / "backup.py")]
@@ -567,6 +579,34 @@ class Drill:
         others = f"{sum(load.sent for load in loads)}, {sum(load.failed for load in loads)}"
         self.report.row(stack.database, f"{backup_took:.1f} s", f"{restore_took:.1f} s", f"{back} of {before}",
                         "yes" if same else "no", f"{gone} of {after}", others)  # fmt: skip
+        self.refused_restores[stack.database] = self.refused_restores_on(stack, copy)
+
+    def refused_restores_on(self, stack: Stack, copy: Path) -> list[list[str]]:
+        """The same copy, with the catalog's beside it, changed each way a restore must refuse (tests/support/
+        backups.py), restored while a client reads the orders' health: what it said, and whether they served on."""
+        tool = [sys.executable, str(ROOT / "scripts" / "backup.py")]
+        donor = Path(tempfile.mkdtemp()) / "donor"
+        subprocess.run([*tool, "backup", CATALOG, "--into", str(donor), "--project", stack.project],
+                       env=stack.compose_environment(), capture_output=True, text=True, check=True)  # fmt: skip
+        rows = []
+        for how in TAMPERINGS:
+            folder = Path(tempfile.mkdtemp()) / "tampered"
+            shutil.copytree(copy, folder)
+            for file in donor.iterdir():
+                shutil.copy(file, folder / file.name)
+            said = tamper(folder, ORDERS, CATALOG, how)
+            started = {container.id: container.attrs["State"]["StartedAt"] for container in stack.containers(ORDERS)}
+            with SteadyLoad(stack, f"/api/{ORDERS}/health/", max_seconds=60) as load:
+                refused = subprocess.run([*tool, "restore", ORDERS, "--from", str(folder), "--project", stack.project],
+                                         env=stack.compose_environment(), capture_output=True, text=True)  # fmt: skip
+            restarted = {c.id: c.attrs["State"]["StartedAt"] for c in stack.containers(ORDERS)} != started
+            reason = next((line for line in refused.stderr.splitlines() if said in line), refused.stderr.strip())
+            reason = reason.split("nothing was changed: ")[-1].removeprefix("backup: FAILED: ")
+            verdict = "refused" if refused.returncode != 0 and said in refused.stderr else "**restored**"
+            rows.append(
+                [how, f"{verdict}: {reason[:100]}", "yes" if restarted else "no", f"{load.sent}, {load.failed}"]
+            )
+        return rows
 
     def abuse(self) -> None:
         """What one hostile client can do: oversized headers at a scaled service, and a login flood."""

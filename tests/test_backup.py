@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from backups import TAMPERINGS, tamper
 from project import ACCOUNTS, CATALOG, NOTIFICATIONS, ORDERS, ROOT
 from stack import OrderingClients, SteadyLoad, leaks, wait_until
 
@@ -140,61 +141,6 @@ def test_a_copy_is_its_owners_alone(accounts_and_catalog_copies):
     assert set(about) >= {"service", "database", "migrations", "image", "sha256"}
 
 
-def catalog_copy_name(folder: Path) -> str:
-    return json.loads((folder / f"{CATALOG}.json").read_text())["file"]
-
-
-def tamper(folder: Path, how: str) -> str:
-    """Changes a copy of the backup as an attacker or a hurried operator did; what the refusal must say."""
-    catalog = folder / catalog_copy_name(folder)
-    about_path = folder / f"{CATALOG}.json"
-    about = json.loads(about_path.read_text())
-    accounts_copy = folder / json.loads((folder / f"{ACCOUNTS}.json").read_text())["file"]
-    if how == "metadata names a file outside the backup":
-        about["file"] = "../../../../tmp/elsewhere.sqlite3"
-        about_path.write_text(json.dumps(about))
-        return "another file"
-    if how == "metadata names an absolute path":
-        about["file"] = str(accounts_copy.resolve())
-        about_path.write_text(json.dumps(about))
-        return "another file"
-    if how == "accounts' copy under the catalog's name":
-        catalog.unlink()
-        shutil.copy(accounts_copy, catalog)
-        return "SHA-256 differs"
-    if how == "accounts' copy under the catalog's name, its digest rewritten":
-        catalog.unlink()
-        shutil.copy(accounts_copy, catalog)
-        about["sha256"] = json.loads((folder / f"{ACCOUNTS}.json").read_text())["sha256"]
-        about_path.write_text(json.dumps(about))
-        return f"is not {CATALOG}'s database"
-    if how == "a link in the copy's place":
-        catalog.unlink()
-        catalog.symlink_to(accounts_copy)
-        return "not a file of the backup's own folder"
-    if how == "changed bytes":
-        data = bytearray(catalog.read_bytes())
-        data[len(data) // 2] ^= 0xFF
-        catalog.write_bytes(bytes(data))
-        return "SHA-256 differs"
-    if how == "metadata names another service":
-        about["service"] = ACCOUNTS
-        about_path.write_text(json.dumps(about))
-        return f"names {ACCOUNTS!r}"
-    raise ValueError(how)
-
-
-TAMPERINGS = [
-    "metadata names a file outside the backup",
-    "metadata names an absolute path",
-    "accounts' copy under the catalog's name",
-    "accounts' copy under the catalog's name, its digest rewritten",
-    "a link in the copy's place",
-    "changed bytes",
-    "metadata names another service",
-]
-
-
 @pytest.mark.parametrize("how", TAMPERINGS)
 def test_a_restore_refuses_a_copy_that_is_not_the_catalogs_own_and_the_catalog_serves_on(
     stack, accounts_and_catalog_copies, tmp_path, make_product, how
@@ -202,7 +148,7 @@ def test_a_restore_refuses_a_copy_that_is_not_the_catalogs_own_and_the_catalog_s
     """On main each of these was restored: another service's database, a path from the metadata, changed bytes."""
     folder = tmp_path / "copy"
     shutil.copytree(accounts_and_catalog_copies, folder)
-    said = tamper(folder, how)
+    said = tamper(folder, CATALOG, ACCOUNTS, how)
     product_id = make_product(stock=7)
     started = {container.id: container.attrs["State"]["StartedAt"] for container in stack.containers(CATALOG)}
     with SteadyLoad(stack, f"/api/{CATALOG}/products/{product_id}", max_seconds=60) as load:

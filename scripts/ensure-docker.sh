@@ -42,6 +42,8 @@ start_engine() {
     log "installing Debian's docker.io"
     apt_install docker.io
   fi
+  # From Debian 13 the client is a package of its own, which docker.io only recommends.
+  command -v docker >/dev/null || apt_install docker-cli
   configure_engine
   log "starting dockerd (log: /var/log/dockerd.log)"
   nohup dockerd >/var/log/dockerd.log 2>&1 &

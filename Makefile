@@ -28,7 +28,7 @@ export DB
 
 .DEFAULT_GOAL := help
 .PHONY: help lock up down logs deploy scale load backup restore reconcile lint test test-set-up test-all unit unit-tests integration test-swarm swarm-up swarm-down swarm-deploy \
-	cluster-up cluster-down test-cluster cluster-drill bench bench-smoke sizes drill variants \
+	cluster-up cluster-down test-cluster test-fresh-machine cluster-drill bench bench-smoke sizes drill variants \
 	base-images venv dev clean
 
 ## help: this list: every target, with what it does (the `## target:` lines of this file)
@@ -161,6 +161,7 @@ test-all: test-set-up
 	@SECONDS=0 && $(MAKE) --no-print-directory test DB=postgres && echo "test-all: PostgreSQL in $$SECONDS s"
 	@SECONDS=0 && $(MAKE) --no-print-directory test-swarm && echo "test-all: Swarm in $$SECONDS s"
 	@SECONDS=0 && $(MAKE) --no-print-directory test-cluster && echo "test-all: the three-node lab in $$SECONDS s"
+	@SECONDS=0 && $(MAKE) --no-print-directory test-fresh-machine && echo "test-all: a fresh machine in $$SECONDS s"
 
 ## unit: servicekit's, the status page's, the tools' and each service's unit tests, no Docker needed (DB=postgres: on a throwaway PostgreSQL)
 unit: $(VENV)/.installed
@@ -192,6 +193,10 @@ test-swarm: $(VENV)/.installed
 ## test-cluster: the HTTP contract and the cluster's faults under load (tests/test_cluster.py) on a lab of its own
 test-cluster: $(VENV)/.installed
 	cd tests && STACK=cluster ../$(VENV)/bin/pytest -q $(CLUSTER_TESTS)
+
+## test-fresh-machine: the README's set-up on a fresh machine (a container: Debian, git, make, python3): make up alone
+test-fresh-machine: $(VENV)/.installed
+	cd tests && STACK=machine ../$(VENV)/bin/pytest -q test_fresh_machine.py
 
 ## cluster-drill: faults on a lab of its own, under load, measured; writes docs/cluster.md
 cluster-drill: $(VENV)/.installed

@@ -37,7 +37,6 @@ PLACEMENT = {
 }
 # An engine in no swarm, running nothing (lab/docker-compose.yml): the drill's reference at rest.
 REFERENCE = "reference"
-CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 def say(message: str) -> None:
@@ -133,25 +132,9 @@ class Lab:
         label = f"com.docker.compose.project={self.name}"
         engine.remove_leftovers(docker.from_env(), label, volumes=True, endpoints=endpoints)
         self.swarm().remove_images()
-        self.remove_cgroup_parents()
+        engine.remove_cgroup_parents([*NODES, REFERENCE])
         shutil.rmtree(self.sockets, ignore_errors=True)
         say(f"removed the lab {self.name}: its containers, network, volumes and images")
-
-    @staticmethod
-    def remove_cgroup_parents() -> None:
-        """The engines' cgroup parents (one per node, in each hierarchy), empty once their engines are gone."""
-        engines = [*NODES, REFERENCE]
-        parents = [CGROUP_ROOT / node for node in engines] + [
-            hierarchy / node for hierarchy in CGROUP_ROOT.iterdir() for node in engines
-        ]
-        for parent in parents:
-            if not parent.is_dir():
-                continue
-            # Deepest first: a cgroup is removed with rmdir, and only once it has no child.
-            for cgroup in sorted((path for path in parent.rglob("*") if path.is_dir()), key=lambda p: -len(p.parts)):
-                cgroup.rmdir()
-            parent.rmdir()
-
 
 def main() -> int:
     if (ROOT / ".env").exists():  # DEBIAN_IMAGE, from `make base-images`

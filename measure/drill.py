@@ -159,8 +159,9 @@ class Drill:
             self.report.row(load.path, load.sent, load.failed)
 
     def reloads(self, rate: float = 100, threads: int = 4) -> None:
-        """Scale-out, scale-in and deploy under two keep-alive clients at once: one that never sends a request
-        again, and one that retries a GET once when its connection closed as it went out (make load's default)."""
+        """Scale-out, scale-in, deploy and a change of workers under two keep-alive clients at once: one that never
+        sends a request again, and one that retries a GET once when its connection closed as it went out (make
+        load's default)."""
         self.report.say("\n## Scale and deploy under two kinds of keep-alive client\n")
         self.report.say(f"Each client sends {rate:g} GETs/s of the catalog's health over {threads} keep-alive")
         self.report.say("connections, from 2 s before each operation until 2 s after it. Every reload closes nginx's")
@@ -174,6 +175,7 @@ class Drill:
             ("scale out, 1 → 3 replicas", lambda: self.stack.scale(CATALOG, 3)),
             ("scale in, 3 → 1 replica", lambda: self.stack.scale(CATALOG, 1)),
             (f"`make deploy SERVICE={CATALOG}`", lambda: self.deploy_catalog().check_returncode()),
+            (f"`make scale SERVICE={CATALOG} PROCESSES=4 THREADS=1`", lambda: self.scale_workers(CATALOG, 4, 1)),
         ]
         for name, operation in operations:
             stop = threading.Event()
@@ -196,6 +198,16 @@ class Drill:
             failed = {retry: sum(n for outcome, n in outcomes[retry].items() if outcome != "200") for retry in outcomes}
             self.report.row(name, f"{took:.1f} s", sum(outcomes[False].values()), failed[False],
                             sum(outcomes[True].values()), failed[True], len(errors))  # fmt: skip
+        self.stack.compose("up", "--detach", "--wait", timeout=300)  # the drill's own workers again
+
+    def scale_workers(self, service: str, processes: int, threads: int) -> None:
+        """make scale of a service's workers (a rolling replacement), from a copy of the tree: it writes the
+        copy's .env, not this one's."""
+        tree = tree_copy(Path(tempfile.mkdtemp()) / "tree")
+        environment = {**self.stack.compose_environment(), "COMPOSE_PROJECT_NAME": self.stack.project}
+        command = [sys.executable, str(tree / "scripts" / "scale.py"), service, "--processes", str(processes),
+                   "--threads", str(threads)]  # fmt: skip
+        subprocess.run(command, cwd=tree, env=environment, capture_output=True, text=True, timeout=300, check=True)
 
     def schema_change(self, readers: int = 4) -> None:
         """A release that drops a column, refused by make deploy; one that adds a nullable column, deployed under
@@ -221,7 +233,7 @@ class Drill:
             for load in loads:
                 load.__exit__()
             said = result.stderr.strip().splitlines() or result.stdout.strip().splitlines() or [""]
-            first = next((line.strip() for line in said if "DROPPING" in line), said[-1].strip())
+            first = next((line.strip() for line in said if " is gone " in line), said[-1].strip())
             self.report.row(name, result.returncode, f"{took:.1f} s", sum(load.sent for load in loads),
                             sum(load.failed for load in loads), f"`{first}`")  # fmt: skip
 

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
+from pathlib import Path
 from typing import TypeVar
 
 import docker
@@ -127,3 +128,16 @@ def remove_leftovers(
         for volume in client.volumes.list(filters={"label": label}):
             patiently(partial(volume.remove, force=True))
     return left
+
+
+def remove_cgroup_parents(names: list[str], root: Path = Path("/sys/fs/cgroup")) -> None:
+    """The cgroup parents (--cgroup-parent) of engines that ran in containers (the lab's nodes, the fresh
+    machine), in each hierarchy, empty once their engines are gone: nothing else removes them."""
+    parents = [root / name for name in names] + [hierarchy / name for hierarchy in root.iterdir() for name in names]
+    for parent in parents:
+        if not parent.is_dir():
+            continue
+        # Deepest first: a cgroup is removed with rmdir, and only once it has no child.
+        for cgroup in sorted((path for path in parent.rglob("*") if path.is_dir()), key=lambda p: -len(p.parts)):
+            cgroup.rmdir()
+        parent.rmdir()

@@ -38,14 +38,19 @@ LAST_MODULE_OF_GROUP: dict[str, str] = {}
 VARIANT_MODULES: list[str] = []
 # What runs on Swarm and on the lab: the modules that speak to the stack over HTTP only, and each one's own tests.
 HTTP_CONTRACT = {"test_routing.py", "test_bad_input.py", "test_flow.py", "test_orders.py"}
-MODULES_OF_KIND = {"swarm": HTTP_CONTRACT | {"test_swarm.py"}, "cluster": HTTP_CONTRACT | {"test_cluster.py"}}
+# STACK=machine: the README's set-up on a fresh machine of its own, no stack of the suite's (test-fresh-machine).
+MODULES_OF_KIND = {
+    "swarm": HTTP_CONTRACT | {"test_swarm.py"},
+    "cluster": HTTP_CONTRACT | {"test_cluster.py"},
+    "machine": {"test_fresh_machine.py"},
+}
 STACK_OF_KIND = {"compose": Stack, "swarm": SwarmStack, "cluster": ClusterStack}
 if STACK_KIND in MODULES_OF_KIND:
     collect_ignore = [
         path.name for path in Path(__file__).parent.glob("test_*.py") if path.name not in MODULES_OF_KIND[STACK_KIND]
     ]
 elif STACK_KIND == "compose":
-    collect_ignore = ["test_swarm.py", "test_cluster.py"]
+    collect_ignore = ["test_swarm.py", "test_cluster.py", "test_fresh_machine.py"]
     # What the databases do not change is proven once, on the default one: following "Add a service"
     # (docker-compose.yml), the gateway's own answers, its TLS and TCP transport (each starts a copy of its own),
     # the newcomer's commands, the status page (the unit tests run the case-blind usernames on PostgreSQL), the
@@ -65,7 +70,7 @@ elif STACK_KIND == "compose":
             "test_gateway_render.py",
         ]
 else:
-    raise SystemExit(f"STACK={STACK_KIND!r}: the suite runs on compose, swarm or cluster")
+    raise SystemExit(f"STACK={STACK_KIND!r}: the suite runs on compose, swarm, cluster or machine")
 
 # Worker settings that differ per service and from the defaults, so the suite sees each service get its own.
 # The suite registers and logs in from one address far faster than a person: a larger burst of those, at the

@@ -136,6 +136,7 @@ class Lab:
         shutil.rmtree(self.sockets, ignore_errors=True)
         say(f"removed the lab {self.name}: its containers, network, volumes and images")
 
+
 def main() -> int:
     if (ROOT / ".env").exists():  # DEBIAN_IMAGE, from `make base-images`
         environ.Env.read_env(ROOT / ".env")

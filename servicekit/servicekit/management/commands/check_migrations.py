@@ -28,6 +28,7 @@ from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.state import ProjectState
 
+from servicekit.apps import app_labels_in
 from servicekit.schema_changes import Schema, breaking_changes, snapshot
 
 SAFE_SEQUENCE = """\
@@ -46,9 +47,7 @@ PASSWORD_VARIABLES = ("DATABASE_PASSWORD", "DATABASE_PASSWORD_FILE")
 
 def checked_apps() -> set[str]:
     """The apps whose migrations this service ships: those in its folder, and servicekit's."""
-    folders = (Path(settings.BASE_DIR).resolve(), Path(apps.get_app_config("servicekit").path).resolve())
-    return {app.label for app in apps.get_app_configs()
-            if any(Path(app.path).resolve().is_relative_to(folder) for folder in folders)}  # fmt: skip
+    return app_labels_in(Path(settings.BASE_DIR), Path(apps.get_app_config("servicekit").path))
 
 
 def step_through(checked: set[str]) -> tuple[list[str], list[str]]:
@@ -67,9 +66,10 @@ def step_through(checked: set[str]) -> tuple[list[str], list[str]]:
         except DatabaseError as error:  # it would fail the same way in the deploy, on its first new replica
             refused.append(f"{migration.app_label}.{migration.name}: fails on the schema before it: {error}")
             break
-        before = snapshot(connection) if schema_before is not None else None
-        if schema_before is None or before is None:
+        if schema_before is None:
+            before = None  # another app's migration changed the schema: read it again before the next of ours
             continue
+        before = snapshot(connection)
         changes = breaking_changes(schema_before, before)
         reason = getattr(migration, "accept_backward_incompatible", None)
         for change in changes:

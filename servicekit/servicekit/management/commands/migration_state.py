@@ -3,14 +3,14 @@ make restore (scripts/backup.py): which service and database, the migrations app
 knows, and the apps that are the service's own (in its folder: what no other service's database holds)."""
 
 import json
-from importlib import import_module
 from pathlib import Path
 
-from django.apps import apps
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import connection
 from django.db.migrations.loader import MigrationLoader
+
+from servicekit.apps import app_labels_in
 
 
 class Command(BaseCommand):
@@ -24,7 +24,6 @@ class Command(BaseCommand):
             applied.setdefault(app, []).append(name)
         for app, name in sorted(loader.disk_migrations):
             known.setdefault(app, []).append(name)
-        folder = Path(import_module(settings.SETTINGS_MODULE).__file__ or "").resolve().parents[1]
-        own = sorted(app.label for app in apps.get_app_configs() if Path(app.path).resolve().is_relative_to(folder))
+        own = sorted(app_labels_in(Path(settings.BASE_DIR)))
         state = {"service": settings.SERVICE_NAME, "vendor": connection.vendor, "applied": applied, "known": known}
         self.stdout.write(json.dumps({**state, "own_apps": [app for app in own if app in known]}))

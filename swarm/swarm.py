@@ -343,16 +343,16 @@ class Swarm:
         started = time.monotonic()
         name = f"{self.stack}_{service}"
         running = self.docker("service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", name)
-        if image is None:
-            image = self.build(service)[service]
-            if service != GATEWAY:  # built from this tree: its migrations are checked in it before it runs
-                try:
-                    check_migrations_in_image(image, "swarm")
-                except ToolError as refusal:
-                    raise SwarmError(f"{refusal}\nNothing was changed: {name} runs {running}.") from None
+        built = image is None
+        image = image or self.build(service)[service]
         if running == image:
             say(f"{name} runs {image} already: nothing to roll")
             return
+        if built and service != GATEWAY:  # built from this tree: its migrations are checked in it before it runs
+            try:
+                check_migrations_in_image(image, "swarm")
+            except ToolError as refusal:
+                raise SwarmError(f"{refusal}\nNothing was changed: {name} runs {running}.") from None
         say(f"rolling {name} to {image}")
         result = subprocess.run(
             ["docker", "service", "update", "--image", image, "--no-resolve-image", "--detach=false", name],

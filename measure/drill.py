@@ -103,6 +103,8 @@ class Report:
         self.say("| " + " | ".join(str(cell) for cell in cells) + " |")
 
 
+BACKUP_TOOL = [sys.executable, str(ROOT / "scripts" / "backup.py")]  # make backup, make restore
+
 # The drill's parts, in the order they run (make drill ONLY=paused-dependency runs one).
 PARTS = [
     "rollout",
@@ -530,15 +532,15 @@ class Drill:
         self.report.table("database", "backup took", "restore took", "orders before the copy: back",
                           "same order for a key used before it", "orders after it: lost (the recovery point)",
                           "other services: requests, failed")  # fmt: skip
-        self.refused_restores: dict[str, list[list[str]]] = {}
+        refused_restores: dict[str, list[list[str]]] = {}
         for database in ("sqlite", "postgres"):
             if database == self.stack.database:
-                self.backup_restore_on(self.stack, before, after)
+                refused_restores[database] = self.backup_restore_on(self.stack, before, after)
                 continue
             other = Stack(f"{self.stack.project}-{database}", database=database)
             other.up()
             try:
-                self.backup_restore_on(other, before, after)
+                refused_restores[database] = self.backup_restore_on(other, before, after)
             finally:
                 other.down()
         self.report.say("\nThen the same copy, changed as an attacker or a hurried operator would, restored while a")
@@ -547,12 +549,12 @@ class Drill:
         )
         self.report.table("database", "the copy", "what restore said", f"{ORDERS} restarted",
                           "health reads: sent, failed")  # fmt: skip
-        for database, rows in self.refused_restores.items():
+        for database, rows in refused_restores.items():
             for row in rows:
                 self.report.row(database, *row)
 
-    def backup_restore_on(self, stack: Stack, before: int, after: int) -> None:
-        tool = [sys.executable, str(ROOT / "scripts" / "backup.py")]
+    def backup_restore_on(self, stack: Stack, before: int, after: int) -> list[list[str]]:
+        """One database's row of the backup table; returns the rows of its refused restores."""
         copy = Path(tempfile.mkdtemp()) / "copy"
         auth = {"Authorization": stack.customer("backup")["Authorization"]}
         product_id = stack.product(stock=1000, staff_token=stack.staff_login("backup-staff"))
@@ -563,7 +565,7 @@ class Drill:
 
         placed_before = [place(f"before-{n}") for n in range(before)]
         taken, backup_took = timed(lambda: subprocess.run(
-            [*tool, "backup", ORDERS, "--into", str(copy), "--project", stack.project],
+            [*BACKUP_TOOL, "backup", ORDERS, "--into", str(copy), "--project", stack.project],
             env=stack.compose_environment(), capture_output=True, text=True))  # fmt: skip
         placed_after = [place(f"after-{n}") for n in range(after)]
         loads = [SteadyLoad(stack, f"/api/{service}/health/", max_seconds=300) for service in SERVICES
@@ -578,27 +580,26 @@ class Drill:
         engine.patiently(stack.docker.volumes.get(volume).remove)
         stack.compose("up", "--detach", "--wait", *lost, timeout=300)
         restored, restore_took = timed(lambda: subprocess.run(
-            [*tool, "restore", ORDERS, "--from", str(copy), "--project", stack.project],
+            [*BACKUP_TOOL, "restore", ORDERS, "--from", str(copy), "--project", stack.project],
             env=stack.compose_environment(), capture_output=True, text=True))  # fmt: skip
         for load in loads:
             load.__exit__()
         if taken.returncode or restored.returncode:
             self.report.row(stack.database, "failed", (taken.stderr + restored.stderr).strip()[:200], "", "", "", "")
-            return
+            return []
         back = sum(stack.get(f"/api/{ORDERS}/orders/{oid}", headers=auth).status_code == 200 for oid in placed_before)
         same = place("before-0") == placed_before[0]
         gone = sum(stack.get(f"/api/{ORDERS}/orders/{oid}", headers=auth).status_code == 404 for oid in placed_after)
         others = f"{sum(load.sent for load in loads)}, {sum(load.failed for load in loads)}"
         self.report.row(stack.database, f"{backup_took:.1f} s", f"{restore_took:.1f} s", f"{back} of {before}",
                         "yes" if same else "no", f"{gone} of {after}", others)  # fmt: skip
-        self.refused_restores[stack.database] = self.refused_restores_on(stack, copy)
+        return self.refused_restores_on(stack, copy)
 
     def refused_restores_on(self, stack: Stack, copy: Path) -> list[list[str]]:
         """The same copy, with the catalog's beside it, changed each way a restore must refuse (tests/support/
         backups.py), restored while a client reads the orders' health: what it said, and whether they served on."""
-        tool = [sys.executable, str(ROOT / "scripts" / "backup.py")]
         donor = Path(tempfile.mkdtemp()) / "donor"
-        subprocess.run([*tool, "backup", CATALOG, "--into", str(donor), "--project", stack.project],
+        subprocess.run([*BACKUP_TOOL, "backup", CATALOG, "--into", str(donor), "--project", stack.project],
                        env=stack.compose_environment(), capture_output=True, text=True, check=True)  # fmt: skip
         rows = []
         for how in TAMPERINGS:
@@ -609,8 +610,8 @@ class Drill:
             said = tamper(folder, ORDERS, CATALOG, how)
             started = {container.id: container.attrs["State"]["StartedAt"] for container in stack.containers(ORDERS)}
             with SteadyLoad(stack, f"/api/{ORDERS}/health/", max_seconds=60) as load:
-                refused = subprocess.run([*tool, "restore", ORDERS, "--from", str(folder), "--project", stack.project],
-                                         env=stack.compose_environment(), capture_output=True, text=True)  # fmt: skip
+                restore = [*BACKUP_TOOL, "restore", ORDERS, "--from", str(folder), "--project", stack.project]
+                refused = subprocess.run(restore, env=stack.compose_environment(), capture_output=True, text=True)
             restarted = {c.id: c.attrs["State"]["StartedAt"] for c in stack.containers(ORDERS)} != started
             reason = next((line for line in refused.stderr.splitlines() if said in line), refused.stderr.strip())
             reason = reason.split("nothing was changed: ")[-1].removeprefix("backup: FAILED: ")

@@ -68,18 +68,21 @@ def test_make_scale_of_the_workers_rolls_the_service_losing_no_request_of_a_clie
     environment["COMPOSE_PROJECT_NAME"] = stack.project
     old = {container.id for container in stack.containers(ACCOUNTS)}
     scale = [sys.executable, str(tree / "scripts" / "scale.py"), ACCOUNTS, "--processes", "4", "--threads", "1"]
-    with SteadyLoad(stack, HEALTH, retry=False) as load:
-        assert wait_until(lambda: load.sent >= 20, timeout=10, interval=0.05)
-        since = time.time()
-        result = subprocess.run(scale, cwd=tree, env=environment, capture_output=True, text=True, timeout=300)
-        scaled_at = load.sent
-        assert wait_until(lambda: load.sent >= scaled_at + 50, timeout=10, interval=0.05)
-    assert result.returncode == 0, result.stderr
-    assert set(load.outcomes) == {200}, load.outcomes
-    assert stack.gateway_errors(since) == []
-    assert "rolling" in result.stdout and "4 processes x 1 threads" in result.stdout, result.stdout
-    assert not old & {container.id for container in stack.containers(ACCOUNTS)}
-    stack.compose("up", "--detach", "--wait", timeout=300)  # the suite's own settings again
+    try:
+        with SteadyLoad(stack, HEALTH, retry=False) as load:
+            assert wait_until(lambda: load.sent >= 20, timeout=10, interval=0.05)
+            since = time.time()
+            result = subprocess.run(scale, cwd=tree, env=environment, capture_output=True, text=True, timeout=300)
+            scaled_at = load.sent
+            assert wait_until(lambda: load.sent >= scaled_at + 50, timeout=10, interval=0.05)
+        assert result.returncode == 0, result.stderr
+        assert set(load.outcomes) == {200}, load.outcomes
+        assert stack.gateway_errors(since) == []
+        assert "rolling" in result.stdout and "4 processes x 1 threads" in result.stdout, result.stdout
+        assert not old & {container.id for container in stack.containers(ACCOUNTS)}
+    finally:
+        # The suite's own settings again, pass or fail: the "rollouts" modules after this one share the stack.
+        stack.compose("up", "--detach", "--wait", timeout=300)
 
 
 def test_a_replica_killed_with_sigkill_leaves_the_service_answering(stack, three_replicas):

@@ -364,7 +364,12 @@ class SteadyLoad:
     """Sequential requests to one path from one thread until stopped: at most max_requests and max_seconds,
     with a short pause between requests, each retried once as browsers do unless retry=False. outcomes counts
     each status code, or the exception's name; served_by, who answered (X-Served-By, None where no replica
-    said)."""
+    said).
+
+    retry=False is a client that sends each request once, each on a connection of its own: a keep-alive
+    connection that nginx's old workers close as the request goes out is lost even by a perfect roll, and HTTP
+    leaves that GET to the client to send again (docs/scaling.md; make drill counts such losses). Everything
+    else, a refused connection or an error status, is a failure of the roll."""
 
     def __init__(
         self, stack: "Stack", path: str, max_requests: int = 5000, max_seconds: float = 60, retry: bool = True
@@ -378,9 +383,10 @@ class SteadyLoad:
         self.thread = threading.Thread(target=self.run)
 
     def run(self) -> None:
-        # One per thread: a Session is not meant to be shared across threads. retry=False: a client that sends
-        # each request once, on whatever connection it has (make load NO_RETRY=1).
+        # One per thread: a Session is not meant to be shared across threads.
         session = retrying_session() if self.retry else requests.Session()
+        if not self.retry:
+            session.headers["Connection"] = "close"
         url = self.stack.base_url + self.path
         while not self.stopped.is_set() and time.monotonic() < self.deadline:
             if sum(self.outcomes.values()) >= self.max_requests:

@@ -206,6 +206,10 @@ cluster-drill: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(VENV)/bin/python measure/bench.py
 
+## bench-business: the business path's rows alone (reads, a hop, orders), 3 rounds, printed: a quick look
+bench-business: $(VENV)/.installed
+	$(VENV)/bin/python measure/bench.py --business
+
 ## bench-smoke: the benchmark in a short mode, only to prove it runs (CI); its figures mean little
 bench-smoke: $(VENV)/.installed
 	$(VENV)/bin/python measure/bench.py --smoke --seconds 1 --out "$$(mktemp -d)"

@@ -46,7 +46,11 @@ sys.path[:0] = [
 
 from preflight import worker_defaults
 from project import (
+    ACCOUNTS,
+    CATALOG,
     GATEWAY,
+    NOTIFICATIONS,
+    ORDERS,
     ROOT,
     SERVICES,
     STATUS,
@@ -95,7 +99,9 @@ class Case:
     path: str
     service: str
     login: bool = False
-    rated: bool = False  # at 70 % of this round's peak of the minimal endpoint
+    rated: "Case | None" = None  # at 70 % of this round's peak of that row
+    user: str = ""  # whose bearer token it sends (a BUSINESS_USERS key), if any
+    order: bool = False  # a POST of one unit of the bench's product, a new Idempotency-Key each
 
 
 CEILING = Case("gateway /healthz (ceiling)", "/healthz", GATEWAY)
@@ -115,7 +121,32 @@ HTTP_SOCKET = Case("uWSGI http-socket, 2 workers, behind proxy_pass over TCP", "
                    "peer-http-socket")  # fmt: skip
 GUNICORN = Case("gunicorn, 2 sync workers, behind proxy_pass over TCP", "/api/peer-gunicorn/health/",
                 "peer-gunicorn")  # fmt: skip
-RATED = Case("minimal endpoint at 70% of its peak", MINIMAL.path, MINIMAL.service, rated=True)
+RATED = Case("minimal endpoint at 70% of its peak", MINIMAL.path, MINIMAL.service, rated=MINIMAL)
+
+# The business path, on the stack's own four services: what every user's request pays. The reads go as one user
+# (READER: a feed and orders of a few entries, the same in every round); the orders as another (BUYER).
+READER, BUYER = "reader", "buyer"
+BUSINESS_USERS = (READER, BUYER)
+PUBLIC_READ = Case("public read: the catalog's products (no bearer)", f"/api/{CATALOG}/products", CATALOG)
+BEARER_READ = Case("bearer read, checked in accounts itself: /me", f"/api/{ACCOUNTS}/me", ACCOUNTS, user=READER)
+ONE_HOP = Case("one-hop read: the feed (bearer introspected at accounts)", f"/api/{NOTIFICATIONS}/feed",
+               NOTIFICATIONS, user=READER)  # fmt: skip
+PLACE_ORDER = Case("placing an order (introspection, reservation, outbox)", f"/api/{ORDERS}/orders", ORDERS,
+                   user=BUYER, order=True)  # fmt: skip
+RATED_ORDER = Case("placing an order at 70% of its peak", PLACE_ORDER.path, ORDERS, rated=PLACE_ORDER, user=BUYER,
+                   order=True)  # fmt: skip
+# Orders each have their event delivered to the notifications service after the answer (the outbox): their rows
+# run alone, and their CPU is counted until the outbox is empty again, so no other row pays for a delivery.
+BUSINESS = [(PUBLIC_READ, BEARER_READ, ONE_HOP), (PLACE_ORDER,), (RATED_ORDER,)]
+# What wrk's connections are for the business rows: as many as the services have threads (2 workers of 2
+# threads), twice over; the health rows' --connections measure a ceiling, these a user's path.
+BUSINESS_CONNECTIONS = 8
+# The parts a business request's CPU is split by (the services by their role), and the rows so split.
+BUSINESS_PARTS = {ACCOUNTS: "accounts", CATALOG: "catalog", ORDERS: "orders", NOTIFICATIONS: "notifications",
+                  GATEWAY: "the gateway", STATUS: "the status page"}  # fmt: skip
+BUSINESS_ROWS = [case for group in BUSINESS for case in group]
+ORDER_STOCK = 1_000_000  # the most a product may hold
+READER_ORDERS = 3
 
 
 def login(name: str, service: str) -> Case:
@@ -136,6 +167,7 @@ LOGIN_3_REPLICAS = login("login, 3 replicas of 1 worker", "accounts-3-replicas")
 ROUND = [
     (CEILING,), (BARE_WSGI,), (BARE_DJANGO, INDEX, GUNICORN, MINIMAL, TCP, HTTP_SOCKET), (RATED,), (ONE_WORKER,),
     (ONE_THREAD,), (NEW_CONNECTION,), (ACCESS_LOG,), (LOGIN_2, LOGIN_1, LOGIN_2_REPLICAS, LOGIN_3_REPLICAS, LOGIN_4),
+    *BUSINESS,
 ]  # fmt: skip
 CASES = [case for group in ROUND for case in group]
 # The rows whose machine CPU per request the report splits by part (column headings): the limit, the endpoint, and
@@ -161,6 +193,9 @@ class Row:
     latency_us: Counter[int] = field(default_factory=Counter)
     # Logins answered after the load's time, waited for but not in the rate (run_logins); their CPU is counted.
     drained: int = 0
+    # Orders: how long their events took to be delivered after the load (the outbox empty again). Their rate is
+    # over the load's time and this: what the stack sustains, the deliveries done, not only what it accepted.
+    outbox_seconds: float = 0.0
     # The errors by kind: wrk's socket errors (connect, read, write, timeout), and answers that were not 2xx or
     # 3xx by their status as the gateway logged them ("status 502"); a login's by its status or exception.
     errors_by_kind: dict[str, int] = field(default_factory=dict)
@@ -302,7 +337,7 @@ def combined(turns: list[Row]) -> Row:
 
     return Row(
         name=turns[0].name,
-        requests_per_second=requests / sum(turn.seconds for turn in turns),
+        requests_per_second=requests / sum(turn.seconds + turn.outbox_seconds for turn in turns),
         p50_ms=at_percentile_ms(latency_us, 0.5),
         p99_ms=at_percentile_ms(latency_us, 0.99),
         requests=requests,
@@ -310,21 +345,47 @@ def combined(turns: list[Row]) -> Row:
         seconds=sum(turn.seconds for turn in turns),
         latency_us=latency_us,
         drained=sum(turn.drained for turn in turns),
+        outbox_seconds=sum(turn.outbox_seconds for turn in turns),
         errors_by_kind=dict(errors_by_kind),
         cpu_seconds_per_1000=per_request([turn.cpu_seconds_per_1000 for turn in turns]),
         cpu_split_us={part: per_request([turn.cpu_split_us[part] for turn in turns]) for part in turns[0].cpu_split_us},
     )
 
 
-def wrk_script(*, body: dict | None = None, delay_ms: float | None = None) -> str:
-    """A wrk Lua script: a JSON POST body, and/or a pause before each request (to hold a lower rate)."""
-    lines = []
+# Each request a new Idempotency-Key: the run's, wrk's thread's number and the thread's count of requests.
+UNIQUE_KEYS = """
+threads_made = 0
+function setup(thread)
+  threads_made = threads_made + 1
+  thread:set("thread_number", threads_made)
+end
+sent = 0
+function request()
+  sent = sent + 1
+  wrk.headers["Idempotency-Key"] = "%s-" .. thread_number .. "-" .. sent
+  return wrk.format()
+end
+"""
+
+
+def wrk_script(
+    *,
+    body: dict | None = None,
+    delay_ms: float | None = None,
+    headers: dict[str, str] | None = None,
+    unique_keys: bool = False,
+) -> str:
+    """A wrk Lua script: a JSON POST body, headers, a new Idempotency-Key per request, and/or a pause before each
+    request (to hold a lower rate). JSON's strings are Lua's (ASCII, escaped alike)."""
+    lines = [f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}" for name, value in (headers or {}).items()]
     if body is not None:
         lines += [
             'wrk.method = "POST"',
-            f"wrk.body = '{json.dumps(body)}'",
+            f"wrk.body = {json.dumps(json.dumps(body))}",
             'wrk.headers["Content-Type"] = "application/json"',
         ]
+    if unique_keys:
+        lines += [UNIQUE_KEYS % uuid.uuid4().hex]
     if delay_ms is not None:
         lines += [f"function delay() return {delay_ms:.3f} end"]
     return "\n".join(lines) + "\n"
@@ -432,23 +493,27 @@ def checked_during(containers: list[Container], started: float, ended: float) ->
     return sorted(checked)
 
 
-def rate_script(url: str, target_rate: float, connections: int) -> str:
+def rate_script(url: str, target_rate: float, connections: int, **request) -> str:
     """A wrk script that holds about target_rate: each connection pauses between requests, the pause calibrated
-    in a first short pass so that pause plus latency gives the rate."""
+    in a first short pass so that pause plus latency gives the rate. request: wrk_script's other arguments."""
     pause_ms = 1000 * connections / target_rate
-    calibration = run_wrk(url, connections=connections, script=wrk_script(delay_ms=pause_ms), seconds=2)
+    calibration = run_wrk(url, connections=connections, script=wrk_script(delay_ms=pause_ms, **request), seconds=2)
     latency_ms = 1000 * connections / calibration.requests_per_second - pause_ms
-    return wrk_script(delay_ms=max(0.0, 1000 * connections / target_rate - latency_ms))
+    return wrk_script(delay_ms=max(0.0, 1000 * connections / target_rate - latency_ms), **request)
 
 
 Round = dict[str, Row]
 
 
 class Bench:
-    def __init__(self, seconds: int, rounds: int, connections: int, smoke: bool = False):
+    def __init__(self, seconds: int, rounds: int, connections: int, smoke: bool = False, business_only: bool = False):
         self.seconds = seconds
         self.rounds = rounds
         self.connections = connections
+        self.groups = BUSINESS if business_only else ROUND
+        self.authorization: dict[str, dict[str, str]] = {}  # a business user's Authorization header, by user
+        self.product_id = 0  # what the order rows order, ORDER_STOCK of it at first
+        self.invariant: dict[str, int] = {}  # after the rounds: the buyer's orders, events and the stock left
         # Smoke: every row once, briefly (a turn of logins, a second).
         self.login_turns, self.login_turn_seconds = (1, 1) if smoke else (LOGIN_TURNS, LOGIN_TURN_SECONDS)
         self.health_interval_file = Path(tempfile.mkdtemp()) / "health-interval.yml"
@@ -488,12 +553,16 @@ class Bench:
         """One run of the case's load (wrk, or logins) for seconds, with the CPU its containers used per request
         meanwhile."""
         url = self.stack.base_url + case.path
-        connections, script = self.connections, ""
+        connections = BUSINESS_CONNECTIONS if case in BUSINESS_ROWS else self.connections
+        script = wrk_script(**self.request_of(case))
         if case.rated:
             connections = 16
-            script = rate_script(url, 0.7 * this_round[MINIMAL.name].requests_per_second, connections)
+            target = 0.7 * this_round[case.rated.name].requests_per_second
+            script = rate_script(url, target, connections, **self.request_of(case))
+            if case.order:
+                self.wait_for_the_outbox()  # the calibration's deliveries are not the row's
         cpu_before = self.cpu_seconds(case.service)
-        split_before = self.cpu_split(case.service) if case in WHERE_THE_CPU_GOES else {}
+        split_before = self.cpu_split(case)
         started = time.time()
         if case.login:
             body = {"username": USERNAME, "password": PASSWORD}
@@ -501,9 +570,12 @@ class Bench:
         else:
             row = run_wrk(url, connections=connections, script=script, seconds=seconds, name=case.name)
         ended = time.time()
+        if case.order:  # each order's delivery is its CPU and its time too
+            row.outbox_seconds = self.wait_for_the_outbox()
+            row.requests_per_second = row.requests / (row.seconds + row.outbox_seconds)
         row.cpu_seconds_per_1000 = 1000 * (self.cpu_seconds(case.service) - cpu_before) / max(row.answered, 1)
         if split_before:
-            split_after = self.cpu_split(case.service)
+            split_after = self.cpu_split(case)
             row.cpu_split_us = {
                 part: 1e6 * (split_after[part] - split_before[part]) / max(row.answered, 1) for part in split_after
             }
@@ -523,16 +595,90 @@ class Bench:
             )
         return row
 
-    def cpu_split(self, service: str) -> dict[str, float]:
-        """CPU seconds used so far by each part a request to service goes through, and by the whole machine."""
+    def cpu_split(self, case: Case) -> dict[str, float]:
+        """CPU seconds used so far by each part a request of case goes through, and by the whole machine; nothing
+        for a row whose CPU the report does not split."""
+        if case in WHERE_THE_CPU_GOES:
+            parts = {"the service": self.cpu_seconds(case.service), "the gateway": self.cpu_seconds(GATEWAY),
+                     "the status page": self.cpu_seconds(STATUS)}  # fmt: skip
+        elif case in BUSINESS_ROWS:
+            parts = {name: self.cpu_seconds(service) for service, name in BUSINESS_PARTS.items()}
+        else:
+            return {}
         return {
-            "the service": self.cpu_seconds(service),
-            "the gateway": self.cpu_seconds(GATEWAY),
-            "the status page": self.cpu_seconds(STATUS),
+            **parts,
             "the engine (log pipeline)": engine_cpu_seconds(),
             "wrk": children_cpu_seconds(),
             "the whole machine": machine_cpu_seconds(),
         }
+
+    def request_of(self, case: Case) -> dict:
+        """wrk_script's arguments for case's requests: its user's bearer token, an order's body and keys."""
+        request: dict = {"headers": self.authorization.get(case.user)}
+        if case.order:
+            request |= {"body": {"product_id": self.product_id, "quantity": 1}, "unique_keys": True}
+        return request
+
+    def outbox_waiting(self) -> int:
+        """Messages the orders service has yet to deliver (its health says)."""
+        return self.stack.get(f"/api/{ORDERS}/health/").json()["outbox"]["waiting"]
+
+    def wait_for_the_outbox(self) -> float:
+        """Seconds until the orders' outbox was empty (within 0.05 s)."""
+        started = time.monotonic()
+        if not wait_until(lambda: self.outbox_waiting() == 0, timeout=120, interval=0.05):
+            raise ToolError(f"the orders' outbox still holds {self.outbox_waiting()} messages after 120 s")
+        return time.monotonic() - started
+
+    def set_up_the_business_path(self) -> None:
+        """The business rows' users (the reader with READER_ORDERS orders, so its feed is not empty) and the product
+        they order."""
+        # CHECKED's containers were just made again with their intervals at rest: each answers before it is used.
+        health = [f"/api/{service}/health/" for service in SERVICES]
+        if not wait_until(lambda: all(self.stack.answers(path) for path in health), timeout=120):
+            raise ToolError(
+                f"not answering 200 through the gateway: {[p for p in health if not self.stack.answers(p)]}"
+            )
+        for user in BUSINESS_USERS:
+            customer = self.stack.customer(f"bench-{user}")
+            self.authorization[user] = {"Authorization": customer["Authorization"]}
+        self.product_id = self.stack.product(ORDER_STOCK, self.stack.staff_login(f"bench-staff-{uuid.uuid4().hex[:8]}"))
+        reader = self.authorization[READER]
+        for _ in range(READER_ORDERS):
+            headers = {**reader, "Idempotency-Key": uuid.uuid4().hex}
+            response = self.stack.post(
+                PLACE_ORDER.path, {"product_id": self.product_id, "quantity": 1}, headers=headers
+            )
+            if response.status_code != 201:
+                raise ToolError(f"the reader's order was refused: {response.status_code} {response.text}")
+        if not wait_until(
+            lambda: len(self.stack.get(ONE_HOP.path, headers=reader).json()) == READER_ORDERS, timeout=30
+        ):
+            raise ToolError(f"the reader's {READER_ORDERS} orders did not reach its feed within 30 s")
+
+    def check_the_invariant(self) -> None:
+        """After the order rows: every unit the buyer's orders hold is gone from the stock, and each order has its
+        one event, counted in each service's own database (the bench, not a service, reads both)."""
+        self.wait_for_the_outbox()
+        users = [
+            self.stack.get(BEARER_READ.path, headers=self.authorization[user]).json()["id"] for user in BUSINESS_USERS
+        ]
+        self.invariant = {
+            "orders": self.count_in(ORDERS, "orders.models.Order", product_id=self.product_id, status="placed"),
+            "events": self.count_in(
+                NOTIFICATIONS, "notifications.models.Notification", user_id__in=users, type="order.placed"
+            ),  # fmt: skip
+            "stock": self.stack.stock_of(self.product_id),
+        }
+
+    def count_in(self, service: str, model: str, **filters) -> int:
+        """Rows of model matching filters, counted by Django inside one of service's containers."""
+        module, name = model.rsplit(".", 1)
+        code = f"from {module} import {name}; print({name}.objects.filter(**{filters!r}).count())"
+        result = self.containers(service)[0].exec_run(["django-admin", "shell", "--no-imports", "-c", code])
+        if result.exit_code != 0:
+            raise ToolError(f"counting {model} in {service} failed: {result.output.decode()}")
+        return int(result.output.decode().split()[-1])
 
     def run(self) -> None:
         print(f"Starting the bench stack ({self.stack.project}) ...", flush=True)
@@ -541,18 +687,24 @@ class Bench:
             self.intervals_at_rest = {name: seconds for name, seconds in intervals_at_rest().items() if name in CHECKED}
             write_health_intervals(self.health_interval_file, self.intervals_at_rest)
             self.stack.compose("up", "--detach", *CHECKED, timeout=300)
-            self.start_rows()
-            self.stack.post(f"{LOGIN_1.path.rsplit('/', 1)[0]}/register", {"username": USERNAME, "password": PASSWORD})
+            if self.groups is ROUND:
+                self.start_rows()
+                self.stack.post(
+                    f"{LOGIN_1.path.rsplit('/', 1)[0]}/register", {"username": USERNAME, "password": PASSWORD}
+                )
+            self.set_up_the_business_path()
             self.warm_up()
             for number in range(1, self.rounds + 1):
                 print(f"\nRound {number} of {self.rounds}\n\n{ROUND_HEADER}", flush=True)
                 this_round: Round = {}
-                for group in ROUND:
+                for group in self.groups:
                     for row in self.measure_in_turns(group, this_round):
                         this_round[row.name] = row
                         print(format_row(row), flush=True)
                 self.results.append(this_round)
-            self.memory_mib = {case.name: self.memory_of(case.service) for case in LOGIN_ROWS}
+            self.check_the_invariant()
+            if self.groups is ROUND:
+                self.memory_mib = {case.name: self.memory_of(case.service) for case in LOGIN_ROWS}
         finally:
             self.stack.down()
 
@@ -563,14 +715,16 @@ class Bench:
     def warm_up(self) -> None:
         """A second of load on every HTTP row, not recorded: the first requests of a fresh worker (imports, the
         first database connection) and the containers still settling would otherwise fall on round 1 alone."""
-        for case in CASES:
+        for case in [case for group in self.groups for case in group]:
             if not case.login and not case.rated:
-                run_wrk(self.stack.base_url + case.path, connections=self.connections, script="", seconds=1)
+                script = wrk_script(**self.request_of(case))
+                run_wrk(self.stack.base_url + case.path, connections=self.connections, script=script, seconds=1)
+        self.wait_for_the_outbox()
 
     def start_rows(self) -> None:
         """Every row's containers, beside the stack; each answers through the gateway before any is measured."""
         self.stack.compose("--profile", "bench-rows", "up", "--detach", *ROW_SERVICES, timeout=600)
-        paths = [case.path for case in CASES if case.service != GATEWAY and not case.login]
+        paths = [case.path for case in CASES if case.service != GATEWAY and not case.login and not case.user]
         paths += [case.path.replace("/login", "/health") for case in CASES if case.login]
         # The gateway routes a new socket within its watcher's pass (a second); a row starts once it migrated.
         if not wait_until(lambda: all(self.stack.answers(path) for path in paths), timeout=120):
@@ -635,6 +789,17 @@ GOALS = [
     ),  # fmt: skip
     GoalRule("login 2 workers / 1 worker", ratio(rate(LOGIN_2), rate(LOGIN_1)), ">=", 1.8),
     GoalRule("login 2 replicas / 1 worker", ratio(rate(LOGIN_2_REPLICAS), rate(LOGIN_1)), ">=", 1.8),
+    GoalRule(
+        "a bearer read checked locally / the public read (req/s)",
+        ratio(rate(BEARER_READ), rate(PUBLIC_READ)),
+        ">=",
+        0.8,
+    ),  # fmt: skip
+    GoalRule("a one-hop read / the public read (req/s)", ratio(rate(ONE_HOP), rate(PUBLIC_READ)), ">=", 0.5),
+    GoalRule("placing an order / the public read (req/s)", ratio(rate(PLACE_ORDER), rate(PUBLIC_READ)), ">=", 0.25),
+    GoalRule(
+        "p99 ms of placing an order at 70% of its peak", lambda measured: measured[RATED_ORDER.name].p99_ms, "<=", 25
+    ),  # fmt: skip
     GoalRule("errors in all rows", lambda measured: sum(row.errors for row in measured.values()), "==", 0),
 ]
 # What one change buys, as a ratio of requests per second within a round.
@@ -654,15 +819,26 @@ def spread(values: list[float], digits: int = 3) -> str:
     return median if len(values) == 1 else f"{median} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
-def judged(rounds: list[Round]) -> list[Goal]:
-    """Each goal per round; met only when every round meets it (Goal.met on the worst)."""
+def judged(rounds: list[Round], invariant: dict[str, int]) -> list[Goal]:
+    """Each goal per round; met only when every round meets it (Goal.met on the worst). Goals on rows this run
+    did not measure (make bench-business) are left out. Then the order rows' invariant, checked once after them."""
     goals = []
     for rule in GOALS:
-        values = [rule.figure(measured) for measured in rounds]
+        try:
+            values = [rule.figure(measured) for measured in rounds]
+        except KeyError:
+            continue
         worst = (max if rule.comparison in ("<=", "<") else min)(values)
         if rule.comparison == "==":
             worst = max(values, key=lambda value: abs(value - rule.target))
         goals.append(Goal(rule.what, worst, rule.comparison, rule.target, values))
+    if invariant:
+        left_over = invariant["stock"] + invariant["orders"] - ORDER_STOCK
+        goals.append(Goal("after the orders: stock left + units held by placed orders - the stock at first",
+                          left_over, "==", 0, [left_over]))  # fmt: skip
+        unmatched = invariant["events"] - invariant["orders"]
+        goals.append(Goal("after the orders: order.placed events in the feeds - placed orders", unmatched, "==", 0,
+                          [unmatched]))  # fmt: skip
     return goals
 
 
@@ -686,14 +862,21 @@ def replicas_or_workers(rounds: list[Round], memory_mib: dict[str, float]) -> li
     return lines
 
 
-def report(rounds: list[Round], memory_mib: dict[str, float], checked_every: dict[str, float]) -> str:
+def measured_cases(rounds: list[Round]) -> list[Case]:
+    """The rows this run measured, in the table's order: every row, or the business path's alone."""
+    return [case for case in CASES if case.name in rounds[0]]
+
+
+def report(
+    rounds: list[Round], memory_mib: dict[str, float], checked_every: dict[str, float], invariant: dict[str, int]
+) -> str:
     lines = [
         f"{len(rounds)} round(s); each figure is the median over them, with the spread (min-max) in parentheses.",
         "",
         "| row | req/s | p50 ms | p99 ms | requests | errors | CPU ms / request |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for case in CASES:
+    for case in measured_cases(rounds):
         rows = [measured[case.name] for measured in rounds]
         lines.append(
             f"| {case.name} | {spread([row.requests_per_second for row in rows], 0)} "
@@ -702,11 +885,14 @@ def report(rounds: list[Round], memory_mib: dict[str, float], checked_every: dic
             f"| {spread([row.cpu_seconds_per_1000 for row in rows])} |"
         )
     lines += ["", "| goal | median (spread) | target | met in every round |", "| --- | ---: | --- | --- |"]
-    for goal in judged(rounds):
+    for goal in judged(rounds, invariant):
         verdict = "yes" if goal.met() else "MISSED"
         lines.append(f"| {goal.what} | {spread(goal.values)} | {goal.comparison} {goal.target:g} | {verdict} |")
     lines += errors_by_kind(rounds)
     lines += slower_rounds(rounds)
+    lines += where_the_business_cpu_goes(rounds, invariant)
+    if RATED.name not in rounds[0]:  # the business path's rows alone
+        return "\n".join(lines) + "\n"
     lines += ["", "| effect (req/s ratio within a round) | median (spread) |", "| --- | ---: |"]
     for what, top, bottom in EFFECTS:
         lines.append(f"| {what} | {spread([ratio(rate(top), rate(bottom))(measured) for measured in rounds])} |")
@@ -744,7 +930,7 @@ def slower_rounds(rounds: list[Round]) -> list[str]:
     """The rows whose own CPU per request in a round was SLOWER_BY or more over their median: the same work took
     more CPU, so the machine was slower then (it is shared: another tenant, a busy host), not the stack."""
     slower = []
-    for case in CASES:
+    for case in measured_cases(rounds):
         values = [measured[case.name].cpu_seconds_per_1000 for measured in rounds]
         median = statistics.median(values)
         slower += [(number, case.name, value, median) for number, value in enumerate(values, 1)
@@ -794,6 +980,40 @@ def where_the_tail_is(rounds: list[Round], checked_every: dict[str, float]) -> l
     return lines
 
 
+def where_the_business_cpu_goes(rounds: list[Round], invariant: dict[str, int]) -> list[str]:
+    """Per business row, the machine's CPU per request by service: what a hop costs the caller, the gateway and
+    the callee."""
+    cases = [case for case in BUSINESS_ROWS if not case.rated]
+
+    def median(case: Case, part: str) -> float:
+        return statistics.median(measured[case.name].cpu_split_us[part] for measured in rounds)
+
+    parts = [part for part in rounds[0][cases[0].name].cpu_split_us if part != "the whole machine"]
+    lines = [
+        "",
+        "Where the business path's CPU goes: µs of CPU per request, by part (the median over the rounds). A hop "
+        "passes the gateway twice (the client's request, then the call on its internal listener). An order's CPU, "
+        "and the time its rate is over, run until its event is delivered (the outbox empty again): a rate the "
+        f"stack sustains. The reader's feed holds {READER_ORDERS} events; after the rows, "
+        f"{invariant.get('orders', 0):,} orders were placed in all.",
+        "",
+        "| µs of CPU per request | " + " | ".join(case.name.split(":")[0].split(" (")[0] for case in cases) + " |",
+        "| --- |" + " ---: |" * len(cases),
+    ]
+    for part in parts:
+        lines.append(f"| {part} | " + " | ".join(f"{median(case, part):.0f}" for case in cases) + " |")
+    rest = [median(case, "the whole machine") - sum(median(case, part) for part in parts) for case in cases]
+    lines.append("| the rest | " + " | ".join(f"{value:.0f}" for value in rest) + " |")
+    lines.append(
+        "| the whole machine | " + " | ".join(f"{median(case, 'the whole machine'):.0f}" for case in cases) + " |"
+    )
+    hop = median(ONE_HOP, "the gateway") - median(BEARER_READ, "the gateway")
+    lines += ["", f"The one-hop read's parts: the caller (notifications) {median(ONE_HOP, 'notifications'):.0f} µs, "
+              f"the gateway's internal pass (its CPU per one-hop read less per bearer read) {hop:.0f} µs, the callee "
+              f"(accounts) {median(ONE_HOP, 'accounts'):.0f} µs."]  # fmt: skip
+    return lines
+
+
 def where_the_cpu_goes(rounds: list[Round]) -> list[str]:
     """Per row compared, the machine's CPU per request by part: what a transport or a server costs, and where."""
     cases = [case for case in WHERE_THE_CPU_GOES if rounds[0][case.name].cpu_split_us]
@@ -832,14 +1052,15 @@ def chart(rounds: list[Round], path: Path) -> None:
     def median(case: Case, field: str) -> float:
         return statistics.median(getattr(measured[case.name], field) for measured in rounds)
 
-    figure, (rates, latencies) = pyplot.subplots(1, 2, figsize=(13, 6), sharey=True)
-    names = [case.name for case in CASES]
-    rates.barh(names, [median(case, "requests_per_second") for case in CASES], color="#4c72b0")
+    cases = measured_cases(rounds)
+    figure, (rates, latencies) = pyplot.subplots(1, 2, figsize=(13, 7), sharey=True)
+    names = [case.name for case in cases]
+    rates.barh(names, [median(case, "requests_per_second") for case in cases], color="#4c72b0")
     rates.set_xscale("log")
     rates.set_xlabel("requests per second (log scale), median of the rounds")
     rates.invert_yaxis()
-    latencies.barh(names, [median(case, "p99_ms") for case in CASES], color="#dd8452", label="p99")
-    latencies.barh(names, [median(case, "p50_ms") for case in CASES], color="#55a868", label="p50")
+    latencies.barh(names, [median(case, "p99_ms") for case in cases], color="#dd8452", label="p99")
+    latencies.barh(names, [median(case, "p50_ms") for case in cases], color="#55a868", label="p50")
     latencies.set_xscale("log")
     latencies.set_xlabel("latency, ms (log scale)")
     latencies.legend()
@@ -854,22 +1075,26 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="how often each row is measured, interleaved")
     parser.add_argument("--smoke", action="store_true", help="every row once, briefly, to prove each runs (CI)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections for the HTTP rows")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where bench.md and bench.png go")
+    parser.add_argument("--business", action="store_true",
+                        help="the business path's rows alone; writes only with --out")  # fmt: skip
+    parser.add_argument("--out", type=Path, help="where bench.md and bench.png go (docs/ for every row)")
     arguments = parser.parse_args()
     if shutil.which("wrk") is None:
         print("bench: wrk is missing (Debian: apt-get install wrk)", file=sys.stderr)
         return 2
 
     rounds = 1 if arguments.smoke else arguments.rounds
-    bench = Bench(arguments.seconds, rounds, arguments.connections, arguments.smoke)
+    bench = Bench(arguments.seconds, rounds, arguments.connections, arguments.smoke, arguments.business)
     bench.run()
-    table = report(bench.results, bench.memory_mib, bench.intervals_at_rest)
+    table = report(bench.results, bench.memory_mib, bench.intervals_at_rest, bench.invariant)
     print("\n" + table)
-    arguments.out.mkdir(parents=True, exist_ok=True)
-    preamble = report_preamble("The scaling benchmark", "make bench")
-    (arguments.out / "bench.md").write_text("\n".join(preamble) + "\n" + table)
-    chart(bench.results, arguments.out / "bench.png")
-    print(f"wrote {arguments.out / 'bench.md'} and {arguments.out / 'bench.png'}")
+    out = arguments.out or (None if arguments.business else ROOT / "docs")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        preamble = report_preamble("The scaling benchmark", "make bench")
+        (out / "bench.md").write_text("\n".join(preamble) + "\n" + table)
+        chart(bench.results, out / "bench.png")
+        print(f"wrote {out / 'bench.md'} and {out / 'bench.png'}")
     return 0
 
 

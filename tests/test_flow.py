@@ -47,3 +47,28 @@ def test_each_service_serves_its_openapi_schema(stack, service):
     assert schema["openapi"].startswith("3.")
     assert schema["paths"]  # not empty, so the next line says something
     assert [path for path in schema["paths"] if not path.startswith(f"/api/{service}/")] == []
+
+
+def introspection_cache_seconds(stack, service: str) -> float:
+    """INTROSPECTION_CACHE_SECONDS as service's containers run with it."""
+    environment = dict(item.split("=", 1) for item in stack.container(service).attrs["Config"]["Env"])
+    return float(environment["INTROSPECTION_CACHE_SECONDS"])
+
+
+def test_a_logout_is_refused_at_accounts_at_once_and_by_every_other_service_within_the_introspection_cache_time(
+    stack, customer
+):
+    """Each worker of the other services keeps accounts' answer about a live token that long (servicekit.auth):
+    the one-hop read's speed, and the bound docs/security.md states on a logout."""
+    auth = {"Authorization": customer["Authorization"]}
+    elsewhere = [f"/api/{NOTIFICATIONS}/feed", f"/api/{ORDERS}/orders"]
+    for _ in range(4):  # every worker (2 per service by default) asks, and keeps the answer
+        assert [stack.get(path, headers=auth).status_code for path in elsewhere] == [200, 200]
+    assert stack.post(f"/api/{ACCOUNTS}/logout", None, headers=auth).status_code == 204
+    assert stack.get(f"/api/{ACCOUNTS}/me", headers=auth).status_code == 401
+    bound = max(introspection_cache_seconds(stack, service) for service in (NOTIFICATIONS, ORDERS))
+
+    def refused_everywhere() -> bool:
+        return all(stack.get(path, headers=auth).status_code == 401 for path in elsewhere for _ in range(4))
+
+    assert wait_until(refused_everywhere, timeout=bound + 2, interval=0.2)

@@ -54,6 +54,7 @@ class TokenOut(Schema):
 class Introspection(Schema):
     active: bool
     user: UserOut | None = None
+    exp: int | None = None  # when the token expires (epoch seconds): no caller keeps the answer past it
 
 
 class LocalBearer(HttpBearer):
@@ -100,6 +101,8 @@ def me(request: HttpRequest):
 @api.get("/internal/introspect", response=Introspection, auth=ServiceAuth("introspect"), include_in_schema=False)
 def introspect(request: HttpRequest):
     """RFC 7662 in spirit: 200 with active=false for any token that is not live, so callers need one check."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    user = selectors.user_for_token(raw_token=token) if scheme.lower() == "bearer" and token else None
-    return {"active": user is not None, "user": user}
+    scheme, _, raw_token = request.headers.get("Authorization", "").partition(" ")
+    token = selectors.live_token(raw_token=raw_token) if scheme.lower() == "bearer" and raw_token else None
+    if token is None:
+        return {"active": False}
+    return {"active": True, "user": token.user, "exp": int(token.expires_at.timestamp())}

@@ -9,7 +9,7 @@ from django.contrib.auth.hashers import make_password
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from accounts.models import CanonicalUsername
+from accounts.models import CanonicalUsername, Token
 from servicekit.testing import internal_call
 
 PREFIX = "/api/service1"
@@ -92,17 +92,18 @@ def introspect(client, caller, headers):
     return internal_call(client, caller, "GET", PREFIX + "/internal/introspect", headers=headers)
 
 
-def test_introspection_of_a_live_token(client, token):
+def test_introspection_of_a_live_token_says_until_when_it_lives(client, token):
     body = introspect(client, "service3", bearer(token)).json()
     assert body["active"] is True
     assert body["user"]["username"] == "ada"
+    assert body["exp"] == int(Token.objects.get().expires_at.timestamp())  # a caller keeps the answer no longer
 
 
 @pytest.mark.parametrize("authorization", ["", "Bearer nope", "Basic abc", "Bearer"])
 def test_introspection_of_anything_else_is_inactive(client, authorization):
     response = introspect(client, "service3", {"Authorization": authorization})
     assert response.status_code == 200
-    assert response.json() == {"active": False, "user": None}
+    assert response.json() == {"active": False, "user": None, "exp": None}
 
 
 def test_logout_revokes_the_token(client, token):

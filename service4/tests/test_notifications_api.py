@@ -5,9 +5,11 @@ import uuid
 import pytest
 
 from notifications.models import Notification
+from servicekit import auth
 from servicekit.testing import ADA, GRACE, TEST_USERS, internal_call
 
 PREFIX = "/api/service4"
+FEED = f"{PREFIX}/feed"
 ADA_ID = TEST_USERS["ada-token"]["id"]
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("accounts")]
 
@@ -123,3 +125,38 @@ def test_notifications_older_than_the_retention_are_pruned_and_no_others(client,
     Notification.objects.filter(event_id=old).update(received_at=timezone.now() - timedelta(days=31))
     call_command("prune_notifications")
     assert list(Notification.objects.values_list("event_id", flat=True)) == [recent]
+
+
+class Clock:
+    now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def introspections_made(accounts) -> int:
+    return sum(1 for call in accounts.calls if call.request.url.endswith("/internal/introspect"))
+
+
+def test_a_users_reads_within_the_cache_time_ask_accounts_once_and_a_revoked_token_is_refused_after_it(
+    client, accounts, monkeypatch, settings
+):
+    """servicekit.auth keeps a live token's caller INTROSPECTION_CACHE_SECONDS: the one-hop read's cost, which
+    make bench measures. A token accounts stops knowing (a logout) is refused once that time has passed."""
+    clock = Clock()
+    monkeypatch.setattr(auth, "introspections", auth.IntrospectionCache(clock))
+    for _ in range(3):
+        assert client.get(FEED, headers=ADA).status_code == 200
+    assert introspections_made(accounts) == 1
+    monkeypatch.delitem(TEST_USERS, "ada-token")  # logged out at accounts
+    clock.now += settings.INTROSPECTION_CACHE_SECONDS - 0.1
+    assert client.get(FEED, headers=ADA).status_code == 200
+    clock.now += 0.2
+    assert client.get(FEED, headers=ADA).status_code == 401
+
+
+def test_with_no_cache_time_every_read_asks_accounts(client, accounts, settings):
+    settings.INTROSPECTION_CACHE_SECONDS = 0
+    for _ in range(3):
+        assert client.get(FEED, headers=ADA).status_code == 200
+    assert introspections_made(accounts) == 3

@@ -113,8 +113,12 @@ HTTP_READ_TIMEOUT = env.float("HTTP_READ_TIMEOUT", default=3.0)
 HTTP_RETRIES = env.int("HTTP_RETRIES", default=2)
 CIRCUIT_FAIL_MAX = env.int("CIRCUIT_FAIL_MAX", default=5)
 CIRCUIT_RESET_SECONDS = env.float("CIRCUIT_RESET_SECONDS", default=3.0)
-# The service that issues and checks bearer tokens.
+# The service that issues and checks bearer tokens, and how long a worker keeps its answer about a live token
+# (servicekit.auth): a token revoked at accounts is accepted elsewhere for at most this long. 0: ask every time.
 ACCOUNTS_SERVICE = env.str("ACCOUNTS_SERVICE", default="service1")
+INTROSPECTION_CACHE_SECONDS = env.float("INTROSPECTION_CACHE_SECONDS", default=5.0)
+if not 0 <= INTROSPECTION_CACHE_SECONDS <= 60:
+    raise ImproperlyConfigured(f"INTROSPECTION_CACHE_SECONDS={INTROSPECTION_CACHE_SECONDS}: choose 0 to 60")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

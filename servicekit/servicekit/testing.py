@@ -522,12 +522,17 @@ def accounts():
     """
     import responses
 
+    from servicekit.auth import introspections
+
     def introspect(request):
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         user = TEST_USERS.get(token)
-        return 200, {}, json.dumps({"active": user is not None, "user": user})
+        expires = int(time.time()) + 3600 if user else None
+        return 200, {}, json.dumps({"active": user is not None, "user": user, "exp": expires})
 
     url = f"{settings.GATEWAY_INTERNAL_URL}/api/{settings.ACCOUNTS_SERVICE}/internal/introspect"
+    introspections.clear()  # a worker's answers kept from another test's stub
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
         mocked.add_callback(responses.GET, url, callback=introspect)
         yield mocked
+    introspections.clear()

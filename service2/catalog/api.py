@@ -92,13 +92,8 @@ class ReservationOut(Schema):
     id: uuid.UUID
     product_id: int
     quantity: int
-    # The name when the stock was reserved: the order's events name what was ordered.
+    # The name when the stock was reserved (services.reservation_make): the order's events name what was ordered.
     product_name: str
-
-    @staticmethod
-    def resolve_product_name(reservation) -> str:
-        return reservation.product.name if reservation.product else ""
-
     status: str
 
 

@@ -36,29 +36,35 @@ def product_update(*, product: Product, changes: dict) -> Product:
 
 @transaction.atomic
 def reservation_make(*, reservation_id: uuid.UUID, product_id: int, quantity: int) -> tuple[Reservation, bool]:
-    """Takes quantity off the product's stock, once per reservation id; returns (reservation, created)."""
-    existing = Reservation.objects.filter(id=reservation_id).first()
-    if existing is not None:
-        if existing.status == Reservation.Status.RELEASED:
-            raise ReservationReleased("This reservation was released and cannot be made again")
-        if (existing.product_id, existing.quantity) != (product_id, quantity):
-            raise ReservationConflict("This reservation id holds another product or quantity")
-        return existing, False
-    # One conditional UPDATE: the database checks and takes the stock in one step, so concurrent
-    # reservations can never take it below zero.
-    taken = Product.objects.filter(id=product_id, stock__gte=quantity).update(stock=F("stock") - quantity)
-    if not taken:
-        if not Product.objects.filter(id=product_id).exists():
-            raise ProductNotFound(f"No product {product_id}")
-        raise InsufficientStock(f"Not enough stock of product {product_id}")
+    """Takes quantity off the product's stock, once per reservation id; returns (reservation, created), the
+    reservation with the product's name as it is now (product_name). The reservation is stored first: its id's
+    primary key finds one made before (a retry) or concurrently, with no lookup on every order."""
     try:
         with transaction.atomic():
             reservation = Reservation.objects.create(
                 id=reservation_id, product_id=product_id, quantity=quantity, status=Reservation.Status.RESERVED
             )
-    except IntegrityError:  # a concurrent release or reservation of this id came first: the stock goes back
-        raise ReservationConflict("This reservation id was used concurrently; retry") from None
+    except IntegrityError:
+        existing = Reservation.objects.get(id=reservation_id)
+        if existing.status == Reservation.Status.RELEASED:
+            raise ReservationReleased("This reservation was released and cannot be made again") from None
+        if (existing.product_id, existing.quantity) != (product_id, quantity):
+            raise ReservationConflict("This reservation id holds another product or quantity") from None
+        existing.product_name = product_name(product_id)
+        return existing, False
+    # One conditional UPDATE: the database checks and takes the stock in one step, so concurrent
+    # reservations can never take it below zero. Refused, the transaction takes the reservation back.
+    taken = Product.objects.filter(id=product_id, stock__gte=quantity).update(stock=F("stock") - quantity)
+    if not taken:
+        if not Product.objects.filter(id=product_id).exists():
+            raise ProductNotFound(f"No product {product_id}")
+        raise InsufficientStock(f"Not enough stock of product {product_id}")
+    reservation.product_name = product_name(product_id)
     return reservation, True
+
+
+def product_name(product_id: int) -> str:
+    return Product.objects.filter(id=product_id).values_list("name", flat=True).first() or ""
 
 
 @transaction.atomic

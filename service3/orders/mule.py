@@ -4,7 +4,8 @@
    (orders.services.order_sweep_abandoned);
 2. delivers the outbox's messages that are due (orders.outbox.deliver_due).
 
-It sleeps OUTBOX_POLL_SECONDS only after a pass that delivered nothing, so a backlog drains at once.
+It sleeps OUTBOX_POLL_SECONDS only after a pass that delivered nothing, so a backlog drains at once; while it
+drains, the sweep (a query) runs at most every SWEEP_SECONDS, not on every pass.
 """
 
 import logging
@@ -19,18 +20,26 @@ from orders.services import order_sweep_abandoned
 log = logging.getLogger(__name__)
 
 
-def work_one_pass() -> int:
-    """Both jobs once; returns how many messages were delivered."""
-    order_sweep_abandoned()
+# Orders are abandoned after ORDER_PENDING_SECONDS (tens of seconds): a sweep a second finds them soon enough.
+SWEEP_SECONDS = 1.0
+
+
+def work_one_pass(*, sweep: bool = True) -> int:
+    """Both jobs once (the sweep unless told not to); returns how many messages were delivered."""
+    if sweep:
+        order_sweep_abandoned()
     return deliver_due()
 
 
 def work_forever() -> None:
     log.info("the mule started: it sweeps abandoned orders and delivers the outbox")
+    swept_at = -SWEEP_SECONDS
     while True:
         close_old_connections()  # a connection the database dropped, or one older than DB_CONN_MAX_AGE
+        sweep = time.monotonic() - swept_at >= SWEEP_SECONDS
         try:
-            delivered = work_one_pass()
+            delivered = work_one_pass(sweep=sweep)
+            swept_at = time.monotonic() if sweep else swept_at
         except Exception:
             log.exception("the mule's pass failed; trying again")
             delivered = 0

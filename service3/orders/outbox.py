@@ -113,13 +113,16 @@ def deliver_due(*, limit: int = 50) -> int:
     now = timezone.now()
     due = undelivered().filter(unleased(now), next_attempt_at__lte=now)
     delivered = 0
+    answering: set[str] = set()  # receivers that took a message: their backlog is due now, woken once per pass
     for message in due[:limit]:
         if not claim(message):
             continue
         deliver(message)
         if message.delivered_at is not None:
+            answering.add(message.service)
             delivered += 1
-            wake_backlog(service=message.service)
+    for service in answering:
+        wake_backlog(service=service)
     return delivered
 
 

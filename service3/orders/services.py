@@ -74,13 +74,8 @@ def order_sweep_abandoned() -> int:
 
 
 def order_place(*, caller: Caller, product_id: int, quantity: int, idempotency_key: str | None) -> tuple[Order, bool]:
-    """Returns (order, created); the same Idempotency-Key returns the order it made the first time."""
-    if idempotency_key:
-        existing = order_for_key(
-            user_id=caller.user_id, idempotency_key=idempotency_key, product_id=product_id, quantity=quantity
-        )
-        if existing is not None:
-            return existing, False
+    """Returns (order, created); the same Idempotency-Key returns the order it made the first time. The intent
+    is stored first and the key's unique constraint finds a key sent before: no lookup on every order."""
     try:
         with transaction.atomic():
             order = Order.objects.create(
@@ -91,7 +86,7 @@ def order_place(*, caller: Caller, product_id: int, quantity: int, idempotency_k
                 idempotency_key=idempotency_key,
             )
     except IntegrityError:
-        # A concurrent request with the same Idempotency-Key stored its intent first: that is the order.
+        # This Idempotency-Key made an order before, or a concurrent request with it stored its intent first.
         if not idempotency_key:
             raise
         existing = order_for_key(

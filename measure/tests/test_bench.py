@@ -1,8 +1,12 @@
-"""make bench's arithmetic: wrk's report read, and a row measured in turns added up as one."""
+"""make bench's arithmetic: wrk's report read, a row measured in turns added up as one; and the order rows' script."""
 
+import http.server
+import json
+import shutil
+import threading
 from collections import Counter
 
-from bench import Row, at_percentile_ms, combined, parse_wrk
+from bench import Row, at_percentile_ms, combined, parse_wrk, run_wrk, wrk_script
 
 WRK_OUTPUT = """Running 1s test @ http://127.0.0.1:8080/api/catalog/health/
   2 threads and 32 connections
@@ -80,3 +84,40 @@ def test_logins_answered_after_the_time_count_in_the_cpu_but_not_in_the_rate():
     assert row.requests_per_second == 6  # 60 answered within 10 s; the 4 drained later are not in the rate
     assert row.cpu_seconds_per_1000 == (150 * 31 + 160 * 33) / 64
     assert row.latency_us.total() == 64
+
+
+class Recorder(http.server.BaseHTTPRequestHandler):
+    """Answers 201 to every POST, and keeps what each carried."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, as wrk's connections are
+    seen: list[tuple[str | None, str | None, bytes]] = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.seen.append((self.headers["Idempotency-Key"], self.headers["Authorization"], body))
+        self.send_response(201)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format, *args):
+        pass
+
+
+def test_the_order_rows_script_sends_each_order_once_with_its_own_key_its_bearer_and_its_body():
+    """The bench's invariant (stock and events against orders placed) holds only if no order is a replay."""
+    assert shutil.which("wrk"), "wrk is missing: make test installs it (scripts/test-tools.sh)"
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        script = wrk_script(headers={"Authorization": "Bearer t0ken"}, body={"product_id": 7, "quantity": 1},
+                            unique_keys=True)  # fmt: skip
+        row = run_wrk(f"http://127.0.0.1:{server.server_port}/orders", connections=4, script=script, seconds=1)
+    finally:
+        server.shutdown()
+        server.server_close()
+    keys = [key for key, _, _ in Recorder.seen]
+    assert row.requests > 10 and len(keys) >= row.requests
+    assert len(set(keys)) == len(keys)
+    assert {(authorization, json.loads(body)["product_id"]) for _, authorization, body in Recorder.seen} == {
+        ("Bearer t0ken", 7)
+    }

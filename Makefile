@@ -154,14 +154,20 @@ test-set-up:
 	@$(PYTHON) scripts/preflight.py --set-up
 	@scripts/test-tools.sh
 
-## test-all: every test, on each kind of stack: SQLite, PostgreSQL, Swarm, the three-node lab (what CI runs)
-# Each variant says how long it took, so the times can be compared run to run.
+## test-all: every test, on each kind of stack: SQLite, PostgreSQL, Swarm, the three-node lab, a fresh machine (what CI runs)
+# Each variant says how long it took, so the times can be compared run to run. The fresh machine runs beside the
+# lab: it mostly installs and downloads (Debian's mirror, PyPI) while the lab loads its images into its engines,
+# and neither judges a time; its output follows the lab's.
 test-all: test-set-up
 	@SECONDS=0 && $(MAKE) --no-print-directory test DB=sqlite && echo "test-all: SQLite (make test) in $$SECONDS s"
 	@SECONDS=0 && $(MAKE) --no-print-directory test DB=postgres && echo "test-all: PostgreSQL in $$SECONDS s"
 	@SECONDS=0 && $(MAKE) --no-print-directory test-swarm && echo "test-all: Swarm in $$SECONDS s"
-	@SECONDS=0 && $(MAKE) --no-print-directory test-cluster && echo "test-all: the three-node lab in $$SECONDS s"
-	@SECONDS=0 && $(MAKE) --no-print-directory test-fresh-machine && echo "test-all: a fresh machine in $$SECONDS s"
+	@fresh_log=$$(mktemp) && trap 'rm -f "$$fresh_log"' EXIT; \
+	{ SECONDS=0; $(MAKE) --no-print-directory test-fresh-machine >"$$fresh_log" 2>&1 \
+	  && echo "test-all: a fresh machine in $$SECONDS s (beside the lab)" >>"$$fresh_log"; } & fresh=$$!; \
+	SECONDS=0; $(MAKE) --no-print-directory test-cluster && echo "test-all: the three-node lab in $$SECONDS s"; \
+	lab=$$?; wait "$$fresh"; fresh_status=$$?; cat "$$fresh_log"; \
+	[ "$$lab" -eq 0 ] && [ "$$fresh_status" -eq 0 ]
 
 ## unit: servicekit's, the status page's, the tools' and each service's unit tests, no Docker needed (DB=postgres: on a throwaway PostgreSQL)
 unit: $(VENV)/.installed

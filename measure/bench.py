@@ -634,11 +634,7 @@ class Bench:
         """The business rows' users (the reader with READER_ORDERS orders, so its feed is not empty) and the product
         they order."""
         # CHECKED's containers were just made again with their intervals at rest: each answers before it is used.
-        health = [f"/api/{service}/health/" for service in SERVICES]
-        if not wait_until(lambda: all(self.stack.answers(path) for path in health), timeout=120):
-            raise ToolError(
-                f"not answering 200 through the gateway: {[p for p in health if not self.stack.answers(p)]}"
-            )
+        self.wait_for_answers([f"/api/{service}/health/" for service in SERVICES])
         for user in BUSINESS_USERS:
             customer = self.stack.customer(f"bench-{user}")
             self.authorization[user] = {"Authorization": customer["Authorization"]}
@@ -657,8 +653,9 @@ class Bench:
             raise ToolError(f"the reader's {READER_ORDERS} orders did not reach its feed within 30 s")
 
     def check_the_invariant(self) -> None:
-        """After the order rows: every unit the buyer's orders hold is gone from the stock, and each order has its
-        one event, counted in each service's own database (the bench, not a service, reads both)."""
+        """After the order rows: every unit the product's placed orders hold (the buyer's and the reader's) is gone
+        from its stock, and each has its one event, counted in each service's own database (the bench, not a
+        service, reads both)."""
         self.wait_for_the_outbox()
         users = [
             self.stack.get(BEARER_READ.path, headers=self.authorization[user]).json()["id"] for user in BUSINESS_USERS
@@ -727,6 +724,10 @@ class Bench:
         paths = [case.path for case in CASES if case.service != GATEWAY and not case.login and not case.user]
         paths += [case.path.replace("/login", "/health") for case in CASES if case.login]
         # The gateway routes a new socket within its watcher's pass (a second); a row starts once it migrated.
+        self.wait_for_answers(paths)
+
+    def wait_for_answers(self, paths: list[str]) -> None:
+        """Until every path answers 200 through the gateway (at most 120 s)."""
         if not wait_until(lambda: all(self.stack.answers(path) for path in paths), timeout=120):
             missing = [path for path in paths if not self.stack.answers(path)]
             raise ToolError(f"not answering 200 through the gateway: {', '.join(missing)}")

@@ -37,7 +37,17 @@ from pathlib import Path
 from docker.models.containers import Container
 
 import engine
-from project import CATALOG, ORDERS, ROOT, SERVICES, ComposeProject, ToolError, compose_project_name, tool_main
+from project import (
+    CATALOG,
+    ORDERS,
+    ROOT,
+    SERVICES,
+    ComposeProject,
+    ToolError,
+    compose_project_name,
+    environment_of,
+    tool_main,
+)
 
 BACKUPS = ROOT / "backups"
 SQLITE_FILE = "db.sqlite3"
@@ -89,10 +99,6 @@ def sqlite_apps(copy: Path) -> set[str]:
             return {app for (app,) in database.execute("SELECT DISTINCT app FROM django_migrations")}
     except sqlite3.Error as error:
         raise ToolError(f"{copy} is not a service's SQLite database ({error}). Nothing was changed.") from None
-
-
-def environment_of(container: Container) -> dict[str, str]:
-    return dict(variable.split("=", 1) for variable in container.attrs["Config"]["Env"])
 
 
 class Databases(ComposeProject):

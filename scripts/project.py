@@ -96,6 +96,11 @@ def engine_time(stamp: str) -> datetime:
     return datetime.fromisoformat(f"{match['seconds']}.{fraction}{zone}")
 
 
+def environment_of(container: Container) -> dict[str, str]:
+    """The environment a container runs with."""
+    return dict(variable.split("=", 1) for variable in container.attrs["Config"]["Env"])
+
+
 def routed_replicas(upstreams: str) -> dict[str, list[str]]:
     """Per service, the addresses (unix:<socket> or ip:port) of the replicas the gateway routes to."""
     return {block["service"]: ROUTED_SERVER.findall(block["servers"]) for block in UPSTREAM_BLOCK.finditer(upstreams)}

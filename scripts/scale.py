@@ -18,7 +18,7 @@ import sys
 
 from deploy import Deployment
 from preflight import worker_defaults, worker_setting_problems
-from project import ROOT, SERVICES, ToolError, compose_project_name, run, tool_main
+from project import ROOT, SERVICES, ToolError, compose_project_name, environment_of, run, tool_main
 
 
 def say(message: str) -> None:
@@ -30,11 +30,6 @@ def positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} is not a positive number")
     return value
-
-
-def environment_of(container, name: str) -> str:
-    prefix = f"{name}="
-    return next((item[len(prefix) :] for item in container.attrs["Config"]["Env"] if item.startswith(prefix)), "?")
 
 
 def main() -> int:
@@ -72,8 +67,8 @@ def main() -> int:
         say(f"{arguments.service} runs {len(replicas)} replica(s):")
         defaults = worker_defaults()
         for container in replicas:
-            processes = environment_of(container, "UWSGI_PROCESSES") or defaults["PROCESSES"]
-            threads = environment_of(container, "UWSGI_THREADS") or defaults["THREADS"]
+            processes = environment_of(container).get("UWSGI_PROCESSES") or defaults["PROCESSES"]
+            threads = environment_of(container).get("UWSGI_THREADS") or defaults["THREADS"]
             print(f"  {container.name}  {processes} processes x {threads} threads")
 
     return tool_main("scale", scale)

@@ -2,7 +2,7 @@
 
 import uuid
 
-from project import ACCOUNTS, CATALOG, NOTIFICATIONS, ORDERS
+from project import ACCOUNTS, CATALOG, NOTIFICATIONS, ORDERS, environment_of
 from stack import wait_until
 
 
@@ -51,8 +51,7 @@ def test_each_service_serves_its_openapi_schema(stack, service):
 
 def introspection_cache_seconds(stack, service: str) -> float:
     """INTROSPECTION_CACHE_SECONDS as service's containers run with it."""
-    environment = dict(item.split("=", 1) for item in stack.container(service).attrs["Config"]["Env"])
-    return float(environment["INTROSPECTION_CACHE_SECONDS"])
+    return float(environment_of(stack.container(service))["INTROSPECTION_CACHE_SECONDS"])
 
 
 def test_a_logout_is_refused_at_accounts_at_once_and_by_every_other_service_within_the_introspection_cache_time(

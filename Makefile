@@ -9,7 +9,7 @@ TOOLS := .venv-tools
 PYTHON ?= python3
 # DB=postgres gives each service a PostgreSQL server of its own (docker-compose.postgres.yml) in everything below
 # that runs the stack; DB=sqlite (the default) keeps each service on SQLite in its volume. `make test` without DB
-# runs the tests on both, then on Swarm.
+# runs the tests on SQLite (make test-all: on every kind of stack).
 # On engines with the healthcheck's start_interval (Docker 25 and later), the commands below also add
 # docker-compose.start-interval.yml: checks every second while a container starts, every 30 s or more after (each
 # service its own interval, so that their checks do not fall together). Not when
@@ -25,6 +25,11 @@ export COMPOSE_FILE := docker-compose.yml$(start_interval_file)
 endif
 endif
 export DB
+# METRICS=1 adds a Prometheus that scrapes the stack (docker-compose.yml's profile metrics), its UI on 127.0.0.1.
+ifneq ($(filter-out 0 false no off,$(METRICS)),)
+export COMPOSE_PROFILES := $(if $(COMPOSE_PROFILES),$(COMPOSE_PROFILES)$(comma))metrics
+endif
+comma := ,
 
 .DEFAULT_GOAL := help
 .PHONY: help lock up down logs deploy scale load backup restore reconcile lint test test-set-up test-all unit unit-tests integration test-swarm swarm-up swarm-down swarm-deploy \
@@ -107,15 +112,19 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/bandit -q -r servicekit/servicekit status $(SERVICES) -x '*/tests/*,*/migrations/*,servicekit/servicekit/testing.py'
-	$(VENV)/bin/hadolint servicekit/Dockerfile nginx/Dockerfile database/Dockerfile base/*.Dockerfile lab/*.Dockerfile
-	# The stack with every override merged: each service, the gateway with TLS, each database, the bench's rows.
+	$(VENV)/bin/hadolint servicekit/Dockerfile nginx/Dockerfile database/Dockerfile prometheus/Dockerfile base/*.Dockerfile \
+	  lab/*.Dockerfile
+	# The stack with every override merged: each service, the gateway with TLS, each database, the bench's rows,
+	# Prometheus.
 	merged=$$(mktemp --suffix=.yml) && GATEWAY_TLS_CERT=/dev/null GATEWAY_TLS_KEY=/dev/null COMPOSE_FILE= \
 	  docker compose -f docker-compose.yml -f docker-compose.tls.yml -f docker-compose.postgres.yml \
-	    -f docker-compose.bench.yml -f docker-compose.start-interval.yml --profile bench-rows config >"$$merged" \
+	    -f docker-compose.bench.yml -f docker-compose.start-interval.yml --profile bench-rows --profile metrics \
+	    config >"$$merged" \
 	  && $(VENV)/bin/compose-lint check --quiet --strict-config --fail-on low "$$merged"; \
 	  status=$$?; rm -f "$$merged"; exit $$status
 	docker stack config --compose-file swarm/docker-stack.yml >/dev/null
 	GIXY=$(VENV)/bin/gixy .ci/lint-nginx.sh
+	.ci/lint-prometheus.sh
 	$(VENV)/bin/python .ci/check-locks.py
 	# Every migration one the release before it can run against, or saying why it may not (docs/adr/0006).
 	$(VENV)/bin/python scripts/check-migrations.py
@@ -266,9 +275,9 @@ LOCK := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip
 ## lock: lock every dependency with hashes: servicekit/requirements.lock (images), requirements-dev.lock, scripts/, the bench's
 lock: $(VENV)/.installed
 	$(LOCK) --extra server --extra postgres --output-file servicekit/requirements.lock servicekit/pyproject.toml \
-	  servicekit/build-requirements.txt $(SERVICES:%=%/requirements.txt)
+	  servicekit/build-requirements.txt $(SERVICES:%=%/requirements.txt) status/requirements.txt
 	$(LOCK) --extra postgres --output-file requirements-dev.lock servicekit/pyproject.toml \
-	  $(SERVICES:%=%/requirements.txt) requirements-dev.txt
+	  $(SERVICES:%=%/requirements.txt) status/requirements.txt requirements-dev.txt
 	$(LOCK) --output-file scripts/requirements.lock scripts/requirements.txt
 	$(LOCK) --output-file servicekit/bench-requirements.lock servicekit/bench-requirements.txt
 

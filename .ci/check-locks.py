@@ -1,6 +1,6 @@
 """Checks that the locks say what their sources ask for (`make lint`): every pin in servicekit's pyproject.toml,
-each service's requirements.txt, the development requirements, the tools' and the bench image's is in its lock,
-at that version, with hashes.
+each service's and the status page's requirements.txt, the development requirements, the tools' and the bench
+image's is in its lock, at that version, with hashes.
 
 It reads files only (no network): `make lock` rewrites the locks; this says when they are out of date.
 """
@@ -60,6 +60,7 @@ def problems(lock: Path, pins: list[str]) -> list[str]:
 def main() -> int:
     services = sorted(ROOT.glob("*/config/settings.py"))
     service_pins = [pin for path in services for pin in pins_in_requirements(path.parent.parent / "requirements.txt")]
+    service_pins += pins_in_requirements(ROOT / "status" / "requirements.txt")
     build_pins = pins_in_requirements(ROOT / "servicekit" / "build-requirements.txt")
     found = problems(IMAGE_LOCK, [*pins_of_servicekit("server", "postgres"), *service_pins, *build_pins])
     dev_pins = pins_in_requirements(ROOT / "requirements-dev.txt")

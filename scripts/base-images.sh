@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Builds the Python, nginx and PostgreSQL base images from Debian packages, for machines that cannot pull from a
-# registry.
+# Builds the Python, nginx, PostgreSQL and Prometheus base images from Debian packages, for machines that cannot
+# pull from a registry.
 #
 # debootstrap makes a minimal Debian root file system, `docker import` turns it into an image, and small
-# Dockerfiles in base/ add Python, nginx or PostgreSQL with apt. A CA bundle is trusted by all where a proxy
-# intercepts TLS: CA_BUNDLE, or, when none is given, this machine's own bundle if a verified fetch from PyPI fails
+# Dockerfiles in base/ add Python, nginx, PostgreSQL or Prometheus with apt. A CA bundle is trusted by all where a
+# proxy intercepts TLS: CA_BUNDLE, or, when none is given, this machine's own bundle if a verified fetch from PyPI fails
 # with the Mozilla roots alone and succeeds with it (company networks). The trust store is part of the recipe: an
 # image made with another one is made again. The images are named in the project's .env (PYTHON_IMAGE=…,
-# NGINX_IMAGE=…, POSTGRES_IMAGE=…), which Compose reads in every later shell, and printed.
+# NGINX_IMAGE=…, POSTGRES_IMAGE=…, PROMETHEUS_IMAGE=…), which Compose reads in every later shell, and printed.
 #
 # Settings (environment): CA_BUNDLE (a PEM file to trust; CA_BUNDLE=none trusts no other), BASE_IMAGE_PREFIX (the
 # images' names, microstack-base/…: tags are global on an engine, so projects sharing one pick their own),
@@ -23,6 +23,7 @@ debian_image="$tag_prefix/debian:$suite"
 python_image="$tag_prefix/python:$suite"
 nginx_image="$tag_prefix/nginx:$suite"
 postgres_image="$tag_prefix/postgres:$suite"
+prometheus_image="$tag_prefix/prometheus:$suite"
 # Raised when the recipe of the Debian image changes, so an image made by an older one is made again; the second
 # label holds the SHA-256 of the CA bundle it trusts beyond Debian's (or none).
 recipe_label=org.microstack.base-recipe
@@ -130,8 +131,10 @@ fi
 build_on_debian "$python_image" python.Dockerfile
 build_on_debian "$nginx_image" nginx.Dockerfile
 build_on_debian "$postgres_image" postgres.Dockerfile
+build_on_debian "$prometheus_image" prometheus.Dockerfile
 
 # DEBIAN_IMAGE: the three-node lab's engines and registry (lab/) are built on it.
-images=("PYTHON_IMAGE=$python_image" "NGINX_IMAGE=$nginx_image" "POSTGRES_IMAGE=$postgres_image" "DEBIAN_IMAGE=$debian_image")
+images=("PYTHON_IMAGE=$python_image" "NGINX_IMAGE=$nginx_image" "POSTGRES_IMAGE=$postgres_image"
+  "PROMETHEUS_IMAGE=$prometheus_image" "DEBIAN_IMAGE=$debian_image")
 "$here/scripts/set-env.sh" "${images[@]}"
 printf '%s\n' "${images[@]}"

@@ -36,7 +36,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BASE_IMAGE_ARGUMENTS = ("PYTHON_IMAGE", "NGINX_IMAGE", "POSTGRES_IMAGE")
+BASE_IMAGE_ARGUMENTS = ("PYTHON_IMAGE", "NGINX_IMAGE", "POSTGRES_IMAGE", "PROMETHEUS_IMAGE")
 SCRIPTS = Path(__file__).resolve().parent
 # uWSGI's options in every service's image: the one place the workers' defaults are written.
 SERVICES_UWSGI_INI = SCRIPTS.parent / "servicekit" / "servicekit" / "uwsgi.ini"

@@ -27,6 +27,8 @@ SERVICES = sorted(path.parent.parent.name for path in ROOT.glob("*/config/settin
 GATEWAY = "nginx"
 # The status page's container (status/).
 STATUS = "status"
+# Prometheus's container, in the metrics profile (prometheus/), and the profile's name.
+PROMETHEUS, METRICS_PROFILE = "prometheus", "metrics"
 # The roles of the services, as the suite drives them.
 ACCOUNTS, CATALOG, ORDERS, NOTIFICATIONS = "service1", "service2", "service3", "service4"
 

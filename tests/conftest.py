@@ -22,7 +22,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from project import ACCOUNTS, SERVICES, ToolError
+from project import ACCOUNTS, METRICS_PROFILE, SERVICES, ToolError
 from stack import DATABASE, VARIANT_RECIPES, Stack, VariantRecipe
 from swarm_stack import ClusterStack, SwarmStack
 
@@ -54,8 +54,8 @@ elif STACK_KIND == "compose":
     # What the databases do not change is proven once, on the default one: following "Add a service"
     # (docker-compose.yml), the gateway's own answers, its TLS and TCP transport (each starts a copy of its own),
     # the newcomer's commands, the status page (the unit tests run the case-blind usernames on PostgreSQL), the
-    # docs, scaling (sockets, discovery, draining: test_deploy and test_integrity run replicas side by side), and
-    # what the gateway makes of a service's socket volume.
+    # docs, scaling (sockets, discovery, draining: test_deploy and test_integrity run replicas side by side),
+    # what the gateway makes of a service's socket volume, and the figures Prometheus reads.
     if DATABASE != "sqlite":
         collect_ignore += [
             "test_add_a_service.py",
@@ -68,6 +68,7 @@ elif STACK_KIND == "compose":
             "test_docs.py",
             "test_socket_volume.py",
             "test_gateway_render.py",
+            "test_metrics.py",
         ]
 else:
     raise SystemExit(f"STACK={STACK_KIND!r}: the suite runs on compose, swarm, cluster or machine")
@@ -92,6 +93,9 @@ TEST_STACK_ENVIRONMENT = {
     # 15 s, not 35, and the tests that crash orders wait that much less for it.
     "REQUEST_TIMEOUT_SECONDS": "10",
 }
+# The shared stack runs Prometheus too (the metrics profile), which test_metrics.py reads: no other stack pays
+# for its scrapes.
+SHARED_STACK_ENVIRONMENT = {"COMPOSE_PROFILES": METRICS_PROFILE}
 
 
 def docker_problem() -> str | None:
@@ -148,9 +152,8 @@ class StackPool:
         """Brings a group's stack up in the background (once); get() takes it when its first module runs. It
         takes the images of the stack that runs last, if one does, instead of building them."""
         if group not in self.coming_up and group not in self.running:
-            make = functools.partial(
-                STACK_OF_KIND[STACK_KIND], f"{PROJECT}-{group}", environment=TEST_STACK_ENVIRONMENT
-            )
+            environment = {**TEST_STACK_ENVIRONMENT, **(SHARED_STACK_ENVIRONMENT if group == SHARED else {})}
+            make = functools.partial(STACK_OF_KIND[STACK_KIND], f"{PROJECT}-{group}", environment=environment)
             images_of = next(reversed(self.running.values()), None)
             self.coming_up[group] = self.groups_starter.submit(brought_up, make, images_of)
 

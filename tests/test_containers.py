@@ -1,13 +1,14 @@
-"""What the containers are: one per service (and one per database, on PostgreSQL) plus the gateway, healthy,
-unprivileged, with private sockets."""
+"""What the containers are: one per service (and one per database, on PostgreSQL) plus the gateway and the status
+page (and Prometheus, in the metrics profile), healthy, unprivileged, with private sockets."""
 
-from project import CATALOG, GATEWAY, SERVICES, STATUS
+from project import CATALOG, GATEWAY, METRICS_PROFILE, PROMETHEUS, SERVICES, STATUS
 from stack import DATABASE_SERVICES, container_cpu_seconds
 
 
 def test_one_container_per_service_and_its_database_plus_the_gateway_and_the_status_page(stack):
     services = sorted(container.labels["com.docker.compose.service"] for container in stack.containers())
-    assert services == sorted([*SERVICES, *DATABASE_SERVICES, GATEWAY, STATUS])
+    metrics = [PROMETHEUS] if METRICS_PROFILE in stack.environment.get("COMPOSE_PROFILES", "").split(",") else []
+    assert services == sorted([*SERVICES, *DATABASE_SERVICES, GATEWAY, STATUS, *metrics])
 
 
 def test_every_container_is_healthy(stack):
@@ -57,15 +58,17 @@ def test_every_container_restarts_unless_stopped(stack):
         assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped", container.name
 
 
-def test_only_the_gateway_publishes_a_port_and_only_on_loopback(stack):
+def test_only_the_gateway_and_prometheus_publish_a_port_and_only_on_loopback(stack):
+    published = {GATEWAY: stack.port, PROMETHEUS: stack.prometheus_port}
     for container in stack.containers():
         bindings = [
             binding
             for port_bindings in (container.attrs["HostConfig"]["PortBindings"] or {}).values()
             for binding in port_bindings
         ]
-        if container.labels["com.docker.compose.service"] == GATEWAY:
-            assert bindings == [{"HostIp": "127.0.0.1", "HostPort": str(stack.port)}]
+        service = container.labels["com.docker.compose.service"]
+        if service in published:
+            assert bindings == [{"HostIp": "127.0.0.1", "HostPort": str(published[service])}]
         else:
             assert bindings == [], container.name
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import pytest
 
 from newcomer import containers_of, labelled, make, newcomer_environment, remove_project
+from preflight import BASE_IMAGE_ARGUMENTS
 from project import ACCOUNTS, CATALOG, GATEWAY, ROOT, SERVICES, engine_time, gateway_log_delay_seconds
 from stack import reserve_port, wait_until
 
@@ -166,7 +167,7 @@ def test_make_base_images_names_them_in_env_for_every_later_shell(tmp_path):
     shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(".venv", ".git", "var", "*_cache", ".env"))
     (tree / ".env").write_text("# mine\nGATEWAY_PORT=8099\nPYTHON_IMAGE=python:3.13.9-slim-trixie\n")
     environment = newcomer_environment()
-    for name in ("PYTHON_IMAGE", "NGINX_IMAGE", "POSTGRES_IMAGE"):
+    for name in BASE_IMAGE_ARGUMENTS:
         environment.pop(name, None)
     built = subprocess.run(
         ["make", "--no-print-directory", "base-images"],
@@ -180,7 +181,7 @@ def test_make_base_images_names_them_in_env_for_every_later_shell(tmp_path):
     written = dict(line.split("=", 1) for line in (tree / ".env").read_text().splitlines() if "=" in line)
     assert written["GATEWAY_PORT"] == "8099", "the user's own settings stay"
     assert (tree / ".env").read_text().startswith("# mine\n")
-    images = {name: written[name] for name in ("PYTHON_IMAGE", "NGINX_IMAGE", "POSTGRES_IMAGE")}
+    images = {name: written[name] for name in BASE_IMAGE_ARGUMENTS}
     assert all(image.startswith("microstack-base/") for image in images.values()), images
     config = subprocess.run(
         ["docker", "compose", "config", "--format", "json"], cwd=tree, env=environment, capture_output=True, text=True

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from project import GATEWAY, ROOT, SERVICES, STATUS, compose_seconds
+from project import GATEWAY, METRICS_PROFILE, PROMETHEUS, ROOT, SERVICES, STATUS, compose_seconds
 
 SCRIPT = ROOT / "scripts" / "engine-has-start-interval.sh"
 
@@ -60,13 +60,17 @@ def test_where_make_adds_it_every_container_is_checked_each_second_while_it_star
     """What a user gets: every container of the stack checked every second while it starts, then every 30 s or
     more, each container at an interval no other has: started together at one interval, their checks, a process
     in each, would all fall at the same moment, every time (docs/scaling.md, "p99 at 70 % of the peak")."""
-    environment = {**os.environ, "COMPOSE_FILE": compose_files_make_chooses(tmp_path, "1.44")}
+    environment = {
+        **os.environ,
+        "COMPOSE_FILE": compose_files_make_chooses(tmp_path, "1.44"),
+        "COMPOSE_PROFILES": METRICS_PROFILE,
+    }
     merged = subprocess.run(
         ["docker", "compose", "config", "--format", "json"],
         cwd=ROOT, env=environment, capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     services = json.loads(merged.stdout)["services"]
-    assert set(services) == {*SERVICES, GATEWAY, STATUS}
+    assert set(services) == {*SERVICES, GATEWAY, STATUS, PROMETHEUS}
     assert {name: service["healthcheck"]["start_interval"] for name, service in services.items()} == dict.fromkeys(
         services, "1s"
     )

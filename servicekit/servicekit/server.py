@@ -6,6 +6,11 @@ except ImportError:
     uwsgi = None
 
 
+# The uWSGI metric holding each worker's threads (servicekit/uwsgi.ini declares it; the status page reads it: a
+# replica serves workers × threads requests at once).
+THREADS_METRIC = "threads"
+
+
 def int_option(name: str, default: int) -> int:
     value = uwsgi.opt.get(name)
     if isinstance(value, list):  # given twice (uwsgi.ini's default, then the entrypoint's): the last one holds
@@ -44,3 +49,9 @@ def calls_at_once() -> int | None:
     if uwsgi is None:
         return None
     return uwsgi.numproc * int_option("threads", 1)
+
+
+def publish_threads() -> None:
+    """Sets THREADS_METRIC, once the options are final (uwsgi.ini's, then the entrypoint's)."""
+    if uwsgi is not None:
+        uwsgi.metric_set(THREADS_METRIC, int_option("threads", 1))

@@ -2,4 +2,7 @@
 
 from django.core.wsgi import get_wsgi_application
 
+from servicekit.server import publish_threads
+
 application = get_wsgi_application()
+publish_threads()

@@ -1,6 +1,7 @@
 """The status page's WSGI application, served by uWSGI in the status container and routed by the gateway at
 /status/: the page (a table rendered here, so it reads without JavaScript; status.js refreshes it every second),
-its data as JSON at /status/data.json, and the page's script and style. Nothing is loaded from elsewhere."""
+its data as JSON at /status/data.json, and the page's script and style. Nothing is loaded from elsewhere. The same
+figures in Prometheus's format are on a port of their own (metrics.py), never at the gateway."""
 
 import html
 import json
@@ -8,6 +9,7 @@ import os
 from collections.abc import Callable, Iterable
 from importlib import resources
 
+from statuspage import metrics
 from statuspage.collector import Collector
 
 ENABLED = os.environ.get("STATUS_PAGE", "true").lower() not in ("false", "0", "no", "off")
@@ -19,6 +21,7 @@ except ImportError:
 else:
     if ENABLED:  # in the server's worker (--lazy-apps), where the page is served from
         collector.start()
+        metrics.serve(collector)  # for Prometheus, on the metrics network only (not through the gateway)
 
 ASSETS = {
     "/status/status.js": "application/javascript; charset=utf-8",

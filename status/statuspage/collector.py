@@ -18,11 +18,13 @@ lists what it refused (nginx/entrypoint.sh), which the page shows; a replica's n
 bound on their size, and a name is shown only if it is one a replica can have.
 
 A replica is shown while its stats server answers: one that stops or dies is gone at the next poll. Polling
-runs only while someone watches (the page or its JSON was read in the last WATCHED_SECONDS): an idle stack pays
-for none of it, and the first look polls at once.
+runs only while someone watches (the page, its JSON or /metrics was read in the last WATCHED_SECONDS): an idle
+stack pays for none of it, and the first look polls at once.
 """
 
+import bisect
 import contextlib
+import copy
 import json
 import logging
 import os
@@ -42,12 +44,15 @@ import requests
 from requests_unixsocket import UnixAdapter
 
 from servicekit.healthcheck import HEALTHCHECKS_METRIC
+from servicekit.server import THREADS_METRIC
 
 log = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 10
 POLL_SECONDS = float(os.environ.get("STATUS_POLL_SECONDS", "1"))
 WATCHED_SECONDS = 60
+# How old the last poll may be for a scrape of /metrics to use it (poll_now).
+FRESH_SECONDS = 0.1
 LOG_SOCKET = Path(os.environ.get("STATUS_LOG_SOCKET", "/run/uwsgi/log.sock"))
 HEARTBEAT = LOG_SOCKET.parent / "heartbeat"
 HEARTBEAT_SECONDS = 1.0
@@ -60,6 +65,9 @@ GATEWAY_SOCKET = os.environ.get("GATEWAY_STATUS_SOCKET", "/run/gateway-status/st
 NAME_BYTES = 64
 STATS_BYTES = 1024 * 1024
 REPLICA_NAME = re.compile(r"[0-9A-Za-z](?:[0-9A-Za-z-]{0,61}[0-9A-Za-z])?")
+# The upper bounds (seconds) of the histogram of the gateway's response times that /metrics exposes (metrics.py):
+# a health check's millisecond to the request deadline's tens of seconds.
+DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 @dataclass(frozen=True)
@@ -132,6 +140,80 @@ class Requests:
 
     def __len__(self) -> int:
         return len(self.at)
+
+
+@dataclass
+class Logged:
+    """Everything the gateway logged for one replica since the status page started: responses by status class
+    and their durations as a histogram (DURATION_BUCKETS, then +Inf), for /metrics."""
+
+    by_class: list = field(default_factory=lambda: [0] * 6)  # by status // 100: 1xx to 5xx (index 0 unused)
+    buckets: list = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
+    seconds_sum: float = 0.0
+
+    def add(self, served: Served) -> None:
+        # Cheap: the collector's one thread adds every line the gateway logs.
+        self.by_class[min(served.status // 100, 5)] += 1
+        self.buckets[bisect.bisect_left(DURATION_BUCKETS, served.seconds)] += 1
+        self.seconds_sum += served.seconds
+
+    def classes(self) -> dict[str, int]:
+        """Responses by status class, as "2xx": count, for the classes seen."""
+        return {f"{index}xx": count for index, count in enumerate(self.by_class) if index and count}
+
+
+@dataclass(frozen=True)
+class ReplicaTotals:
+    """A replica's uWSGI counters at the last poll, for /metrics."""
+
+    requests: int
+    busy_seconds: float
+    busy: int
+    idle: int
+    threads: int
+    listen_queue: int
+    listen_queue_errors: int
+
+
+def totals_of(stats: dict) -> ReplicaTotals:
+    workers = stats.get("workers", [])
+    counted = counted_of(stats, 0.0, 0)
+    busy = sum(1 for worker in workers if worker.get("status") == "busy")
+    return ReplicaTotals(
+        requests=max(0, counted.requests - counted.healthchecks),
+        busy_seconds=sum(worker.get("running_time", 0) for worker in workers) / 1e6,  # µs in uWSGI's stats
+        busy=busy,
+        idle=len(workers) - busy,
+        threads=int((stats.get("metrics") or {}).get(THREADS_METRIC, {}).get("value") or 1),
+        listen_queue=int(stats.get("listen_queue", 0)),
+        listen_queue_errors=int(stats.get("listen_queue_errors", 0)),
+    )
+
+
+@dataclass(frozen=True)
+class MetricsReplica:
+    service: str
+    replica: str
+    node: str
+    totals: ReplicaTotals
+
+
+@dataclass(frozen=True)
+class MetricsLogged:
+    service: str
+    replica: str
+    node: str
+    logged: Logged
+
+
+@dataclass(frozen=True)
+class MetricsState:
+    """What one scrape of /metrics shows: a copy, taken under the collector's lock."""
+
+    replicas: list[MetricsReplica]
+    routed: dict[str, int]
+    logged: list[MetricsLogged]
+    gateway: dict
 
 
 @dataclass
@@ -241,7 +323,14 @@ def parse_stub_status(text: str) -> dict:
     """nginx's stub_status: `Active connections: N`, then accepts, handled and requests, then reading/writing."""
     lines = text.splitlines()
     accepted, handled, requests_total = (int(number) for number in lines[2].split())
-    return {"active_connections": int(lines[0].split(":")[1]), "requests_total": requests_total}
+    states = lines[3].split()  # Reading: N Writing: N Waiting: N
+    return {
+        "active_connections": int(lines[0].split(":")[1]),
+        "requests_total": requests_total,
+        "reading": int(states[1]),
+        "writing": int(states[3]),
+        "waiting": int(states[5]),
+    }
 
 
 def workers_of(stats: dict) -> list[dict]:
@@ -269,6 +358,8 @@ class Collector:
     counted: dict = field(default_factory=dict)  # (service, instance) -> deque of Counted, over the window
     received: Counter = field(default_factory=Counter)  # (service, instance) -> log lines received
     identities: dict = field(default_factory=dict)  # instance -> its hostname, name and node
+    logged: dict = field(default_factory=dict)  # (service, instance) -> Logged, since the page started
+    totals: dict = field(default_factory=dict)  # (service, instance) -> ReplicaTotals at the last poll
     refused: dict = field(default_factory=dict)  # service -> what the gateway refused in its volume
     counted_since: float | None = None  # when polling last started: a replica first seen later is a new one
     gateway: dict = field(default_factory=dict)
@@ -321,6 +412,8 @@ class Collector:
             # A line a little late (two nginx workers write them) joins the newest second: what counts is its time.
             self.window[-1].replicas.setdefault(replica, Requests()).add(served)
             self.received[replica] += 1
+            if served.instance:
+                self.logged.setdefault(replica, Logged()).add(served)
 
     def expire(self, now: float) -> None:
         """Drops the seconds wholly past the window (the lock held)."""
@@ -382,6 +475,8 @@ class Collector:
             self.counted = {replica: history for replica, history in self.counted.items() if replica in live}
             addresses = {instance for _, instance in live}
             self.identities = {key: value for key, value in self.identities.items() if key in addresses}
+            self.totals = {replica: totals for replica, totals in self.totals.items() if replica in live}
+            self.logged = {replica: logged for replica, logged in self.logged.items() if replica in live}
 
     def count(self, service: str, instance: str, stats: dict) -> None:
         now = time.time()
@@ -393,6 +488,7 @@ class Collector:
                     # Started while the page was polling: its counters started at zero, just before this poll.
                     history.append(Counted(now - POLL_SECONDS, 0, 0, 0))
             history.append(counted_of(stats, now, self.received[(service, instance)]))
+            self.totals[(service, instance)] = totals_of(stats)
             while history and history[0].at < now - WINDOW_SECONDS:
                 history.popleft()
 
@@ -426,6 +522,12 @@ class Collector:
         except (requests.RequestException, ValueError, IndexError) as error:
             log.warning("status: could not poll the gateway: %s", error)
 
+    def poll_now(self) -> None:
+        """A poll now, unless one just ended: a scrape's counters are those of its own moment, not up to a poll
+        interval old (Prometheus stamps them with the scrape's time: an old value would skew its rates)."""
+        if time.time() - self.polled_at > FRESH_SECONDS:
+            self.poll_logging_failure()
+
     def watch(self) -> None:
         """Someone reads the page: keep polling, and poll now if the last figures are stale (a first look)."""
         self.watched_at = time.monotonic()
@@ -434,6 +536,26 @@ class Collector:
             self.poll_logging_failure()
 
     # --- what the page shows ----------------------------------------------------------------------------------
+
+    def metrics_state(self) -> MetricsState:
+        """The cumulative figures /metrics shows (metrics.py), labelled by service, replica and node."""
+        with self.lock:
+
+            def node(instance: str) -> str:
+                return self.identities.get(instance, {}).get("node") or ""
+
+            return MetricsState(
+                replicas=[
+                    MetricsReplica(service, instance, node(instance), totals)
+                    for (service, instance), totals in sorted(self.totals.items())
+                ],
+                routed={service: len(instances) for service, instances in self.replicas.items()},
+                logged=[
+                    MetricsLogged(service, instance, node(instance), copy.deepcopy(logged))
+                    for (service, instance), logged in sorted(self.logged.items())
+                ],
+                gateway=dict(self.gateway),
+            )
 
     def snapshot(self, now: float | None = None) -> dict:
         now = time.time() if now is None else now

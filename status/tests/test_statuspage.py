@@ -83,7 +83,13 @@ def test_the_replicas_are_the_upstreams_servers_but_the_placeholder():
 
 
 def test_the_gateway_counters_from_stub_status():
-    assert parse_stub_status(STUB_STATUS) == {"active_connections": 7, "requests_total": 345}
+    assert parse_stub_status(STUB_STATUS) == {
+        "active_connections": 7,
+        "requests_total": 345,
+        "reading": 0,
+        "writing": 1,
+        "waiting": 6,
+    }
 
 
 def test_workers_from_uwsgi_stats():

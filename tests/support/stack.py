@@ -175,6 +175,8 @@ class Stack(ComposeProject):
     ):
         super().__init__(project, environment, root)
         self.port, self.port_lock = reserve_port()
+        # Prometheus's UI and API, where the metrics profile runs it (COMPOSE_PROFILES=metrics).
+        self.prometheus_port, self.prometheus_port_lock = reserve_port()
         # Compose files added to docker-compose.yml (docker-compose.tls.yml, say). They are given as COMPOSE_FILE,
         # so that every command run for this stack (make deploy, say) uses the same files, as a user's .env would.
         self.database = database
@@ -183,7 +185,19 @@ class Stack(ComposeProject):
         self.http = retrying_session()  # a keep-alive connection a gateway reload closed is tried again, once
 
     def compose_environment(self) -> dict[str, str]:
-        return {**super().compose_environment(), "GATEWAY_PORT": str(self.port), "COMPOSE_FILE": self.compose_file}
+        return {
+            **super().compose_environment(),
+            "GATEWAY_PORT": str(self.port),
+            "PROMETHEUS_PORT": str(self.prometheus_port),
+            "COMPOSE_FILE": self.compose_file,
+        }
+
+    def prometheus_query(self, query: str, at: float | None = None) -> list[dict]:
+        """The result of a PromQL instant query (now, or at a Unix time) from the stack's Prometheus."""
+        parameters = {"query": query, **({} if at is None else {"time": f"{at:.3f}"})}
+        response = requests.get(f"http://127.0.0.1:{self.prometheus_port}/api/v1/query", params=parameters, timeout=10)
+        response.raise_for_status()
+        return response.json()["data"]["result"]
 
     def up(self, images_of: ComposeProject | None = None) -> None:
         """Builds and starts the stack, or leaves nothing behind: a failure, a timeout or Ctrl-C while it comes up
@@ -221,6 +235,7 @@ class Stack(ComposeProject):
             raise ToolError(f"the images of {self.project} were not removed: {error}") from None
         finally:
             self.port_lock.close()
+            self.prometheus_port_lock.close()
 
     def logs(self) -> str:
         return self.compose("logs", "--no-color", "--tail", "50").stdout

@@ -47,6 +47,7 @@ class SwarmStack(Stack):
             self.swarm("down", "--volumes", "--images")
         finally:
             self.port_lock.close()
+            self.prometheus_port_lock.close()
 
     def service_name(self, service: str) -> str:
         return f"{self.project}_{service}"
@@ -153,6 +154,7 @@ class ClusterStack(SwarmStack):
             self.cluster("down")
         finally:
             self.port_lock.close()
+            self.prometheus_port_lock.close()
             self.registry_port_lock.close()
 
     def containers(self, service: str | None = None, *, all: bool = False) -> list[Container]:

@@ -30,12 +30,11 @@ STACK_KIND = os.environ.get("STACK") or "compose"
 # Every stack of this session is named PROJECT-<group>; the shared one's group is SHARED.
 PROJECT = os.environ.get("TEST_PROJECT") or f"microstack-test-{uuid.uuid4().hex[:8]}"
 SHARED = "shared"
-# Filled once the tests are collected: the groups in the order they run, and the last module of each (its stack
-# goes down after it).
-GROUP_ORDER: list[str] = []
+# Filled once the tests are collected: the last module of each group (its stack goes down after it).
 LAST_MODULE_OF_GROUP: dict[str, str] = {}
-# The modules that run, in order, whose own variant of the stack (stack.variant_stack) comes up early.
-VARIANT_MODULES: list[str] = []
+# Filled once the tests are collected: for each module, the stack the module after it needs (a group, or a
+# variant's module), which comes up while it runs (StackPool.start_ahead).
+NEXT_STACK: dict[str, str] = {}
 # What runs on Swarm and on the lab: the modules that speak to the stack over HTTP only, and each one's own tests.
 HTTP_CONTRACT = {"test_routing.py", "test_bad_input.py", "test_flow.py", "test_orders.py"}
 # STACK=machine: the README's set-up on a fresh machine of its own, no stack of the suite's (test-fresh-machine).
@@ -114,9 +113,9 @@ class StackPool:
     """The stacks of the session, one per group of modules, each taken down after the last module of its group.
 
     Modules run grouped (pytest_collection_modifyitems), so one stack serves tests at a time. While a group's
-    modules run, the next group's stack comes up in the background, and the one before goes down: no group but
-    the first waits for its stack. Once the shared stack is up, the variants the modules make of their own (TLS,
-    TCP, a service added) come up too, one after another. The session ends only once every one is down.
+    last module runs, the next group's stack comes up in the background, and the one before goes down. The
+    variants the modules make of their own (TLS, TCP, a service added) run last in the shared group, each coming
+    up while the module before it runs. The session ends only once every one is down.
     """
 
     def __init__(self):
@@ -138,15 +137,21 @@ class StackPool:
                 self.running[group] = self.coming_up.pop(group).result()
             except Exception as error:
                 pytest.exit(f"the stack {PROJECT}-{group} did not come up:\n{error}", returncode=3)
-            following = GROUP_ORDER[GROUP_ORDER.index(group) + 1 :] if group in GROUP_ORDER else []
-            if following:
-                self.start(following[0])
-            if group == SHARED:
-                shared = self.running[group]
-                for module in VARIANT_MODULES:
-                    make = functools.partial(VARIANT_RECIPES[module], shared)
-                    self.coming_up[module] = self.variants_starter.submit(brought_up, make, shared)
         return self.running[group]
+
+    def start_ahead(self, stack: str) -> None:
+        """Brings up, in the background, the stack the next module needs (a group's, or a variant), if it is not
+        up or coming. One module ahead, not more: a stack up early costs its idle containers' healthchecks the
+        whole time it waits (about a fifth of a core a stack), on a machine whose cores the tests keep busy."""
+        if stack in self.coming_up or stack in self.running:
+            return
+        if stack in VARIANT_RECIPES:
+            if SHARED in self.running:  # the variants take its images (else the module brings its own up)
+                shared = self.running[SHARED]
+                make = functools.partial(VARIANT_RECIPES[stack], shared)
+                self.coming_up[stack] = self.variants_starter.submit(brought_up, make, shared)
+        else:
+            self.start(stack)
 
     def start(self, group: str) -> None:
         """Brings a group's stack up in the background (once); get() takes it when its first module runs. It
@@ -263,20 +268,35 @@ def pytest_collection_modifyitems(session, config, items):
         return order[stack_group(module)], runs_last, Path(str(module.path)).name in VARIANT_RECIPES
 
     items.sort(key=place)  # stable: file order within a group
-    GROUP_ORDER[:] = list(dict.fromkeys(stack_group(module_of(item)) for item in items))
-    modules = dict.fromkeys(Path(str(module_of(item).path)).name for item in items)
-    VARIANT_MODULES[:] = [module for module in modules if module in VARIANT_RECIPES]
     LAST_MODULE_OF_GROUP.clear()
     for item in items:
         LAST_MODULE_OF_GROUP[stack_group(module_of(item))] = module_of(item).nodeid
+    in_order = list(dict.fromkeys(module_of(item) for item in items))
+    NEXT_STACK.clear()
+    for module, following in zip(in_order, in_order[1:], strict=False):
+        name = Path(str(following.path)).name
+        NEXT_STACK[module.nodeid] = name if name in VARIANT_RECIPES else stack_group(following)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """As a module's first test starts, the next module's stack starts coming up."""
+    module = module_of(item).nodeid
+    if POOLS and module in NEXT_STACK:
+        POOLS[0].start_ahead(NEXT_STACK.pop(module))
+
+
+# The session's pool, once a test has asked for it (pytest_runtest_setup reaches it here).
+POOLS: list["StackPool"] = []
 
 
 @pytest.fixture(scope="session")
 def stack_pool():
     pool = StackPool()
+    POOLS.append(pool)
     try:
         yield pool
     finally:
+        POOLS.clear()
         pool.close_all()
 
 

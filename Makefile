@@ -32,7 +32,7 @@ endif
 comma := ,
 
 .DEFAULT_GOAL := help
-.PHONY: help lock up down logs deploy scale load backup restore reconcile lint test test-set-up test-all unit unit-tests integration test-swarm swarm-up swarm-down swarm-deploy \
+.PHONY: help lock up down logs deploy scale autoscale load backup restore reconcile lint test test-set-up test-all unit unit-tests integration test-swarm swarm-up swarm-down swarm-deploy \
 	cluster-up cluster-down test-cluster test-fresh-machine cluster-drill bench bench-smoke sizes drill variants \
 	base-images venv dev clean
 
@@ -67,6 +67,11 @@ scale: $(TOOLS)/.installed
 	@test -n "$(SERVICE)" || { echo "usage: make scale SERVICE=<service1..service4> [REPLICAS=n] [PROCESSES=n] [THREADS=n]"; exit 2; }
 	$(TOOLS)/bin/python scripts/scale.py $(SERVICE) $(if $(REPLICAS),--replicas $(REPLICAS)) \
 	  $(if $(PROCESSES),--processes $(PROCESSES)) $(if $(THREADS),--threads $(THREADS))
+
+## autoscale: scale one service's replicas on Prometheus's figures (SERVICE=service1 MIN=1 MAX=4; with METRICS=1; SWARM=1: Swarm's)
+autoscale: $(TOOLS)/.installed
+	@test -n "$(SERVICE)" || { echo "usage: make autoscale SERVICE=<service1..service4> [MIN=1] [MAX=4] [SWARM=1]"; exit 2; }
+	$(TOOLS)/bin/python scripts/autoscale.py $(SERVICE) --min $(or $(MIN),1) --max $(or $(MAX),4) $(if $(SWARM),--swarm)
 
 ## load: bounded load on one service through the gateway, to watch /status/ (SERVICE=service1 RATE=50 SECONDS=60 NO_RETRY=1)
 load: $(TOOLS)/.installed
@@ -147,8 +152,9 @@ lint: $(VENV)/.installed
 # What the tests need is set up first, where this machine lets make (root on Debian), or named before anything
 # starts: an engine and the base images (preflight.py --set-up), Chromium, its driver and wrk (test-tools.sh),
 # the development environment. The unit tests run while the integration suite's first stack comes up: one line
-# says how they ended as soon as they do, their output follows the suite's.
-test: test-set-up
+# says how they ended as soon as they do, their output follows the suite's. The development environment is made
+# (or brought up to date) first: both would make it at once otherwise.
+test: test-set-up $(VENV)/.installed
 	@unit_log=$$(mktemp) && trap 'rm -f "$$unit_log"' EXIT; \
 	{ $(MAKE) --no-print-directory unit DB=$(or $(DB),sqlite) >"$$unit_log" 2>&1 \
 	  && printf "\ntest: the unit tests passed (their output follows the integration suite's)\n" \

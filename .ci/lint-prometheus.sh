@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Checks the stack's Prometheus configuration and its rules with promtool (make lint), from the image the stack's
-# Prometheus is built on (PROMETHEUS_IMAGE, as Compose resolves it: .env included), with no network.
+# make lint's checks of the stack's Prometheus, with promtool: its configuration, its rules, and the rules' unit
+# tests (prometheus/rules.test.yml: what each records, when each alert fires and clears). Run from the image the
+# stack's Prometheus is built on (PROMETHEUS_IMAGE, as Compose resolves it: .env included), with no network.
 set -o errexit -o nounset -o pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,3 +12,4 @@ promtool() {
 }
 promtool check config /etc/prometheus/prometheus.yml
 promtool check rules /etc/prometheus/rules.yml
+promtool test rules /etc/prometheus/rules.test.yml

@@ -24,6 +24,9 @@ def readable(line: str) -> str:
         return TERMINAL_CONTROLS.sub("", line).rstrip("\n")
     if not isinstance(record, dict):
         return line.rstrip("\n")
+    if "ts" in record and "time" not in record:  # Prometheus's own JSON (the metrics profile)
+        record = {"time": record.pop("ts"), "level": str(record.pop("level", "info")).upper(),
+                  "service": "prometheus", "message": record.pop("msg", ""), **record}  # fmt: skip
     time = str(record.get("time", ""))[11:23]  # 21:03:24.092 of 2026-11-28T21:03:24.092Z
     who = "/".join(str(record[key]) for key in ("service", "instance") if record.get(key))
     head = f"{time} {record.get('level', 'INFO'):<7} {who:<24}"

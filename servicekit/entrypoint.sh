@@ -86,8 +86,8 @@ fi
 UWSGI_SOCKET=$(python -m servicekit.sockets)
 export UWSGI_SOCKET
 if [[ "$UWSGI_SOCKET" == /* ]]; then
-  # uWSGI's stats server (JSON over HTTP) beside the socket: the gateway serves it on its internal listener to
-  # the status page (status/).
+  # uWSGI's stats server (JSON over HTTP) beside the socket: the gateway serves it on its status plane to the
+  # status page (status/), never on its internal listener.
   export UWSGI_STATS=${UWSGI_SOCKET%.sock}.stats UWSGI_STATS_HTTP=true
   # After a crash this replica's sockets (and a draining mark) are still there; ours (named by our hostname).
   rm -f "$UWSGI_SOCKET" "$UWSGI_STATS" "${UWSGI_SOCKET%.sock}.draining"

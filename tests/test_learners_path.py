@@ -19,7 +19,17 @@ import pytest
 
 from newcomer import containers_of, labelled, make, newcomer_environment, remove_project
 from preflight import BASE_IMAGE_ARGUMENTS
-from project import ACCOUNTS, CATALOG, GATEWAY, ROOT, SERVICES, engine_time, gateway_log_delay_seconds
+from project import (
+    ACCOUNTS,
+    CATALOG,
+    GATEWAY,
+    PROMETHEUS,
+    ROOT,
+    SERVICES,
+    STATUS,
+    engine_time,
+    gateway_log_delay_seconds,
+)
 from stack import reserve_port, wait_until
 
 DEPLOY = [sys.executable, str(ROOT / "scripts" / "deploy.py")]
@@ -286,14 +296,28 @@ def test_each_service_links_to_its_interactive_api_docs_which_work_through_the_g
 ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
+def log_lines(stack, *services: str) -> list[str]:
+    return [
+        line for line in stack.compose("logs", "--no-log-prefix", "--no-color", *services).stdout.splitlines() if line
+    ]
+
+
 def test_every_log_line_of_every_container_is_json_with_one_timestamp_format(stack):
-    lines = [line for line in stack.compose("logs", "--no-log-prefix", "--no-color").stdout.splitlines() if line]
+    """The stack's own containers write one shape; Prometheus (the metrics profile) its own JSON, with the same
+    timestamps."""
+    lines = log_lines(stack, *SERVICES, GATEWAY, STATUS)
     assert len(lines) > 50  # uWSGI's banners, the migrations, requests: all of them
     for line in lines:
         record = json.loads(line)
         assert ISO_UTC.fullmatch(record["time"]), line
         assert record["level"] in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), line
         assert record["service"], line
+    if stack.containers(PROMETHEUS):
+        lines = log_lines(stack, PROMETHEUS)
+        assert lines
+        for line in lines:
+            record = json.loads(line)
+            assert ISO_UTC.fullmatch(record["ts"]) and record["level"] in ("debug", "info", "warn", "error"), line
 
 
 def test_healthchecks_stay_out_of_the_access_logs(stack):

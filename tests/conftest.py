@@ -68,6 +68,7 @@ elif STACK_KIND == "compose":
             "test_socket_volume.py",
             "test_gateway_render.py",
             "test_metrics.py",
+            "test_autoscale.py",
         ]
 else:
     raise SystemExit(f"STACK={STACK_KIND!r}: the suite runs on compose, swarm, cluster or machine")

@@ -87,11 +87,21 @@ def gateway_line(snapshot: dict) -> str:
     )
 
 
+def autoscale_line(decision: dict) -> str:
+    """One decision of `make autoscale`, as the page lists it (status.js writes the same)."""
+    return f"{decision['at']} {decision['service']}: {decision['replicas']} replica(s): {decision['why']}"
+
+
+def autoscale_items(snapshot: dict) -> str:
+    return "\n".join(f"<li>{html.escape(autoscale_line(decision))}</li>" for decision in snapshot["autoscale"])
+
+
 def page(snapshot: dict) -> str:
     template = resources.files(__package__).joinpath("page.html").read_text()
     return (
         template.replace("{{rows}}", rows_of(snapshot))
         .replace("{{gateway}}", gateway_line(snapshot))
+        .replace("{{autoscale}}", autoscale_items(snapshot))
         .replace("{{time}}", html.escape(snapshot["time"]))
     )
 

@@ -65,6 +65,12 @@ GATEWAY_SOCKET = os.environ.get("GATEWAY_STATUS_SOCKET", "/run/gateway-status/st
 NAME_BYTES = 64
 STATS_BYTES = 1024 * 1024
 REPLICA_NAME = re.compile(r"[0-9A-Za-z](?:[0-9A-Za-z-]{0,61}[0-9A-Za-z])?")
+# What `make autoscale` last decided (scripts/autoscale.py writes it into this container's own volume), read with
+# a bound on its size: at most AUTOSCALE_DECISIONS lines of it are shown.
+AUTOSCALE_FILE = Path(os.environ.get("STATUS_AUTOSCALE_FILE", "/run/uwsgi/autoscale.json"))
+AUTOSCALE_BYTES = 64 * 1024
+AUTOSCALE_DECISIONS = 10
+SERVICE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 # The upper bounds (seconds) of the histogram of the gateway's response times that /metrics exposes (metrics.py):
 # a health check's millisecond to the request deadline's tens of seconds.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -331,6 +337,34 @@ def parse_stub_status(text: str) -> dict:
         "writing": int(states[3]),
         "waiting": int(states[5]),
     }
+
+
+def autoscale_decisions(path: Path = AUTOSCALE_FILE) -> list[dict]:
+    """The autoscaler's last decisions, oldest first, each {"at", "service", "replicas", "why"}; none where the file
+    is missing, too large or not as the autoscaler writes it (what is not is left out)."""
+    try:
+        with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as file:  # the file itself, never a link
+            text = file.read(AUTOSCALE_BYTES + 1)
+        decisions = json.loads(text) if len(text) <= AUTOSCALE_BYTES else []
+    except (OSError, ValueError):
+        return []
+    if not isinstance(decisions, list):
+        return []
+    shown = []
+    for decision in decisions[-AUTOSCALE_DECISIONS:]:
+        if (
+            isinstance(decision, dict)
+            and isinstance(decision.get("at"), int | float)
+            and 0 <= decision["at"] < 2**33  # a time gmtime takes (not NaN, not the year 3000)
+            and isinstance(decision.get("service"), str)
+            and SERVICE_NAME.fullmatch(decision["service"])
+            and isinstance(decision.get("replicas"), int)
+            and isinstance(decision.get("why"), str)
+        ):
+            at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(decision["at"]))
+            shown.append({"at": at, "service": decision["service"], "replicas": decision["replicas"],
+                          "why": decision["why"][:300]})  # fmt: skip
+    return shown
 
 
 def workers_of(stats: dict) -> list[dict]:
@@ -608,4 +642,5 @@ class Collector:
             "polled_seconds_ago": round(now - polled_at, 1) if polled_at else None,
             "gateway": {**gateway, **figures(everything, WINDOW_SECONDS)},
             "services": services,
+            "autoscale": autoscale_decisions(),
         }

@@ -51,6 +51,14 @@ function render(data) {
     `gateway: ${gateway.active_connections ?? "–"} connections open, ${gateway.requests_per_second} requests/s, ` +
     `p50 ${gateway.p50_ms ?? "–"} ms, p99 ${gateway.p99_ms ?? "–"} ms, ` +
     `${gateway.errors} errors in the last ${data.window_seconds} s`;
+  const decisions = document.getElementById("autoscale");
+  decisions.replaceChildren(
+    ...data.autoscale.map((decision) => {
+      const item = document.createElement("li");
+      item.textContent = `${decision.at} ${decision.service}: ${decision.replicas} replica(s): ${decision.why}`;
+      return item;
+    }),
+  );
   document.getElementById("updated").textContent = data.time;
 }
 

@@ -1,5 +1,6 @@
 """The status page's figures from what the servers keep: nginx's log lines, upstreams and counters, uWSGI stats."""
 
+import json
 import threading
 import time
 import tracemalloc
@@ -8,11 +9,13 @@ import pytest
 
 from statuspage import app
 from statuspage.collector import (
+    AUTOSCALE_BYTES,
     STATS_BYTES,
     Collector,
     Counted,
     Requests,
     Served,
+    autoscale_decisions,
     counted_of,
     counter_figures,
     figures,
@@ -357,3 +360,22 @@ def test_what_the_gateway_refused_is_shown_under_its_service_escaped(collector, 
     assert '<tr class="refused" data-service="service4"><td></td><td>refused: leak.name</td>' in app.rows_of(
         collector.snapshot()
     )
+
+
+def test_the_autoscalers_last_decisions_are_shown_escaped_and_anything_else_is_left_out(tmp_path):
+    decisions: list[object] = [{"at": 0, "service": "service1", "replicas": 2, "why": "saturated <b>"}] * 12
+    decisions += [{"at": 0, "service": "no such </li>", "replicas": 2, "why": ""}, {"at": "then"}, "text"]
+    decisions += [{"at": at, "service": "service1", "replicas": 2, "why": ""} for at in (1e300, float("nan"))]
+    written = tmp_path / "autoscale.json"
+    written.write_text(json.dumps(decisions))
+    shown = autoscale_decisions(written)
+    assert len(shown) == 5  # of the last ten, those the autoscaler could have written
+    assert shown[0] == {"at": "1970-01-01T00:00:00Z", "service": "service1", "replicas": 2, "why": "saturated <b>"}
+    assert "<li>1970-01-01T00:00:00Z service1: 2 replica(s): saturated &lt;b&gt;</li>" in app.page(
+        {**Collector().snapshot(), "autoscale": shown}
+    )
+    written.write_text(" " * AUTOSCALE_BYTES + "[]")
+    link = tmp_path / "link.json"
+    link.symlink_to(tmp_path / "elsewhere.json")
+    (tmp_path / "elsewhere.json").write_text(json.dumps(decisions))
+    assert autoscale_decisions(written) == autoscale_decisions(link) == autoscale_decisions(tmp_path / "none") == []

@@ -1,0 +1,107 @@
+"""`make autoscale` closes the loop on a stack of its own (one worker of one thread for accounts, Prometheus on):
+under a sustained load of logins that keeps its worker always busy it adds a replica (MAX=2), and once the load has
+ended removes it again, losing no request, each decision said and shown on the status page. The policy's
+every branch (hysteresis, MIN and MAX, a replica that did not help) is unit-tested in scripts/tests."""
+
+import atexit
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import requests
+
+from project import ACCOUNTS, METRICS_PROFILE
+from stack import Stack, tree_copy, variant_stack, wait_until
+
+ONE_WORKER = {
+    "COMPOSE_PROFILES": METRICS_PROFILE,
+    "SERVICE1_PROCESSES": "1",
+    "SERVICE1_THREADS": "1",
+    # The load is logins from this host (one client to the gateway): its login limit lifted for them.
+    "GATEWAY_LOGIN_RATE": "100r/s",
+    "GATEWAY_LOGIN_BURST": "200",
+}
+# Shortened from the defaults (30 s loaded, 90 s quiet): the loop, not the patience, is tested.
+POLICY = ["--interval", "1", "--out-after", "5", "--in-after", "10"]
+LOAD_SECONDS = 90
+
+
+@variant_stack
+def one_worker_variant(shared: Stack) -> Stack:
+    """From a copy of the tree: the autoscaler keeps the replicas in its .env, as make scale does."""
+    directory = Path(tempfile.mkdtemp(prefix="microstack-autoscale-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)  # once its stack is down: the session's end
+    return Stack(f"microstack-test-autoscale-{uuid.uuid4().hex[:8]}", ONE_WORKER, root=tree_copy(directory / "tree"))
+
+
+@pytest.fixture(scope="module")
+def one_worker_stack(stack_pool):
+    yield from stack_pool.variant(one_worker_variant)
+
+
+class Logins:
+    """Clients logging in one after another, as fast as they are answered (each login once, on a connection of its
+    own), for at most LOAD_SECONDS: two keep a worker of one thread always busy, and never queue more than two."""
+
+    def __init__(self, stack: Stack, credentials: dict, clients: int):
+        self.url, self.credentials = f"{stack.base_url}/api/{ACCOUNTS}/login", credentials
+        self.outcomes: Counter = Counter()
+        self.served_by: Counter = Counter()
+        self.stopped = threading.Event()
+        self.threads = [threading.Thread(target=self.run) for _ in range(clients)]
+
+    def run(self) -> None:
+        deadline = time.monotonic() + LOAD_SECONDS
+        while not self.stopped.is_set() and time.monotonic() < deadline:
+            try:
+                response = requests.post(self.url, json=self.credentials, headers={"Connection": "close"}, timeout=30)
+                self.outcomes[response.status_code] += 1
+                self.served_by[response.headers.get("X-Served-By")] += 1
+            except requests.RequestException as error:
+                self.outcomes[type(error).__name__] += 1
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stopped.set()
+        for thread in self.threads:
+            thread.join()
+
+
+def test_autoscale_adds_a_replica_under_load_and_removes_it_once_the_load_ends_losing_no_request(one_worker_stack):
+    stack = one_worker_stack
+    username, password = f"autoscaled-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    assert stack.post(f"/api/{ACCOUNTS}/register", {"username": username, "password": password}).status_code == 201
+    command = [sys.executable, str(stack.root / "scripts" / "autoscale.py"), ACCOUNTS, "--min", "1", "--max", "2"]
+    environment = {**stack.compose_environment(), "COMPOSE_PROJECT_NAME": stack.project}
+    autoscaler = subprocess.Popen(
+        [*command, *POLICY, "--seconds", "300"], cwd=stack.root, env=environment,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        with Logins(stack, {"username": username, "password": password}, clients=2) as load:
+            scaled_out = wait_until(lambda: len(stack.containers(ACCOUNTS)) == 2, timeout=90)
+            # The second replica takes logins too.
+            both_served = scaled_out and wait_until(lambda: len(load.served_by) >= 2, timeout=30)
+        scaled_in = both_served and wait_until(lambda: len(stack.containers(ACCOUNTS)) == 1, timeout=120)
+    finally:
+        autoscaler.terminate()
+        said, _ = autoscaler.communicate(timeout=60)
+    print(said)  # the decisions, for whoever reads a run
+    assert scaled_out and both_served and scaled_in, (said, load.outcomes, load.served_by)
+    assert set(load.outcomes) == {200}, load.outcomes
+    decisions = [line for line in said.splitlines() if f"{ACCOUNTS}: " in line]
+    assert any("1 -> 2 replicas: saturated" in line for line in decisions), said
+    assert any("2 -> 1 replicas: quiet" in line for line in decisions), said
+    shown = [decision["replicas"] for decision in stack.status_page()["autoscale"]]
+    assert shown[0] == 2 and shown[-1] == 1, shown

@@ -5,7 +5,7 @@ a look at the page: the collector polls the replicas while Prometheus scrapes.
 
 Per service and replica (`service`, `replica`: the hostname over unix sockets, the address over TCP; `node` on
 Swarm): what uWSGI's counters say (requests, seconds busy, workers busy and idle, the listen queue), what the
-gateway logged (responses by status class, their duration as a histogram), and the replicas routed and draining;
+gateway logged (responses by status class, their duration as a histogram), and the replicas routed;
 then the gateway's own connections and requests (nginx's stub_status).
 """
 

@@ -184,7 +184,10 @@ class ComposeProject:
         """`docker compose down --remove-orphans` (and its options), then whatever still carries the project's
         label, made by another variant's Compose files (PostgreSQL's networks, the bench's rows) or, with
         volumes, any volume of the project. Returns the networks the engine would not remove (engine.py)."""
-        endpoints = [container.name for container in self.containers(all=True)]
+        try:
+            endpoints = [container.name for container in self.containers(all=True)]
+        except docker.errors.NotFound:  # one was removed between the list and its inspection: list again
+            endpoints = [container.name for container in self.containers(all=True)]
         down = ["down", "--remove-orphans", *(["--volumes"] if volumes else []), *options]
         try:
             engine.patiently(lambda: self.compose(*down, timeout=timeout))

@@ -88,15 +88,24 @@ def test_autoscale_adds_a_replica_under_load_and_removes_it_once_the_load_ends_l
         [*command, *POLICY, "--seconds", "300"], cwd=stack.root, env=environment,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(line for line in autoscaler.stdout or []))
+    reader.start()
+
+    def scaled_in_and_said_so() -> bool:  # its scale (make scale's) has returned: nothing of it runs on
+        return len(stack.containers(ACCOUNTS)) == 1 and any("1 replica(s) serving" in line for line in lines)
+
     try:
         with Logins(stack, {"username": username, "password": password}, clients=2) as load:
             scaled_out = wait_until(lambda: len(stack.containers(ACCOUNTS)) == 2, timeout=90)
             # The second replica takes logins too.
             both_served = scaled_out and wait_until(lambda: len(load.served_by) >= 2, timeout=30)
-        scaled_in = both_served and wait_until(lambda: len(stack.containers(ACCOUNTS)) == 1, timeout=120)
+        scaled_in = both_served and wait_until(scaled_in_and_said_so, timeout=120)
     finally:
         autoscaler.terminate()
-        said, _ = autoscaler.communicate(timeout=60)
+        autoscaler.wait(timeout=60)
+        reader.join(timeout=60)
+    said = "".join(lines)
     print(said)  # the decisions, for whoever reads a run
     assert scaled_out and both_served and scaled_in, (said, load.outcomes, load.served_by)
     assert set(load.outcomes) == {200}, load.outcomes

@@ -80,19 +80,22 @@ from servicekit.http import client_for, connect_retrying_session
 from servicekit.internal import INTERNAL_CALLERS
 
 event = {"type": "order.placed", "user_id": 999999, "occurred_at": "2026-01-01T00:00:00Z", "data": {}}
-routes = {
-    "introspect": ("service1", "GET", "/internal/introspect", None),
-    "reservations": ("service2", "DELETE", f"/internal/reservations/{uuid.uuid4()}", None),
-    "events": ("service4", "PUT", f"/internal/events/{uuid.uuid4()}", event),
+events = {"events": [{"event_id": str(uuid.uuid4()), **event}]}
+calls = {  # each call: the route of the policy it is judged by, and the request
+    "introspect": ("introspect", "service1", "GET", "/internal/introspect", None),
+    "reservations": ("reservations", "service2", "DELETE", f"/internal/reservations/{uuid.uuid4()}", None),
+    "an event": ("events", "service4", "PUT", f"/internal/events/{uuid.uuid4()}", event),
+    "events in one batch": ("events", "service4", "POST", "/internal/events", events),
 }
 forger = Ed25519PrivateKey.generate()
 results = {}
-for route, (target, method, path, body) in routes.items():
+for name, (route, target, method, path, body) in calls.items():
     url = f"{settings.GATEWAY_INTERNAL_URL}/api/{target}{path}"
     now = int(time.time())
     claims = {"iss": "service3", "aud": target, "iat": now, "exp": now + 60}
     forged = {"X-Service-Token": jwt.encode(claims, forger, algorithm="EdDSA")}
-    results[route] = {
+    results[name] = {
+        "route": route,
         "signed": client_for(target).request(method, path, json=body).status_code,
         "unsigned": connect_retrying_session().request(method, url, json=body, timeout=5).status_code,
         "forged": connect_retrying_session().request(method, url, json=body, headers=forged, timeout=5).status_code,
@@ -115,12 +118,12 @@ def internal_calls(stack) -> dict[str, dict]:
 
 def test_an_internal_route_answers_the_services_the_policy_names_and_refuses_the_others(internal_calls):
     for caller, call in internal_calls.items():
-        for route, statuses in call["results"].items():
-            allowed = caller in call["policy"][route]
+        for name, statuses in call["results"].items():
+            allowed = caller in call["policy"][statuses["route"]]
             if allowed:
-                assert 200 <= statuses["signed"] < 300, (caller, route, statuses)
+                assert 200 <= statuses["signed"] < 300, (caller, name, statuses)
             else:
-                assert statuses["signed"] == 403, (caller, route, statuses)
+                assert statuses["signed"] == 403, (caller, name, statuses)
 
 
 def test_the_policy_lets_orders_reserve_stock_and_nobody_else(internal_calls):
@@ -130,8 +133,8 @@ def test_the_policy_lets_orders_reserve_stock_and_nobody_else(internal_calls):
 
 def test_an_internal_call_without_a_token_or_with_a_forged_one_is_401(internal_calls):
     for caller, call in internal_calls.items():
-        for route, statuses in call["results"].items():
-            assert (statuses["unsigned"], statuses["forged"]) == (401, 401), (caller, route)
+        for name, statuses in call["results"].items():
+            assert (statuses["unsigned"], statuses["forged"]) == (401, 401), (caller, name)
 
 
 @pytest.mark.one_database  # the API's

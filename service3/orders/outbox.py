@@ -6,6 +6,10 @@ deliverer at a time (a conditional UPDATE, atomic on SQLite and PostgreSQL alike
 is attempted by one; it is retried with capped exponential backoff on every transient failure (no connection,
 a timeout, a 5xx, 408, 429) until delivered, and parked only when the receiver refuses it for good (another 4xx).
 Receivers deduplicate by id, so a message delivered twice would still count once.
+
+Events for the notifications service travel together: every event due in a pass goes in one call (one request, one
+transaction there), so an order's event costs a share of a request, not one of its own. A batch the receiver refuses
+for good is sent again one event at a time, so only the event it was about is parked.
 """
 
 import logging
@@ -13,7 +17,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from orders.models import OutboxMessage
@@ -42,13 +46,24 @@ def outbox_enqueue(*, service: str, method: str, path: str, body: dict | None = 
     )
 
 
+EVENTS_PATH = "/internal/events"
+
+
 def event_enqueue(*, event_type: str, user_id: int, data: dict) -> OutboxMessage:
     """An event for the notifications service, identified so that it lands in the feed once."""
     event_id = uuid.uuid4()
     body = {"type": event_type, "user_id": user_id, "occurred_at": timezone.now().isoformat(), "data": data}
     return outbox_enqueue(
-        service=settings.NOTIFICATIONS_SERVICE, method="PUT", path=f"/internal/events/{event_id}", body=body
+        service=settings.NOTIFICATIONS_SERVICE, method="PUT", path=f"{EVENTS_PATH}/{event_id}", body=body
     )
+
+
+def event_id_of(message: OutboxMessage) -> str | None:
+    """The event's id when the message is an event for the notifications service (those travel together)."""
+    if message.service != settings.NOTIFICATIONS_SERVICE or message.method != "PUT":
+        return None
+    event_id = message.path.removeprefix(EVENTS_PATH + "/")
+    return event_id if event_id != message.path else None
 
 
 def backoff_seconds(attempts: int) -> float:
@@ -107,23 +122,71 @@ def claim(message: OutboxMessage) -> bool:
     return bool(undelivered().filter(unleased(now), id=message.id).update(claimed_until=lease))
 
 
-def deliver_due(*, limit: int = 50) -> int:
-    """Attempts every message that is due and that no other deliverer holds, oldest first; returns how many
-    were delivered."""
+def claim_all(messages: list[OutboxMessage]) -> list[OutboxMessage]:
+    """Leases what it can of the messages in one UPDATE; returns those it holds. Two deliverers would both hold a
+    message only if they chose the same lease to the microsecond: the receiver would then count it once."""
     now = timezone.now()
-    due = undelivered().filter(unleased(now), next_attempt_at__lte=now)
-    delivered = 0
-    answering: set[str] = set()  # receivers that took a message: their backlog is due now, woken once per pass
-    for message in due[:limit]:
-        if not claim(message):
-            continue
+    lease = now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
+    ids = [message.id for message in messages]
+    if undelivered().filter(unleased(now), id__in=ids).update(claimed_until=lease) == len(ids):
+        return messages
+    held = set(OutboxMessage.objects.filter(id__in=ids, claimed_until=lease).values_list("id", flat=True))
+    return [message for message in messages if message.id in held]
+
+
+def deliver_events(messages: list[OutboxMessage]) -> None:
+    """One attempt at delivering the events in one call; records each outcome and gives up the leases."""
+    batch = [
+        {"event_id": event_id_of(message), "request_id": message.request_id, **message.body} for message in messages
+    ]
+    token = request_id_var.set(uuid.uuid4().hex)  # the delivery's own; each event names its order's request
+    try:
+        response = outbox_client(settings.NOTIFICATIONS_SERVICE).request("POST", EVENTS_PATH, json={"events": batch})
+        outcome = None if response.ok else f"{response.status_code}: {response.text[:500]}"
+        refused_for_good = not response.ok and not is_transient(response.status_code)
+    except DependencyUnavailable as error:
+        outcome, refused_for_good = str(error.details), False
+    finally:
+        request_id_var.reset(token)
+    if refused_for_good:  # one of them is bad: each on its own, so that only that one is parked
+        for message in messages:
+            deliver(message)
+        return
+    now = timezone.now()
+    for message in messages:
+        message.attempts += 1
+        message.claimed_until = None
+        if outcome is None:
+            message.delivered_at = now
+        else:
+            retry_later(message, outcome)
+    if outcome is None:  # the usual case, in one short UPDATE: the orders being placed wait on this file's lock
+        ids = [message.id for message in messages]
+        OutboxMessage.objects.filter(id__in=ids).update(
+            delivered_at=now, attempts=F("attempts") + 1, claimed_until=None
+        )
+    else:
+        fields = ["attempts", "next_attempt_at", "last_error", "claimed_until"]
+        OutboxMessage.objects.bulk_update(messages, fields)
+
+
+def deliver_due(*, limit: int = 50) -> int:
+    """Attempts every message that is due and that no other deliverer holds, oldest first: the events in one
+    call, the others one by one. Returns how many were delivered."""
+    now = timezone.now()
+    due = list(undelivered().filter(unleased(now), next_attempt_at__lte=now)[:limit])
+    events = [message for message in due if event_id_of(message)]
+    held_events = claim_all(events) if events else []
+    if held_events:
+        deliver_events(held_events)
+    others = [message for message in due if not event_id_of(message) and claim(message)]
+    for message in others:
         deliver(message)
-        if message.delivered_at is not None:
-            answering.add(message.service)
-            delivered += 1
-    for service in answering:
+    delivered = [message for message in events + others if message.delivered_at is not None]
+    # Receivers that took a message: their backlog is due now, woken once per pass.
+    for service in {message.service for message in delivered}:
         wake_backlog(service=service)
-    return delivered
+    return len(delivered)
 
 
 def deliver_now(message: OutboxMessage) -> None:

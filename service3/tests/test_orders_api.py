@@ -252,22 +252,27 @@ def test_ordering_without_a_token_is_401(client):
     assert place(client, {"product_id": 1, "quantity": 1}, headers={}).status_code == 401
 
 
+def generic_message() -> OutboxMessage:
+    """A call the outbox knows nothing about but where it goes: how any message but an event is delivered."""
+    return outbox.outbox_enqueue(service="service1", method="PUT", path=f"/internal/things/{uuid.uuid4()}", body={})
+
+
 class TestOutboxDelivery:
     @pytest.fixture
     def message(self):
-        return outbox.event_enqueue(event_type="order.placed", user_id=1, data={"order_id": "x"})
+        return generic_message()
 
     def test_a_delivered_message_is_marked_and_not_sent_again(self, dependencies, message):
-        events = service_url("service4", message.path)
-        dependencies.add(responses.PUT, events, status=201)
+        url = service_url("service1", message.path)
+        dependencies.add(responses.PUT, url, status=201)
         assert outbox.deliver_due() == 1
         assert outbox.deliver_due() == 0
         message.refresh_from_db()
         assert message.delivered_at is not None
-        assert len([call for call in dependencies.calls if call.request.url == events]) == 1
+        assert len([call for call in dependencies.calls if call.request.url == url]) == 1
 
     def test_an_unreachable_receiver_is_retried_later_with_backoff(self, dependencies, message):
-        dependencies.add(responses.PUT, service_url("service4", message.path), body=requests.ConnectionError())
+        dependencies.add(responses.PUT, service_url("service1", message.path), body=requests.ConnectionError())
         assert outbox.deliver_due() == 0
         message.refresh_from_db()
         assert message.delivered_at is None
@@ -275,9 +280,9 @@ class TestOutboxDelivery:
         assert message.next_attempt_at > message.created_at
 
     def test_a_delivery_makes_the_receiver_backlog_due_at_once(self, dependencies, message):
-        waiting = outbox.event_enqueue(event_type="order.placed", user_id=1, data={})
+        waiting = generic_message()
         OutboxMessage.objects.filter(id=waiting.id).update(next_attempt_at=waiting.created_at + timedelta(hours=1))
-        dependencies.add(responses.PUT, starting_with(service_url("service4", "/")), status=201)
+        dependencies.add(responses.PUT, starting_with(service_url("service1", "/")), status=201)
         assert outbox.deliver_due() == 1
         assert outbox.deliver_due() == 1
         assert not OutboxMessage.objects.filter(delivered_at__isnull=True).exists()
@@ -291,7 +296,7 @@ class TestOutboxDelivery:
         assert outbox.outbox_client("service4").breaker.reset_seconds == 1
 
     def test_a_message_refused_for_good_is_parked_with_a_warning(self, dependencies, message, caplog):
-        dependencies.add(responses.PUT, service_url("service4", message.path), status=400, json={"error": {}})
+        dependencies.add(responses.PUT, service_url("service1", message.path), status=400, json={"error": {}})
         outbox.deliver_due()
         message.refresh_from_db()
         assert message.failed_at is not None and message.delivered_at is None
@@ -301,10 +306,10 @@ class TestOutboxDelivery:
     @pytest.mark.parametrize("status", [500, 408, 429])
     def test_a_transient_refusal_is_retried_until_delivered_once(self, dependencies, message, settings, status):
         settings.OUTBOX_BASE_BACKOFF_SECONDS = 0
-        events = service_url("service4", message.path)
-        dependencies.add(responses.PUT, events, status=status, json={"error": {}})
-        dependencies.add(responses.PUT, events, status=status, json={"error": {}})
-        dependencies.add(responses.PUT, events, status=201)
+        url = service_url("service1", message.path)
+        dependencies.add(responses.PUT, url, status=status, json={"error": {}})
+        dependencies.add(responses.PUT, url, status=status, json={"error": {}})
+        dependencies.add(responses.PUT, url, status=201)
         delivered = [outbox.deliver_due() for _ in range(4)]
         message.refresh_from_db()
         assert delivered == [0, 0, 1, 0]
@@ -312,7 +317,7 @@ class TestOutboxDelivery:
         assert message.delivered_at is not None
 
     def test_a_message_another_deliverer_holds_is_left_to_it_until_its_lease_runs_out(self, dependencies, message):
-        dependencies.add(responses.PUT, service_url("service4", message.path), status=201)
+        dependencies.add(responses.PUT, service_url("service1", message.path), status=201)
         OutboxMessage.objects.filter(id=message.id).update(claimed_until=timezone.now() + timedelta(seconds=30))
         assert outbox.deliver_due() == 0
         OutboxMessage.objects.filter(id=message.id).update(claimed_until=timezone.now() - timedelta(seconds=1))
@@ -327,14 +332,70 @@ class TestOutboxDelivery:
     def test_the_request_id_travels_with_the_message(self, dependencies):
         placing = request_id_var.set("id-of-the-order-request")  # the request that queued the message
         try:
-            message = outbox.event_enqueue(event_type="order.placed", user_id=1, data={"order_id": "x"})
+            message = generic_message()
         finally:
             request_id_var.reset(placing)
-        events = service_url("service4", message.path)
+        events = service_url("service1", message.path)
         dependencies.add(responses.PUT, events, status=201)
         outbox.deliver_due()  # later, in the mule: no request of its own
         (call,) = [call for call in dependencies.calls if call.request.url == events]
         assert call.request.headers["X-Request-ID"] == "id-of-the-order-request"
+
+
+class TestEventDelivery:
+    """Events for the notifications service travel together: one call for all that are due."""
+
+    EVENTS = service_url("service4", outbox.EVENTS_PATH)
+
+    @staticmethod
+    def queue_events(count: int) -> list[OutboxMessage]:
+        queued = []
+        for number in range(count):
+            token = request_id_var.set(f"order-request-{number}")
+            try:
+                queued.append(outbox.event_enqueue(event_type="order.placed", user_id=1, data={"order_id": number}))
+            finally:
+                request_id_var.reset(token)
+        return queued
+
+    def test_the_events_due_go_in_one_call_each_naming_its_id_and_its_orders_request(self, dependencies):
+        queued = self.queue_events(3)
+        dependencies.add(responses.POST, self.EVENTS, status=200)
+        assert outbox.deliver_due() == 3
+        (call,) = [call for call in dependencies.calls if call.request.url == self.EVENTS]
+        sent = json.loads(call.request.body)["events"]
+        assert [(event["event_id"], event["request_id"], event["data"]) for event in sent] == [
+            (outbox.event_id_of(message), f"order-request-{number}", {"order_id": number})
+            for number, message in enumerate(queued)
+        ]
+        assert OutboxMessage.objects.filter(delivered_at__isnull=False, attempts=1, claimed_until=None).count() == 3
+        assert outbox.deliver_due() == 0
+
+    def test_a_batch_refused_for_good_is_sent_again_one_by_one_and_only_the_bad_event_is_parked(self, dependencies):
+        good, bad = self.queue_events(2)
+        dependencies.add(responses.POST, self.EVENTS, status=400, json={"error": {}})
+        dependencies.add(responses.PUT, service_url("service4", good.path), status=201)
+        dependencies.add(responses.PUT, service_url("service4", bad.path), status=400, json={"error": {}})
+        assert outbox.deliver_due() == 1
+        good.refresh_from_db(), bad.refresh_from_db()
+        assert (good.delivered_at is not None, good.failed_at) == (True, None)
+        assert (bad.delivered_at, bad.failed_at is not None) == (None, True)
+
+    def test_a_batch_the_receiver_cannot_take_now_is_retried_later_whole(self, dependencies, settings):
+        settings.OUTBOX_BASE_BACKOFF_SECONDS = 0
+        self.queue_events(2)
+        dependencies.add(responses.POST, self.EVENTS, body=requests.ConnectionError())
+        dependencies.add(responses.POST, self.EVENTS, status=200)
+        assert [outbox.deliver_due() for _ in range(3)] == [0, 2, 0]
+        assert sorted(OutboxMessage.objects.values_list("attempts", flat=True)) == [2, 2]
+
+    def test_events_another_deliverer_holds_are_left_to_it(self, dependencies):
+        held, free = self.queue_events(2)
+        OutboxMessage.objects.filter(id=held.id).update(claimed_until=timezone.now() + timedelta(seconds=30))
+        dependencies.add(responses.POST, self.EVENTS, status=200)
+        assert outbox.deliver_due() == 1
+        (call,) = [call for call in dependencies.calls if call.request.url == self.EVENTS]
+        assert [event["event_id"] for event in json.loads(call.request.body)["events"]] == [outbox.event_id_of(free)]
 
 
 def test_a_key_whose_order_is_still_being_placed_is_a_409_to_send_again(client, catalog):

@@ -5,12 +5,13 @@ from datetime import datetime
 from typing import Literal
 
 from django.http import HttpRequest
-from ninja import Query, Schema, Status
+from ninja import Field, Query, Schema, Status
 
 from notifications import selectors, services
 from notifications.models import Notification
 from servicekit.api import create_api
 from servicekit.auth import BearerAuth
+from servicekit.context import request_id_var
 from servicekit.fields import Id
 from servicekit.internal import ServiceAuth
 
@@ -20,6 +21,8 @@ MESSAGES = {
     "order.placed": "Your order of {quantity} x {product} is placed.",
     "order.cancelled": "Your order of {quantity} x {product} is cancelled.",
 }
+# The most events one delivery may carry: the orders outbox sends at most its pass's 50.
+EVENTS_PER_BATCH = 100
 # The events this service takes: any other type is refused (400), so every stored event has a message.
 EventType = Literal["order.placed", "order.cancelled"]
 
@@ -29,6 +32,16 @@ class EventIn(Schema):
     user_id: Id
     occurred_at: datetime
     data: dict
+
+
+class EventItem(EventIn):
+    event_id: uuid.UUID
+    # The request that made the event (the order's), so that its arrival here is logged under that request.
+    request_id: str = Field("-", max_length=128)
+
+
+class EventBatch(Schema):
+    events: list[EventItem] = Field(..., min_length=1, max_length=EVENTS_PER_BATCH)
 
 
 class NotificationOut(Schema):
@@ -67,11 +80,33 @@ def feed(request: HttpRequest, limit: int = Query(100, ge=1, le=1000)):
 )
 def event_receive(request: HttpRequest, event_id: uuid.UUID, event: EventIn):
     """Idempotent by event id: 201 the first time, 200 for a redelivery."""
-    _, created = services.event_receive(
+    received = services.Event(
         event_id=event_id,
         event_type=event.type,
         user_id=event.user_id,
         occurred_at=event.occurred_at,
         data=event.data,
+        request_id=request_id_var.get(),
     )
+    created = services.events_receive([received]) == 1
     return Status(201 if created else 200, None)
+
+
+@api.post("/internal/events", response={200: None}, auth=ServiceAuth("events"), include_in_schema=False)
+def events_receive(request: HttpRequest, batch: EventBatch):
+    """Many events in one call and one transaction, each idempotent by its id as above: the outbox delivers what
+    piled up in one request, not one request per event. All are stored, or (a 400) none."""
+    services.events_receive(
+        [
+            services.Event(
+                event_id=event.event_id,
+                event_type=event.type,
+                user_id=event.user_id,
+                occurred_at=event.occurred_at,
+                data=event.data,
+                request_id=event.request_id,
+            )
+            for event in batch.events
+        ]
+    )
+    return Status(200, None)

@@ -127,6 +127,53 @@ def test_notifications_older_than_the_retention_are_pruned_and_no_others(client,
     assert list(Notification.objects.values_list("event_id", flat=True)) == [recent]
 
 
+def deliver_batch(client, events):
+    return internal_call(client, "service3", "POST", f"{PREFIX}/internal/events", {"events": events})
+
+
+def test_a_batch_of_events_lands_each_once_and_counts_the_redelivered_ones(client, caplog):
+    seen, first, second = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    assert deliver(client, seen, order_placed()).status_code == 201
+    batch = [
+        {"event_id": str(event_id), "request_id": f"order-{number}", **order_placed(order_id=f"o-{number}")}
+        for number, event_id in enumerate([seen, first, second, first])
+    ]
+    assert deliver_batch(client, batch).status_code == 200
+    stored = {notification.event_id: notification for notification in Notification.objects.all()}
+    assert sorted(stored, key=str) == sorted([seen, first, second], key=str)
+    assert (stored[seen].redeliveries, stored[first].redeliveries, stored[first].data["order_id"]) == (1, 0, "o-1")
+    (line,) = [record for record in caplog.records if record.getMessage() == "events received" and record.redeliveries]
+    assert line.events == [
+        {"event_id": str(first), "request_id": "order-1"},
+        {"event_id": str(second), "request_id": "order-2"},
+    ]
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        [],
+        [{"event_id": "not-a-uuid", **order_placed()}],
+        [
+            {"event_id": str(uuid.uuid4()), **order_placed()},
+            {"event_id": str(uuid.uuid4()), **order_placed(), "type": ""},
+        ],
+        [{"event_id": str(uuid.uuid4()), **order_placed()} for _ in range(101)],
+    ],
+    ids=["empty", "an id that is not a uuid", "one event of an unknown type", "more than a batch may hold"],
+)
+def test_a_batch_with_any_invalid_event_is_400_and_stores_none_of_them(client, events):
+    assert deliver_batch(client, events).status_code == 400
+    assert not Notification.objects.exists()
+
+
+def test_only_the_orders_service_may_deliver_a_batch(client):
+    batch = [{"event_id": str(uuid.uuid4()), **order_placed()}]
+    response = internal_call(client, "service2", "POST", f"{PREFIX}/internal/events", {"events": batch})
+    assert response.status_code == 403
+    assert not Notification.objects.exists()
+
+
 class Clock:
     now = 1000.0
 

@@ -31,7 +31,16 @@ import docker
 import requests
 from docker.models.containers import Container
 
-from project import ROOT, SERVICES, STATUS, ComposeProject, ToolError, compose_project_name, tool_main
+from project import (
+    ROOT,
+    SERVICES,
+    STATUS,
+    ComposeProject,
+    ToolError,
+    compose_project_name,
+    positive,
+    tool_main,
+)
 
 # The service's figures, as prometheus/rules.yml records them.
 SATURATION = "service:microstack_uwsgi_saturation:ratio30s"
@@ -244,13 +253,6 @@ def status_containers(swarm: bool) -> Callable[[], list[Container]]:
 
 def say(message: str) -> None:
     print(f"autoscale: {time.strftime('%H:%M:%S')} {message}", flush=True)
-
-
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
-    return value
 
 
 def main() -> int:

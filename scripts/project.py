@@ -4,6 +4,7 @@ by their labels (ComposeProject), the gateway's upstream file as nginx last load
 that retries as browsers do, and the one error shape of a tool (ToolError, tool_main).
 """
 
+import argparse
 import json
 import os
 import re
@@ -106,6 +107,14 @@ def environment_of(container: Container) -> dict[str, str]:
 def routed_replicas(upstreams: str) -> dict[str, list[str]]:
     """Per service, the addresses (unix:<socket> or ip:port) of the replicas the gateway routes to."""
     return {block["service"]: ROUTED_SERVER.findall(block["servers"]) for block in UPSTREAM_BLOCK.finditer(upstreams)}
+
+
+def positive(text: str) -> int:
+    """argparse's type for a count of replicas, processes or threads."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
 
 
 class ToolError(Exception):

@@ -18,18 +18,11 @@ import sys
 
 from deploy import Deployment
 from preflight import worker_defaults, worker_setting_problems
-from project import ROOT, SERVICES, ToolError, compose_project_name, environment_of, run, tool_main
+from project import ROOT, SERVICES, ToolError, compose_project_name, environment_of, positive, run, tool_main
 
 
 def say(message: str) -> None:
     print(f"scale: {message}", flush=True)
-
-
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
-    return value
 
 
 def main() -> int:

@@ -1,6 +1,7 @@
 """`make autoscale` closes the loop on a stack of its own (one worker of one thread for accounts, Prometheus on):
 under a sustained load of logins that keeps its worker always busy it adds a replica (MAX=2), and once the load has
-ended removes it again, losing no request, each decision said and shown on the status page. The policy's
+ended removes it again, losing no request, each decision said and shown on the status page; Prometheus's saturation
+alert fires under the load and clears after it. The policy's
 every branch (hysteresis, MIN and MAX, a replica that did not help) is unit-tested in scripts/tests."""
 
 import atexit
@@ -18,7 +19,7 @@ import pytest
 import requests
 
 from project import ACCOUNTS, METRICS_PROFILE
-from stack import Stack, tree_copy, variant_stack, wait_until
+from stack import Clients, Stack, tree_copy, variant_stack, wait_until
 
 ONE_WORKER = {
     "COMPOSE_PROFILES": METRICS_PROFILE,
@@ -30,7 +31,7 @@ ONE_WORKER = {
 }
 # Shortened from the defaults (30 s loaded, 90 s quiet): the loop, not the patience, is tested.
 POLICY = ["--interval", "1", "--out-after", "5", "--in-after", "10"]
-LOAD_SECONDS = 90
+LOAD_SECONDS = 150  # a bound: the load ends once the alert has fired
 
 
 @variant_stack
@@ -46,7 +47,7 @@ def one_worker_stack(stack_pool):
     yield from stack_pool.variant(one_worker_variant)
 
 
-class Logins:
+class Logins(Clients):
     """Clients logging in one after another, as fast as they are answered (each login once, on a connection of its
     own), for at most LOAD_SECONDS: two keep a worker of one thread always busy, and never queue more than two."""
 
@@ -54,10 +55,9 @@ class Logins:
         self.url, self.credentials = f"{stack.base_url}/api/{ACCOUNTS}/login", credentials
         self.outcomes: Counter = Counter()
         self.served_by: Counter = Counter()
-        self.stopped = threading.Event()
-        self.threads = [threading.Thread(target=self.run) for _ in range(clients)]
+        super().__init__(clients)
 
-    def run(self) -> None:
+    def run(self, client: int) -> None:
         deadline = time.monotonic() + LOAD_SECONDS
         while not self.stopped.is_set() and time.monotonic() < deadline:
             try:
@@ -67,18 +67,20 @@ class Logins:
             except requests.RequestException as error:
                 self.outcomes[type(error).__name__] += 1
 
-    def __enter__(self):
-        for thread in self.threads:
-            thread.start()
-        return self
 
-    def __exit__(self, *exc_info):
-        self.stopped.set()
-        for thread in self.threads:
-            thread.join()
+SATURATION_ALERT = f'ALERTS{{alertname="ServiceSaturated", service="{ACCOUNTS}", alertstate="firing"}}'
 
 
-def test_autoscale_adds_a_replica_under_load_and_removes_it_once_the_load_ends_losing_no_request(one_worker_stack):
+def saturation_alert_firing(stack: Stack, within: str | None = None) -> bool:
+    """Prometheus's ServiceSaturated alert (prometheus/rules.yml) for accounts is firing, or fired within that
+    time (a replica added meanwhile lowers the figure while its own rate builds up, so the alert may wait)."""
+    query = SATURATION_ALERT if within is None else f"max_over_time({SATURATION_ALERT}[{within}])"
+    return bool(stack.prometheus_query(query))
+
+
+def test_autoscale_adds_a_replica_under_load_and_removes_it_once_the_load_ends_losing_no_request_and_the_alert_clears(
+    one_worker_stack,
+):
     stack = one_worker_stack
     username, password = f"autoscaled-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
     assert stack.post(f"/api/{ACCOUNTS}/register", {"username": username, "password": password}).status_code == 201
@@ -98,16 +100,18 @@ def test_autoscale_adds_a_replica_under_load_and_removes_it_once_the_load_ends_l
     try:
         with Logins(stack, {"username": username, "password": password}, clients=2) as load:
             scaled_out = wait_until(lambda: len(stack.containers(ACCOUNTS)) == 2, timeout=90)
-            # The second replica takes logins too.
+            # The second replica takes logins too; two clients still keep both busy: the alert fires.
             both_served = scaled_out and wait_until(lambda: len(load.served_by) >= 2, timeout=30)
-        scaled_in = both_served and wait_until(scaled_in_and_said_so, timeout=120)
+            alerted = both_served and wait_until(lambda: saturation_alert_firing(stack, within="3m"), timeout=90)
+        scaled_in = alerted and wait_until(scaled_in_and_said_so, timeout=120)
+        alert_cleared = scaled_in and wait_until(lambda: not saturation_alert_firing(stack), timeout=60)
     finally:
         autoscaler.terminate()
         autoscaler.wait(timeout=60)
         reader.join(timeout=60)
     said = "".join(lines)
     print(said)  # the decisions, for whoever reads a run
-    assert scaled_out and both_served and scaled_in, (said, load.outcomes, load.served_by)
+    assert scaled_out and both_served and alerted and scaled_in and alert_cleared, (said, load.outcomes, load.served_by)
     assert set(load.outcomes) == {200}, load.outcomes
     decisions = [line for line in said.splitlines() if f"{ACCOUNTS}: " in line]
     assert any("1 -> 2 replicas: saturated" in line for line in decisions), said

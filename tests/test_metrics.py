@@ -5,20 +5,30 @@ Prometheus only, and what Prometheus computes from it matches what a client sent
 import json
 import subprocess
 import time
+from urllib.parse import SplitResult, urlsplit
 
 import requests
 
 from project import CATALOG, PROMETHEUS, SERVICES, STATUS
 from stack import seconds, wait_until
 
-SCRAPE = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9100/metrics').read().decode())"
 SERVED = f'sum(microstack_uwsgi_requests_total{{service="{CATALOG}"}})'
 PUBLIC_READ = f"/api/{CATALOG}/products"
 
 
+def scrape_target(stack) -> SplitResult:
+    """Where the stack's Prometheus scrapes the figures (prometheus/prometheus.yml), as Prometheus says."""
+    targets = requests.get(f"http://127.0.0.1:{stack.prometheus_port}/api/v1/targets", timeout=10).json()
+    (target,) = targets["data"]["activeTargets"]
+    return urlsplit(target["scrapeUrl"])
+
+
 def scrape(stack) -> str:
     """/metrics as Prometheus reads it, from inside the status container (the port is on no other network)."""
-    result = stack.container(STATUS).exec_run(["python", "-c", SCRAPE])
+    target = scrape_target(stack)
+    url = target._replace(netloc=f"127.0.0.1:{target.port}").geturl()
+    read = f"import urllib.request; print(urllib.request.urlopen({url!r}).read().decode())"
+    result = stack.container(STATUS).exec_run(["python", "-c", read])
     assert result.exit_code == 0, result.output.decode()
     return result.output.decode()
 
@@ -55,7 +65,8 @@ def test_a_live_scrape_passes_promtool_and_shows_every_replica_of_every_service(
 def test_the_figures_are_on_the_metrics_network_only_not_at_the_gateway_nor_for_a_service(stack):
     for path in ("/status/metrics", "/metrics"):
         assert stack.get(path).status_code == 404, path
-    reach = "import socket; socket.create_connection(('status', 9100), timeout=2)"
+    target = scrape_target(stack)
+    reach = f"import socket; socket.create_connection(({target.hostname!r}, {target.port}), timeout=2)"
     for service in SERVICES:
         tried = stack.container(service).exec_run(["python", "-c", reach])
         assert tried.exit_code != 0, (service, tried.output.decode())

@@ -674,28 +674,16 @@ def assert_each_client_holds_exactly_one_order(stack, auth: dict, answers: list)
     assert sorted(listed) == sorted(order_ids)
 
 
-class OrderingClients:
-    """Clients that each place orders one after another, each with an Idempotency-Key of its own, sending an order
-    again until it is made, until stopped; then each finishes the order it is on. Bounded: per_client orders
-    each, and a deadline. made holds every order made, as the client saw it (one per key)."""
+class Clients:
+    """Client threads, each running run(its number) from the with block's start; at its end they are told to stop
+    (stopped) and waited for. A subclass's run bounds itself in count and time."""
 
-    def __init__(self, stack: "Stack", auth: dict, product_id: int, clients: int = 30, per_client: int = 20):
-        self.stack, self.auth, self.product_id = stack, auth, product_id
-        self.per_client = per_client
-        self.deadline = time.monotonic() + 120
+    def __init__(self, clients: int):
         self.stopped = threading.Event()
-        self.made: list[requests.Response | None] = []
-        self.lock = threading.Lock()
         self.threads = [threading.Thread(target=self.run, args=(n,)) for n in range(clients)]
 
     def run(self, client: int) -> None:
-        for order in range(self.per_client):
-            if self.stopped.is_set():
-                return
-            key = f"client-{client}-order-{order}"
-            answer = place_until_answered(self.stack, self.auth, self.product_id, key, self.deadline)
-            with self.lock:
-                self.made.append(answer)
+        raise NotImplementedError
 
     def __enter__(self):
         for thread in self.threads:
@@ -706,3 +694,26 @@ class OrderingClients:
         self.stopped.set()
         for thread in self.threads:
             thread.join()
+
+
+class OrderingClients(Clients):
+    """Clients that each place orders one after another, each with an Idempotency-Key of its own, sending an order
+    again until it is made, until stopped; then each finishes the order it is on. Bounded: per_client orders
+    each, and a deadline. made holds every order made, as the client saw it (one per key)."""
+
+    def __init__(self, stack: "Stack", auth: dict, product_id: int, clients: int = 30, per_client: int = 20):
+        self.stack, self.auth, self.product_id = stack, auth, product_id
+        self.per_client = per_client
+        self.deadline = time.monotonic() + 120
+        self.made: list[requests.Response | None] = []
+        self.lock = threading.Lock()
+        super().__init__(clients)
+
+    def run(self, client: int) -> None:
+        for order in range(self.per_client):
+            if self.stopped.is_set():
+                return
+            key = f"client-{client}-order-{order}"
+            answer = place_until_answered(self.stack, self.auth, self.product_id, key, self.deadline)
+            with self.lock:
+                self.made.append(answer)

@@ -2,6 +2,7 @@
 service gives it, every link resolving (to a file of this tree, or to a heading of the page it names), and a
 configuration table that says what .env.example sets, variable for variable and default for default."""
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -12,6 +13,7 @@ from preflight import worker_defaults
 from project import ACCOUNTS, ROOT, SERVICES
 
 README = ROOT / "README.md"
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
 PAGES = [README, *sorted((ROOT / "docs").rglob("*.md"))]
 CONFIGURATION = ROOT / "docs" / "operations.md"
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
@@ -153,3 +155,71 @@ def test_the_workers_defaults_are_written_in_uwsgi_ini_alone():
     assert {name: found for name, found in written.items() if found} == {}
     assert worker_defaults().keys() == {"PROCESSES", "THREADS"}
     assert WORKER_DEFAULT.search("UWSGI_PROCESSES: ${SERVICE5_PROCESSES:-2}")  # what it looks for
+
+
+# The walk of one order in docs/architecture.md: a row names a file and a function (Class.method) in it, or a line
+# of a file that is not Python. What a learner reads to follow it stays within these.
+WALK_ROW = re.compile(r"^\| \d+ \| `([^`]+)` \| `([^`]+)` \|", re.MULTILINE)
+WALK_FILES, WALK_LINES = 20, 1500
+
+
+def walk_steps(page: Path = ARCHITECTURE) -> list[tuple[str, str]]:
+    section = page.read_text().split("\n## One order, end to end\n", 1)[1].split("\n## ", 1)[0]
+    return WALK_ROW.findall(section)
+
+
+def definition(path: Path, name: str) -> ast.FunctionDef | ast.ClassDef | None:
+    """The module's function or class of that name, or a class's method (Class.method)."""
+    scope: list[ast.stmt] = ast.parse(path.read_text()).body
+    found = None
+    for part in name.split("."):
+        kinds = (ast.FunctionDef, ast.ClassDef)
+        found = next((node for node in scope if isinstance(node, kinds) and node.name == part), None)
+        if found is None:
+            return None
+        scope = found.body
+    return found
+
+
+def lines_to_read(root: Path, path: str, name: str) -> int | None:
+    """The lines a reader of that step reads: the definition with its decorators, or a whole non-Python file
+    (short: nginx's and uWSGI's); None if the file or what the step names is not there."""
+    file = root / path
+    if not file.is_file():
+        return None
+    if file.suffix != ".py":
+        text = file.read_text()
+        return len(text.splitlines()) if name in text else None
+    node = definition(file, name)
+    if node is None or node.end_lineno is None:
+        return None
+    first = min([node.lineno, *(decorator.lineno for decorator in node.decorator_list)])
+    return node.end_lineno - first + 1
+
+
+def walk_size(steps: list[tuple[str, str]], root: Path = ROOT) -> tuple[list[str], int, int]:
+    """Steps naming nothing that exists; the files and the lines (each file's or definition's once) to read."""
+    missing = [f"{path} {name}" for path, name in steps if lines_to_read(root, path, name) is None]
+    files = {path for path, _ in steps}
+    read: dict[tuple[str, str], int] = {}
+    for path, name in steps:
+        key = (path, "") if not path.endswith(".py") else (path, name)
+        read[key] = max(read.get(key, 0), lines_to_read(root, path, name) or 0)
+    return missing, len(files), sum(read.values())
+
+
+def test_the_walk_of_one_order_names_only_what_exists_and_stays_short():
+    steps = walk_steps()
+    missing, files, lines = walk_size(steps)
+    assert len(steps) >= 20 and missing == [], missing
+    assert files <= WALK_FILES and lines <= WALK_LINES, (files, lines)
+
+
+def test_a_walk_step_naming_a_missing_file_function_or_line_is_found(tmp_path):
+    code = "class Kept:\n    def method(self):\n        pass\n\n\n@decorated\ndef two():\n    pass\n"
+    (tmp_path / "code.py").write_text(code)
+    (tmp_path / "nginx.conf").write_text("location / {\n}\n")
+    steps = [("code.py", "Kept.method"), ("code.py", "two"), ("nginx.conf", "location /"), ("code.py", "Kept.gone"),
+             ("code.py", "gone"), ("gone.py", "two"), ("nginx.conf", "uwsgi_pass")]  # fmt: skip
+    assert walk_size(steps, root=tmp_path) == (["code.py Kept.gone", "code.py gone", "gone.py two",
+                                                 "nginx.conf uwsgi_pass"], 3, 2 + 3 + 2)  # fmt: skip

@@ -8,7 +8,6 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -81,7 +80,9 @@ def test_a_copy_taken_under_load_restores_every_order_before_it_and_migrates_for
         load.thread.start()
     try:
         restored = backup_tool(stack, "restore", ORDERS, "--from", str(copy))
-        time.sleep(0.5)
+        # The other services go on answering after it, as they did during it: a few more answers each.
+        marks = [load.sent for load in others]
+        assert wait_until(lambda: all(load.sent >= mark + 5 for load, mark in zip(others, marks, strict=True)), 10)
     finally:
         for load in others:
             load.__exit__()

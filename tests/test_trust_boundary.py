@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from project import ACCOUNTS, CATALOG, GATEWAY, NOTIFICATIONS, ORDERS, SERVICES
-from stack import OVERSIZED_HEADERS, LoginFlood, ask_the_gateway, replay_a_token, stats_paths
+from stack import OVERSIZED_HEADERS, TIME_FACTOR, LoginFlood, ask_the_gateway, replay_a_token, stats_paths
 
 # A stack of its own, shared with the other "outages" modules: it stops, pauses, kills and floods services.
 pytestmark = pytest.mark.own_stack("outages")
@@ -208,12 +208,13 @@ def test_a_login_flood_gets_429s_while_other_clients_order_and_read_their_feed(s
             order = stack.post(f"/api/{ORDERS}/orders", {"product_id": product_id, "quantity": 1}, headers=auth)
             feed = stack.get(f"/api/{NOTIFICATIONS}/feed", headers=auth)
             statuses += [order.status_code, feed.status_code]
-            time.sleep(0.05)
+            time.sleep(0.05)  # a client's pace (about 10 requests a second), not a wait
 
     assert flood.outcomes["429"] > 0, flood.outcomes
     assert set(statuses) == {200, 201}, statuses
-    # Served throughout the 15 s flood, not once or twice: 60-100 answers on a shared 2-core machine.
-    assert len(statuses) >= 30, (len(statuses), flood.outcomes)
+    # Served throughout the 15 s flood, not once or twice: 60-100 answers on a shared 2-core machine (a machine
+    # TEST_TIME_FACTOR says is slower answers fewer in the same time).
+    assert len(statuses) >= 30 / TIME_FACTOR, (len(statuses), flood.outcomes)
 
 
 @pytest.mark.one_database  # the gateway's

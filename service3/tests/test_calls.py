@@ -139,7 +139,7 @@ def test_after_the_reset_a_probe_of_health_is_the_trial_and_callers_still_fail_f
     for _ in range(2):
         with pytest.raises(DependencyUnavailable):
             catalog.request("GET", "/products")
-    time.sleep(0.3)
+    time.sleep(0.3)  # the breaker's reset time (0.2 s, its own clock) passes: what is tested is what comes after
     started = time.monotonic()
     with pytest.raises(DependencyUnavailable) as refused:
         catalog.request("GET", "/products")

@@ -416,7 +416,7 @@ class SteadyLoad:
             self.outcomes[outcome] += 1
             if outcome != 200:
                 self.failed_at.append(sent)
-            time.sleep(0.005)
+            time.sleep(0.005)  # a steady client's pace, not a wait
 
     def __enter__(self):
         self.thread.start()
@@ -503,7 +503,7 @@ def flood():
             outcome = type(error).__name__
         with lock:
             outcomes[str(outcome)] += 1
-        time.sleep(0.2)
+        time.sleep(0.2)  # each flooder's pace
 
 workers = [threading.Thread(target=flood) for _ in range(threads)]
 for worker in workers:
@@ -662,7 +662,7 @@ def place_until_answered(
                 return response
         except requests.RequestException:
             pass
-        time.sleep(0.5)
+        time.sleep(0.5)  # a client's pause before it sends the order again
     return None
 
 

@@ -116,7 +116,7 @@ cluster-down: $(TOOLS)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/bandit -q -r servicekit/servicekit status $(SERVICES) -x '*/tests/*,*/migrations/*,servicekit/servicekit/testing.py'
+	$(VENV)/bin/bandit -q -r servicekit/servicekit status $(SERVICES) -x '*/tests/*,*/migrations/*,servicekit/servicekit_testing/*'
 	$(VENV)/bin/hadolint servicekit/Dockerfile nginx/Dockerfile database/Dockerfile prometheus/Dockerfile base/*.Dockerfile \
 	  lab/*.Dockerfile
 	# The stack with every override merged: each service, the gateway with TLS, each database, the bench's rows,
@@ -135,7 +135,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/python scripts/check-migrations.py
 	# Types, one folder at a time (every service has a package named config), all folders at once.
 	@pids=(); \
-	(cd servicekit && ../$(VENV)/bin/mypy --config-file ../mypy.ini servicekit) & pids+=($$!); \
+	(cd servicekit && ../$(VENV)/bin/mypy --config-file ../mypy.ini servicekit servicekit_testing) & pids+=($$!); \
 	(cd status && MYPYPATH=../servicekit ../$(VENV)/bin/mypy --config-file ../mypy.ini .) & pids+=($$!); \
 	for service in $(SERVICES); do \
 	  (cd $$service && MYPYPATH=../servicekit ../$(VENV)/bin/mypy --config-file ../mypy.ini .) & pids+=($$!); \

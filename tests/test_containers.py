@@ -23,10 +23,12 @@ def test_every_container_runs_as_a_non_root_user(stack):
         assert uid != "0", container.name
 
 
-def test_no_service_image_carries_the_benchs_applications_gunicorn_or_the_status_page(stack):
-    """They are the bench's image's and the status page's alone (servicekit/Dockerfile, targets bench and status):
-    a service runs what it needs, and the status page runs no service."""
-    modules = ("gunicorn", "bench_apps", "servicekit.bench", "statuspage", "servicekit.status")
+def test_no_service_image_carries_the_benchs_applications_gunicorn_the_status_page_or_test_code(stack):
+    """They are the bench's image's and the status page's alone (servicekit/Dockerfile, targets bench and status),
+    and the tests' helpers the development environment's: a service runs what it needs, and the status page runs
+    no service."""
+    modules = ("gunicorn", "bench_apps", "servicekit.bench", "statuspage", "servicekit.status", "servicekit_testing",
+               "servicekit.testing", "pytest")  # fmt: skip
     files = ("/etc/uwsgi/status.ini", "/srv/status")
     probe = (
         "import importlib.util as u, os; "

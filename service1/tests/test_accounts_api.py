@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from accounts.models import CanonicalUsername, Token
-from servicekit.testing import internal_call
+from servicekit_testing import internal_call
 
 PREFIX = "/api/service1"
 User = get_user_model()

@@ -14,8 +14,8 @@ from catalog.selectors import stock_report
 from servicekit import identity, verification
 from servicekit.identity import body_digest
 from servicekit.models import AcceptedServiceToken
-from servicekit.testing import ADA as CUSTOMER
-from servicekit.testing import STAFF, internal_call, signed_by
+from servicekit_testing import ADA as CUSTOMER
+from servicekit_testing import STAFF, internal_call, signed_by
 
 PREFIX = "/api/service2"
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("accounts")]

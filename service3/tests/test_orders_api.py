@@ -17,7 +17,7 @@ from django.utils import timezone
 from orders import mule, outbox, services
 from orders.models import Order, OutboxMessage
 from servicekit.context import request_id_var
-from servicekit.testing import ADA, GRACE
+from servicekit_testing import ADA, GRACE
 
 PREFIX = "/api/service3"
 pytestmark = pytest.mark.django_db

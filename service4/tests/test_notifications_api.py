@@ -6,7 +6,7 @@ import pytest
 
 from notifications.models import Notification
 from servicekit import auth
-from servicekit.testing import ADA, GRACE, TEST_USERS, internal_call
+from servicekit_testing import ADA, GRACE, TEST_USERS, internal_call
 
 PREFIX = "/api/service4"
 FEED = f"{PREFIX}/feed"

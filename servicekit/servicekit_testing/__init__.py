@@ -1,7 +1,8 @@
-"""Test helpers every service shares; loaded as a pytest plugin by each service's pytest.ini.
+"""Test helpers every service shares; loaded as a pytest plugin by each service's pytest.ini. Beside servicekit, not
+in it: the images copy servicekit/servicekit alone, so no test code (nor pytest) runs in a service.
 
 ServiceContract is the contract every service keeps, as tests each service runs against itself: each service's
-pytest.ini collects servicekit.contract, which opts in.
+pytest.ini collects servicekit_testing.contract, which opts in.
 """
 
 import functools

@@ -1,6 +1,6 @@
 """The contract every service keeps, collected into each service's unit tests by its pytest.ini (testpaths)."""
 
-from servicekit.testing import ServiceContract
+from servicekit_testing import ServiceContract
 
 
 class TestServiceContract(ServiceContract):

@@ -5,6 +5,7 @@ configuration table that says what .env.example sets, variable for variable and 
 import ast
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -223,3 +224,44 @@ def test_a_walk_step_naming_a_missing_file_function_or_line_is_found(tmp_path):
              ("code.py", "gone"), ("gone.py", "two"), ("nginx.conf", "uwsgi_pass")]  # fmt: skip
     assert walk_size(steps, root=tmp_path) == (["code.py Kept.gone", "code.py gone", "gone.py two",
                                                  "nginx.conf uwsgi_pass"], 3, 2 + 3 + 2)  # fmt: skip
+
+
+# What the docs name in backticks: a make target, a path of this tree (from its root, or from a service's folder:
+# `orders/outbox.py`), a test.
+MAKE_TARGET = re.compile(r"`make ([a-z][a-z0-9-]*)")
+TREE_PATH = re.compile(r"`([A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*/[A-Za-z0-9_-]+\.[a-z]+)`")
+TEST_NAME = re.compile(r"`(test_[a-z0-9_]+)`")
+
+
+def tracked_files(root: Path = ROOT) -> list[str]:
+    listed = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True)
+    return listed.stdout.splitlines()
+
+
+def unknown_names(pages: list[Path], makefile: str, files: list[str], code: str) -> list[str]:
+    """What the pages name that is not there: a make target the Makefile lacks, a path no file has, a test that
+    no code defines."""
+    targets = set(re.findall(r"^([a-z][a-z0-9-]*):", makefile, re.MULTILINE))
+    unknown = []
+    for page in pages:
+        text = page.read_text()
+        unknown += [f"{page.name}: make {name}" for name in MAKE_TARGET.findall(text) if name not in targets]
+        unknown += [f"{page.name}: {path}" for path in TREE_PATH.findall(text)
+                    if not any(file == path or file.endswith("/" + path) for file in files)]  # fmt: skip
+        unknown += [f"{page.name}: {name}" for name in TEST_NAME.findall(text) if f"def {name}(" not in code]
+    return unknown
+
+
+def test_every_make_target_path_and_test_the_docs_name_is_there():
+    files = tracked_files()
+    code = "\n".join((ROOT / file).read_text() for file in files if file.endswith(".py") and (ROOT / file).is_file())
+    assert unknown_names(PAGES, (ROOT / "Makefile").read_text(), files, code) == []
+
+
+def test_a_make_target_path_or_test_the_docs_name_that_is_not_there_is_found(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("`make up` `make gone` `service3/orders/outbox.py` `orders/outbox.py` `orders/gone.py` "
+                    "`test_kept` `test_gone`")  # fmt: skip
+    files = ["service3/orders/outbox.py", "tests/test_kept.py"]
+    found = unknown_names([page], "up:\n\tdocker compose up\n", files, "def test_kept():\n    pass\n")
+    assert found == ["page.md: make gone", "page.md: orders/gone.py", "page.md: test_gone"]

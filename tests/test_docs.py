@@ -265,3 +265,56 @@ def test_a_make_target_path_or_test_the_docs_name_that_is_not_there_is_found(tmp
     files = ["service3/orders/outbox.py", "tests/test_kept.py"]
     found = unknown_names([page], "up:\n\tdocker compose up\n", files, "def test_kept():\n    pass\n")
     assert found == ["page.md: make gone", "page.md: orders/gone.py", "page.md: test_gone"]
+
+
+# Where the code reads a setting with its default: django-environ's env.<type>("NAME", default=...) and
+# os.environ.get("NAME", ...), in the services' and the status page's settings.
+CODE_DEFAULT = re.compile(r'(?:env(?:\.\w+)?|os\.environ\.get)\(\s*"([A-Z0-9_]+)"\s*,\s*(?:default=)?([^)\n]+)\)')
+SETTINGS_CODE = ["servicekit/servicekit/settings.py", "service*/config/settings.py", "status/statuspage/*.py"]
+
+
+def constant(expression: str) -> object:
+    """The value of a default written as a constant or arithmetic on constants (15 * 60); None otherwise."""
+    try:
+        tree = ast.parse(expression.strip(), mode="eval")
+    except SyntaxError:
+        return None
+    if not all(isinstance(node, ast.Expression | ast.Constant | ast.BinOp | ast.UnaryOp | ast.operator
+                          | ast.unaryop) for node in ast.walk(tree)):  # fmt: skip
+        return None
+    return eval(compile(tree, "<default>", "eval"), {"__builtins__": {}})  # noqa: S307 (constants only)
+
+
+def same_default(documented: str, coded: object) -> bool:
+    if isinstance(coded, bool):
+        return documented == str(coded).lower()
+    if isinstance(coded, int | float):
+        try:
+            return float(documented) == float(coded)
+        except ValueError:
+            return False
+    return documented == str(coded).lower() or documented == str(coded)
+
+
+def defaults_in_code(root: Path = ROOT) -> dict[str, list[object]]:
+    found: dict[str, list[object]] = {}
+    for pattern in SETTINGS_CODE:
+        for path in sorted(root.glob(pattern)):
+            for name, expression in CODE_DEFAULT.findall(path.read_text()):
+                found.setdefault(name, []).append(constant(expression))
+    return found
+
+
+def test_each_documented_default_is_the_one_the_code_falls_back_to():
+    documented, coded = documented_settings(), defaults_in_code()
+    compared = {name: (value, coded[name]) for name, value in documented.items() if value and name in coded}
+    assert len(compared) >= 15, compared  # the check reaches the settings it is about
+    wrong = {name: pair for name, pair in compared.items()
+             if any(value is not None and not same_default(pair[0], value) for value in pair[1])}  # fmt: skip
+    assert wrong == {}
+
+
+def test_a_documented_default_the_code_does_not_fall_back_to_is_found():
+    assert [same_default(documented, constant(code)) for documented, code in
+            [("900", "15 * 60"), ("false", "False"), ("INFO", '"INFO"'), ("3", "3.0"), ("5", "3.0"), ("true", "False"),
+             ("INFO", '"DEBUG"')]] == [True, True, True, True, False, False, False]  # fmt: skip

@@ -33,7 +33,7 @@ comma := ,
 
 .DEFAULT_GOAL := help
 .PHONY: help lock up down logs deploy scale autoscale load backup restore reconcile lint test test-set-up test-all unit unit-tests integration test-swarm swarm-up swarm-down swarm-deploy \
-	cluster-up cluster-down test-cluster test-fresh-machine cluster-drill bench bench-smoke sizes drill variants \
+	cluster-up cluster-down test-cluster test-fresh-machine cluster-drill drill-autoscale bench bench-smoke sizes drill variants \
 	base-images venv dev clean
 
 ## help: this list: every target, with what it does (the `## target:` lines of this file)
@@ -242,6 +242,10 @@ sizes: $(VENV)/.installed
 ## drill: a rolling deploy under load and a fault drill on its own copy of the stack; writes docs/drill.md (ONLY=part: that part, printed)
 drill: $(VENV)/.installed
 	$(VENV)/bin/python measure/drill.py $(if $(ONLY),--only $(ONLY))
+
+## drill-autoscale: make autoscale under a step load of logins, on its own stack; writes docs/autoscale.md and .png
+drill-autoscale: $(VENV)/.installed
+	$(VENV)/bin/python measure/autoscale_drill.py
 
 ## variants: time to healthy, a rolling update under load and a new replica's first request: SQLite, PostgreSQL, Swarm
 variants: $(VENV)/.installed

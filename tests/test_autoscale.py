@@ -10,25 +10,14 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import uuid
-from collections import Counter
 from pathlib import Path
 
 import pytest
-import requests
 
-from project import ACCOUNTS, METRICS_PROFILE
-from stack import Clients, Stack, tree_copy, variant_stack, wait_until
+from project import ACCOUNTS
+from stack import AUTOSCALED_ACCOUNTS, Logins, Stack, tree_copy, variant_stack, wait_until
 
-ONE_WORKER = {
-    "COMPOSE_PROFILES": METRICS_PROFILE,
-    "SERVICE1_PROCESSES": "1",
-    "SERVICE1_THREADS": "1",
-    # The load is logins from this host (one client to the gateway): its login limit lifted for them.
-    "GATEWAY_LOGIN_RATE": "100r/s",
-    "GATEWAY_LOGIN_BURST": "200",
-}
 # Shortened from the defaults (30 s loaded, 90 s quiet): the loop, not the patience, is tested.
 POLICY = ["--interval", "1", "--out-after", "5", "--in-after", "10"]
 LOAD_SECONDS = 150  # a bound: the load ends once the alert has fired
@@ -39,33 +28,13 @@ def one_worker_variant(shared: Stack) -> Stack:
     """From a copy of the tree: the autoscaler keeps the replicas in its .env, as make scale does."""
     directory = Path(tempfile.mkdtemp(prefix="microstack-autoscale-"))
     atexit.register(shutil.rmtree, directory, ignore_errors=True)  # once its stack is down: the session's end
-    return Stack(f"microstack-test-autoscale-{uuid.uuid4().hex[:8]}", ONE_WORKER, root=tree_copy(directory / "tree"))
+    project = f"microstack-test-autoscale-{uuid.uuid4().hex[:8]}"
+    return Stack(project, AUTOSCALED_ACCOUNTS, root=tree_copy(directory / "tree"))
 
 
 @pytest.fixture(scope="module")
 def one_worker_stack(stack_pool):
     yield from stack_pool.variant(one_worker_variant)
-
-
-class Logins(Clients):
-    """Clients logging in one after another, as fast as they are answered (each login once, on a connection of its
-    own), for at most LOAD_SECONDS: two keep a worker of one thread always busy, and never queue more than two."""
-
-    def __init__(self, stack: Stack, credentials: dict, clients: int):
-        self.url, self.credentials = f"{stack.base_url}/api/{ACCOUNTS}/login", credentials
-        self.outcomes: Counter = Counter()
-        self.served_by: Counter = Counter()
-        super().__init__(clients)
-
-    def run(self, client: int) -> None:
-        deadline = time.monotonic() + LOAD_SECONDS
-        while not self.stopped.is_set() and time.monotonic() < deadline:
-            try:
-                response = requests.post(self.url, json=self.credentials, headers={"Connection": "close"}, timeout=30)
-                self.outcomes[response.status_code] += 1
-                self.served_by[response.headers.get("X-Served-By")] += 1
-            except requests.RequestException as error:
-                self.outcomes[type(error).__name__] += 1
 
 
 SATURATION_ALERT = f'ALERTS{{alertname="ServiceSaturated", service="{ACCOUNTS}", alertstate="firing"}}'
@@ -98,7 +67,7 @@ def test_autoscale_adds_a_replica_under_load_and_removes_it_once_the_load_ends_l
         return len(stack.containers(ACCOUNTS)) == 1 and any("1 replica(s) serving" in line for line in lines)
 
     try:
-        with Logins(stack, {"username": username, "password": password}, clients=2) as load:
+        with Logins(stack, {"username": username, "password": password}, clients=2, max_seconds=LOAD_SECONDS) as load:
             scaled_out = wait_until(lambda: len(stack.containers(ACCOUNTS)) == 2, timeout=90)
             # The second replica takes logins too; two clients still keep both busy: the alert fires.
             both_served = scaled_out and wait_until(lambda: len(load.served_by) >= 2, timeout=30)

@@ -23,7 +23,17 @@ import requests
 from docker.models.containers import Container
 
 import engine
-from project import ACCOUNTS, CATALOG, ORDERS, ROOT, SERVICES, ComposeProject, ToolError, retrying_session
+from project import (
+    ACCOUNTS,
+    CATALOG,
+    METRICS_PROFILE,
+    ORDERS,
+    ROOT,
+    SERVICES,
+    ComposeProject,
+    ToolError,
+    retrying_session,
+)
 
 # Where the services keep their data, as the suite was asked to run (DB=sqlite or DB=postgres, Makefile): SQLite
 # in each service's volume, or a PostgreSQL server per service, added by its Compose file.
@@ -694,6 +704,45 @@ class Clients:
         self.stopped.set()
         for thread in self.threads:
             thread.join()
+
+
+# Accounts as one worker of one thread, Prometheus on: a stack whose accounts a few clients' logins saturate, for
+# make autoscale (tests/test_autoscale.py, make drill-autoscale). The logins come from this host (one client to
+# the gateway): its login limit lifted for them.
+AUTOSCALED_ACCOUNTS = {
+    "COMPOSE_PROFILES": METRICS_PROFILE,
+    "SERVICE1_PROCESSES": "1",
+    "SERVICE1_THREADS": "1",
+    "GATEWAY_LOGIN_RATE": "100r/s",
+    "GATEWAY_LOGIN_BURST": "200",
+}
+
+
+class Logins(Clients):
+    """Clients logging in one after another, as fast as they are answered (each login on a connection of its own),
+    for at most max_seconds: a closed loop, so the load never queues more logins than there are clients. Each
+    answer is kept: when it was sent, how long it took, and what it was."""
+
+    def __init__(self, stack: "Stack", credentials: dict, clients: int, max_seconds: float):
+        self.url, self.credentials = f"{stack.base_url}/api/{ACCOUNTS}/login", credentials
+        self.max_seconds = max_seconds
+        self.outcomes: Counter = Counter()
+        self.served_by: Counter = Counter()
+        self.answers: list[tuple[float, float, int | str]] = []  # (time.time() sent, seconds, status or error)
+        super().__init__(clients)
+
+    def run(self, client: int) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        while not self.stopped.is_set() and time.monotonic() < deadline:
+            sent, started = time.time(), time.monotonic()
+            try:
+                response = requests.post(self.url, json=self.credentials, headers={"Connection": "close"}, timeout=30)
+                outcome: int | str = response.status_code
+                self.served_by[response.headers.get("X-Served-By")] += 1
+            except requests.RequestException as error:
+                outcome = type(error).__name__
+            self.outcomes[outcome] += 1
+            self.answers.append((sent, time.monotonic() - started, outcome))
 
 
 class OrderingClients(Clients):

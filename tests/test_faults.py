@@ -62,7 +62,7 @@ def test_a_crashed_service_fails_fast_and_its_restart_policy_brings_it_back(stac
 
     # Back, whatever the machine's load: Docker restarts it, it checks its migrations and starts uWSGI (about 8 s
     # on PostgreSQL here, over 15 s twice in a loaded CI run). How fast is the drill's figure (docs/drill.md).
-    assert wait_until(lambda: stack.answers(f"/api/{CATALOG}/health/"), timeout=seconds(45))
+    assert wait_until(lambda: stack.answers(f"/api/{CATALOG}/health/"), timeout=45)
     container.reload()
     assert container.attrs["RestartCount"] >= 1
     assert_untouched(loads_on_the_other_routes)

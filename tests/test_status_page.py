@@ -6,13 +6,12 @@ import os
 import signal
 import subprocess
 import threading
-import time
 
 import pytest
 
 from load import send
 from preflight import worker_defaults
-from project import ACCOUNTS, GATEWAY, ROOT, SERVICES, STATUS
+from project import ACCOUNTS, GATEWAY, ROOT, SERVICES, STATUS, engine_time
 from stack import seconds, wait_until
 
 # A stack of its own, shared with the other "rollouts" modules: it scales and kills replicas.
@@ -49,7 +48,7 @@ def test_requests_are_counted_for_the_replica_that_served_them(stack):
         replica = stack.shown_on_status_page(ACCOUNTS)[instance]
         return replica["requests_per_second"] * stack.status_page()["window_seconds"] >= sent
 
-    assert wait_until(counted, timeout=seconds(3))
+    assert wait_until(counted, timeout=3)
     replica = stack.shown_on_status_page(ACCOUNTS)[instance]
     # nginx times to the millisecond: a health check served in under one is 0 ms.
     assert replica["errors"] == 0 and 0 <= replica["p50_ms"] <= replica["p99_ms"]
@@ -67,21 +66,34 @@ def says_it_is_not_answering(response) -> bool:
     return response.status_code == 503 and response.json()["error"]["message"] == "The status page is not answering"
 
 
+NOT_ANSWERING_SAID = b"the status page is not answering; no log line is sent to it"
+
+
+def old_workers_running(gateway) -> bool:
+    """nginx's workers from before a reload are still finishing their requests (their process title says so)."""
+    titles = gateway.exec_run(["bash", "-c", "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' '\\n'"])
+    return b"shutting down" in titles.output
+
+
 def test_a_stopped_status_container_costs_the_gateway_no_log_line_per_request(stack):
     status_container, gateway = stack.container(STATUS), stack.container(GATEWAY)
     status_container.update(restart_policy={"Name": "no"})  # stays down, as after `docker kill`
     status_container.kill()
     try:
-        assert wait_until(lambda: says_it_is_not_answering(stack.get("/status/")), timeout=seconds(10))
-        time.sleep(1)  # the gateway's workers from before its reload finish what they had
+        assert wait_until(lambda: says_it_is_not_answering(stack.get("/status/")), timeout=10)
+        # The gateway has said it once, and its workers from before its reload have finished what they had.
+        assert wait_until(lambda: NOT_ANSWERING_SAID in gateway.logs(), timeout=10)
+        assert wait_until(lambda: not old_workers_running(gateway), timeout=10)
         since = datetime.datetime.now(datetime.UTC)
         assert [stack.get(f"/api/{ACCOUNTS}/health").status_code for _ in range(100)] == [200] * 100
         logged = [json.loads(line) for line in gateway.logs(since=since).decode().splitlines() if line.strip()]
-        assert [line for line in logged if line["level"] != "INFO"] == []
+        # The engine's `since` is in whole seconds: each line's own time decides.
+        after = [line for line in logged if engine_time(line["time"]) >= since]
+        assert [line for line in after if line["level"] != "INFO"] == []
     finally:
         status_container.update(restart_policy={"Name": "unless-stopped"})
         status_container.start()
-    assert wait_until(lambda: stack.get("/status/").status_code == 200, timeout=seconds(15))
+    assert wait_until(lambda: stack.get("/status/").status_code == 200, timeout=15)
 
 
 def test_the_page_reads_as_a_table_without_javascript(stack):
@@ -101,12 +113,10 @@ def test_a_killed_replica_is_gone_from_the_page_within_five_seconds(stack):
     try:
         victim, survivor = stack.containers(ACCOUNTS)
         hostname = victim.attrs["Config"]["Hostname"]
-        assert wait_until(lambda: hostname in stack.shown_on_status_page(ACCOUNTS), timeout=seconds(5))
+        assert wait_until(lambda: hostname in stack.shown_on_status_page(ACCOUNTS), timeout=5)
         victim.update(restart_policy={"Name": "no"})  # stays dead, so "gone" is not a race with its restart
         os.kill(victim.attrs["State"]["Pid"], signal.SIGKILL)
-        gone = wait_until(
-            lambda: hostname not in stack.shown_on_status_page(ACCOUNTS), timeout=seconds(5), interval=0.1
-        )
+        gone = wait_until(lambda: hostname not in stack.shown_on_status_page(ACCOUNTS), timeout=5, interval=0.1)
         assert gone
         assert survivor.attrs["Config"]["Hostname"] in stack.shown_on_status_page(ACCOUNTS)
         victim.remove(force=True)
@@ -152,13 +162,13 @@ def test_in_a_browser_scaling_under_load_shows_each_new_replica_taking_requests(
     load.start()
     try:
         stack.scale(ACCOUNTS, 3)
-        assert wait_until(lambda: serving(rows_on_page(browser, ACCOUNTS)) == 3, timeout=seconds(10), interval=0.5), (
+        assert wait_until(lambda: serving(rows_on_page(browser, ACCOUNTS)) == 3, timeout=10, interval=0.5), (
             rows_on_page(browser, ACCOUNTS)
         )
         screenshot = SCREENSHOT if os.environ.get("UPDATE_SCREENSHOT") else tmp_path / "status.png"
         assert browser.save_screenshot(str(screenshot))
         stack.scale(ACCOUNTS, 1)
-        assert wait_until(lambda: len(rows_on_page(browser, ACCOUNTS)) == 1, timeout=seconds(10), interval=0.5)
+        assert wait_until(lambda: len(rows_on_page(browser, ACCOUNTS)) == 1, timeout=10, interval=0.5)
     finally:
         stop.set()
         load.join(timeout=10)

@@ -35,6 +35,7 @@ CLIENTS = 4  # logins in flight at once: one worker serves one, two replicas on 
 QUIET_SECONDS, LOAD_SECONDS, RETURN_SECONDS = 60, 300, 420  # the last a bound: the policy's quiet is 90 s a step
 # What the figures are over: the first logins of the load (one replica) and its last minute (all it added).
 BEFORE_SECONDS, AFTER_SECONDS = 30, 60
+SETTLE_SECONDS = 10
 SERVED = f'service:microstack_uwsgi_requests:rate30s{{service="{ACCOUNTS}"}}'
 REPLICAS = f'microstack_replicas{{service="{ACCOUNTS}"}}'
 P99 = f'service:microstack_gateway_response_duration_seconds:p99_1m{{service="{ACCOUNTS}"}}'
@@ -73,6 +74,19 @@ def p99_ms(answers: list[tuple[float, float, int | str]], start: float, end: flo
     return statistics.quantiles(took, n=100)[98] * 1000 if len(took) >= 2 else None
 
 
+def stretches(autoscaler: Autoscaler, step: float, end_of_load: float) -> list[tuple[int, float, float]]:
+    """(replicas, from, to): while the load lasted, each stretch at one count of replicas, from SETTLE_SECONDS
+    after the last of them was serving (a new replica's first requests, and the one it replaced, left out)."""
+    changes = [(step, MINIMUM)] + [
+        (at, int(line.split(f"{ACCOUNTS}: ", 1)[1].split(" ", 1)[0]))
+        for at, line in autoscaler.lines
+        if "replica(s) serving" in line and step < at < end_of_load
+    ]
+    bounds = [*(at for at, _ in changes[1:]), end_of_load]
+    return [(replicas, at + SETTLE_SECONDS, until) for (at, replicas), until in zip(changes, bounds, strict=True)
+            if until - at > SETTLE_SECONDS]  # fmt: skip
+
+
 def series(stack: Stack, query: str, start: float, end: float) -> list[tuple[float, float]]:
     """Prometheus's values of a query over the run, every 5 s (one series: the query names one service)."""
     parameters = {"query": query, "start": f"{start:.0f}", "end": f"{end:.0f}", "step": "5"}
@@ -95,6 +109,7 @@ def draw(path: Path, stack: Stack, start: float, step: float, end_of_load: float
         points = series(stack, query, start, end)
         axis.plot([at - start for at, _ in points], [value * scale for _, value in points], drawstyle="steps-post")
         axis.set_ylabel(label)
+        axis.set_ylim(bottom=0)  # a change in proportion to the whole, not a zoom on a wiggle
         for moment in (step, end_of_load):
             axis.axvline(moment - start, color="grey", linestyle="--", linewidth=1)
         axis.grid(alpha=0.3)
@@ -103,6 +118,14 @@ def draw(path: Path, stack: Stack, start: float, step: float, end_of_load: float
     axes[-1].set_xlabel("seconds into the drill")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
+
+
+def stretch_row(load: Logins, replicas: int, start: float, end: float) -> str:
+    took = sorted(seconds for sent, seconds, _ in load.answers if start <= sent < end)
+    if len(took) < 2:
+        return f"| {replicas} | {end - start:.0f} s | - | - | - |"
+    p50, p99 = statistics.median(took) * 1000, statistics.quantiles(took, n=100)[98] * 1000
+    return f"| {replicas} | {end - start:.0f} s | {len(took) / (end - start):.1f} | {p50:.0f} | {p99:.0f} |"
 
 
 def change_of(decision: str) -> str:
@@ -180,6 +203,16 @@ def report(out: Path, stack: Stack, autoscaler: Autoscaler, load: Logins, start:
             ]
         )
         + " |",  # fmt: skip
+        "",
+        "What the clients got at each count of replicas while the load lasted (from "
+        f"{SETTLE_SECONDS} s after the last of them was serving):",
+        "",
+        "| replicas | for | logins / s | p50 ms | p99 ms |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+        *(stretch_row(load, *stretch) for stretch in stretches(autoscaler, step, end_of_load)),
+        "",
+        "Prometheus's p99 (the plot) is interpolated within its histogram's buckets (0.5 s, 1 s, 2.5 s here): "
+        "between two bounds it shows the trend, not the figure; the clients' p99 above are exact.",
         "",
         "The autoscaler's decisions, as it said them:",
         "",

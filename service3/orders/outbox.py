@@ -179,9 +179,10 @@ def deliver_due(*, limit: int = 50) -> int:
     held_events = claim_all(events) if events else []
     if held_events:
         deliver_events(held_events)
-    others = [message for message in due if not event_id_of(message) and claim(message)]
+    others = [message for message in due if not event_id_of(message)]
     for message in others:
-        deliver(message)
+        if claim(message):  # each leased just before its attempt: a lease outlasts one attempt, not a pass
+            deliver(message)
     delivered = [message for message in events + others if message.delivered_at is not None]
     # Receivers that took a message: their backlog is due now, woken once per pass.
     for service in {message.service for message in delivered}:

@@ -66,6 +66,17 @@ class NotificationOut(Schema):
             return notification.type
 
 
+def received(event: EventIn, event_id: uuid.UUID, request_id: str) -> services.Event:
+    return services.Event(
+        event_id=event_id,
+        event_type=event.type,
+        user_id=event.user_id,
+        occurred_at=event.occurred_at,
+        data=event.data,
+        request_id=request_id,
+    )
+
+
 @api.get("/feed", auth=BearerAuth(), response=list[NotificationOut])
 def feed(request: HttpRequest, limit: int = Query(100, ge=1, le=1000)):
     """The caller's notifications, newest first."""
@@ -80,15 +91,7 @@ def feed(request: HttpRequest, limit: int = Query(100, ge=1, le=1000)):
 )
 def event_receive(request: HttpRequest, event_id: uuid.UUID, event: EventIn):
     """Idempotent by event id: 201 the first time, 200 for a redelivery."""
-    received = services.Event(
-        event_id=event_id,
-        event_type=event.type,
-        user_id=event.user_id,
-        occurred_at=event.occurred_at,
-        data=event.data,
-        request_id=request_id_var.get(),
-    )
-    created = services.events_receive([received]) == 1
+    created = services.events_receive([received(event, event_id, request_id_var.get())]) == 1
     return Status(201 if created else 200, None)
 
 
@@ -96,17 +99,5 @@ def event_receive(request: HttpRequest, event_id: uuid.UUID, event: EventIn):
 def events_receive(request: HttpRequest, batch: EventBatch):
     """Many events in one call and one transaction, each idempotent by its id as above: the outbox delivers what
     piled up in one request, not one request per event. All are stored, or (a 400) none."""
-    services.events_receive(
-        [
-            services.Event(
-                event_id=event.event_id,
-                event_type=event.type,
-                user_id=event.user_id,
-                occurred_at=event.occurred_at,
-                data=event.data,
-                request_id=event.request_id,
-            )
-            for event in batch.events
-        ]
-    )
+    services.events_receive([received(event, event.event_id, event.request_id) for event in batch.events])
     return Status(200, None)

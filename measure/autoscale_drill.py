@@ -69,16 +69,25 @@ class Autoscaler:
         self.reader.join(timeout=60)
 
 
-def p99_ms(answers: list[tuple[float, float, int | str]], start: float, end: float) -> float | None:
-    took = [seconds for sent, seconds, _ in answers if start <= sent < end]
-    return statistics.quantiles(took, n=100)[98] * 1000 if len(took) >= 2 else None
+def took(answers: list[tuple[float, float, int | str]], start: float, end: float) -> list[float]:
+    """How long each login sent between start and end took, in seconds."""
+    return [seconds for sent, seconds, _ in answers if start <= sent < end]
+
+
+def p99_ms(seconds: list[float]) -> float | None:
+    return statistics.quantiles(seconds, n=100)[98] * 1000 if len(seconds) >= 2 else None
+
+
+def said(decision: str) -> str:
+    """What the autoscaler said of the service: "1 -> 2 replicas: ..." of "autoscale: 18:14:01 service1: 1 -> 2 ..."."""
+    return decision.split(f"{ACCOUNTS}: ", 1)[1]
 
 
 def stretches(autoscaler: Autoscaler, step: float, end_of_load: float) -> list[tuple[int, float, float]]:
     """(replicas, from, to): while the load lasted, each stretch at one count of replicas, from SETTLE_SECONDS
     after the last of them was serving (a new replica's first requests, and the one it replaced, left out)."""
     changes = [(step, MINIMUM)] + [
-        (at, int(line.split(f"{ACCOUNTS}: ", 1)[1].split(" ", 1)[0]))
+        (at, int(said(line).split(" ", 1)[0]))
         for at, line in autoscaler.lines
         if "replica(s) serving" in line and step < at < end_of_load
     ]
@@ -121,16 +130,17 @@ def draw(path: Path, stack: Stack, start: float, step: float, end_of_load: float
 
 
 def stretch_row(load: Logins, replicas: int, start: float, end: float) -> str:
-    took = sorted(seconds for sent, seconds, _ in load.answers if start <= sent < end)
-    if len(took) < 2:
+    seconds = took(load.answers, start, end)
+    p99 = p99_ms(seconds)
+    if p99 is None:
         return f"| {replicas} | {end - start:.0f} s | - | - | - |"
-    p50, p99 = statistics.median(took) * 1000, statistics.quantiles(took, n=100)[98] * 1000
-    return f"| {replicas} | {end - start:.0f} s | {len(took) / (end - start):.1f} | {p50:.0f} | {p99:.0f} |"
+    p50 = statistics.median(seconds) * 1000
+    return f"| {replicas} | {end - start:.0f} s | {len(seconds) / (end - start):.1f} | {p50:.0f} | {p99:.0f} |"
 
 
 def change_of(decision: str) -> str:
     """1 -> 2, of the autoscaler's line "autoscale: 18:14:01 service1: 1 -> 2 replicas: saturated for ..."."""
-    return decision.split(f"{ACCOUNTS}: ", 1)[1].split(" replicas")[0]
+    return said(decision).split(" replicas")[0]
 
 
 def after(at: float | None, since: float) -> str:
@@ -175,8 +185,8 @@ def report(out: Path, stack: Stack, autoscaler: Autoscaler, load: Logins, start:
     back = autoscaler.first(f"{MINIMUM} replica(s) serving", end_of_load)
     failed = sum(count for outcome, count in load.outcomes.items() if outcome != 200)
     last_added = added[-1][0] if added else step
-    before = p99_ms(load.answers, step, step + BEFORE_SECONDS)
-    settled = p99_ms(load.answers, max(last_added, end_of_load - AFTER_SECONDS), end_of_load)
+    before = p99_ms(took(load.answers, step, step + BEFORE_SECONDS))
+    settled = p99_ms(took(load.answers, max(last_added, end_of_load - AFTER_SECONDS), end_of_load))
     lines = report_preamble("The autoscaling drill", "make drill-autoscale")
     lines += [
         f"Accounts: one replica of one worker of one thread at first. After {QUIET_SECONDS} s at rest, {CLIENTS} "
@@ -196,7 +206,7 @@ def report(out: Path, stack: Stack, autoscaler: Autoscaler, load: Logins, start:
                 ", ".join(f"{change_of(line)} at {at - step:.0f} s" for at, line in added) or "none",
                 f"{before:.0f} ms" if before is not None else "-",
                 f"{settled:.0f} ms" if settled is not None else "-",
-                (stopped.split(f"{ACCOUNTS}: ", 1)[1] if stopped else "at MAX or never saturated").replace("|", "/"),
+                (said(stopped) if stopped else "at MAX or never saturated").replace("|", "/"),
                 after(back[0] if back else None, end_of_load),
                 str(sum(load.outcomes.values())),
                 str(failed),

@@ -13,10 +13,8 @@ import argparse
 import atexit
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -28,7 +26,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1] / folder) for folder in 
 
 from project import ACCOUNTS, ROOT
 from reports import report_preamble
-from stack import AUTOSCALED_ACCOUNTS, Logins, Stack, tree_copy
+from stack import AUTOSCALED_ACCOUNTS, Autoscaler, Logins, Stack, tree_copy
 
 MINIMUM, MAXIMUM = 1, 4
 CLIENTS = 4  # logins in flight at once: one worker serves one, two replicas on 2 cores serve about two
@@ -39,34 +37,6 @@ SETTLE_SECONDS = 10
 SERVED = f'service:microstack_uwsgi_requests:rate30s{{service="{ACCOUNTS}"}}'
 REPLICAS = f'microstack_replicas{{service="{ACCOUNTS}"}}'
 P99 = f'service:microstack_gateway_response_duration_seconds:p99_1m{{service="{ACCOUNTS}"}}'
-
-
-class Autoscaler:
-    """`make autoscale` for the drill's stack, its decisions kept with the moment each was said."""
-
-    def __init__(self, stack: Stack):
-        command = [sys.executable, str(stack.root / "scripts" / "autoscale.py"), ACCOUNTS,
-                   "--min", str(MINIMUM), "--max", str(MAXIMUM)]  # fmt: skip
-        environment = {**stack.compose_environment(), "COMPOSE_PROJECT_NAME": stack.project}
-        self.process = subprocess.Popen(
-            command, cwd=stack.root, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        self.lines: list[tuple[float, str]] = []
-        self.reader = threading.Thread(target=self.read)
-        self.reader.start()
-
-    def read(self) -> None:
-        for line in self.process.stdout or []:
-            print(line, end="", flush=True)
-            self.lines.append((time.time(), line.strip()))
-
-    def first(self, text: str, after: float = 0.0) -> tuple[float, str] | None:
-        return next(((at, line) for at, line in self.lines if text in line and at >= after), None)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=60)
-        self.reader.join(timeout=60)
 
 
 def took(answers: list[tuple[float, float, int | str]], start: float, end: float) -> list[float]:
@@ -156,7 +126,7 @@ def drill(out: Path) -> None:
     try:
         credentials = {"username": f"drill-{uuid.uuid4().hex[:8]}", "password": uuid.uuid4().hex}
         assert stack.post(f"/api/{ACCOUNTS}/register", credentials).status_code == 201
-        autoscaler = Autoscaler(stack)
+        autoscaler = Autoscaler(stack, MINIMUM, MAXIMUM, echo=True)
         try:
             start = time.time()
             time.sleep(QUIET_SECONDS)  # the figures at rest, in the plot

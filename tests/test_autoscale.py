@@ -6,17 +6,14 @@ every branch (hysteresis, MIN and MAX, a replica that did not help) is unit-test
 
 import atexit
 import shutil
-import subprocess
-import sys
 import tempfile
-import threading
 import uuid
 from pathlib import Path
 
 import pytest
 
 from project import ACCOUNTS
-from stack import AUTOSCALED_ACCOUNTS, Logins, Stack, tree_copy, variant_stack, wait_until
+from stack import AUTOSCALED_ACCOUNTS, Autoscaler, Logins, Stack, tree_copy, variant_stack, wait_until
 
 # Shortened from the defaults (30 s loaded, 90 s quiet): the loop, not the patience, is tested. Out after 25 s:
 # longer than the saturation alert takes to fire (15 s, rules evaluated every 5 s), so it fires on one replica, as
@@ -55,18 +52,10 @@ def test_autoscale_adds_a_replica_under_load_and_removes_it_once_the_load_ends_l
     stack = one_worker_stack
     username, password = f"autoscaled-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
     assert stack.post(f"/api/{ACCOUNTS}/register", {"username": username, "password": password}).status_code == 201
-    command = [sys.executable, str(stack.root / "scripts" / "autoscale.py"), ACCOUNTS, "--min", "1", "--max", "2"]
-    environment = {**stack.compose_environment(), "COMPOSE_PROJECT_NAME": stack.project}
-    autoscaler = subprocess.Popen(
-        [*command, *POLICY, "--seconds", "300"], cwd=stack.root, env=environment,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(line for line in autoscaler.stdout or []))
-    reader.start()
+    autoscaler = Autoscaler(stack, 1, 2, *POLICY, "--seconds", "300")
 
     def scaled_in_and_said_so() -> bool:  # its scale (make scale's) has returned: nothing of it runs on
-        return len(stack.containers(ACCOUNTS)) == 1 and any("1 replica(s) serving" in line for line in lines)
+        return len(stack.containers(ACCOUNTS)) == 1 and autoscaler.first("1 replica(s) serving") is not None
 
     try:
         with Logins(stack, {"username": username, "password": password}, clients=2, max_seconds=LOAD_SECONDS) as load:
@@ -77,10 +66,8 @@ def test_autoscale_adds_a_replica_under_load_and_removes_it_once_the_load_ends_l
         scaled_in = alerted and wait_until(scaled_in_and_said_so, timeout=120)
         alert_cleared = scaled_in and wait_until(lambda: not saturation_alert_firing(stack), timeout=60)
     finally:
-        autoscaler.terminate()
-        autoscaler.wait(timeout=60)
-        reader.join(timeout=60)
-    said = "".join(lines)
+        autoscaler.stop()
+    said = autoscaler.said()
     print(said)  # the decisions, for whoever reads a run
     assert scaled_out and both_served and alerted and scaled_in and alert_cleared, (said, load.outcomes, load.served_by)
     assert set(load.outcomes) == {200}, load.outcomes

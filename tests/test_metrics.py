@@ -16,10 +16,14 @@ SERVED = f'sum(microstack_uwsgi_requests_total{{service="{CATALOG}"}})'
 PUBLIC_READ = f"/api/{CATALOG}/products"
 
 
+def active_targets(stack) -> list[dict]:
+    """What the stack's Prometheus scrapes (prometheus/prometheus.yml), as Prometheus says."""
+    answer = requests.get(f"http://127.0.0.1:{stack.prometheus_port}/api/v1/targets", timeout=10)
+    return answer.json()["data"]["activeTargets"]
+
+
 def scrape_target(stack) -> SplitResult:
-    """Where the stack's Prometheus scrapes the figures (prometheus/prometheus.yml), as Prometheus says."""
-    targets = requests.get(f"http://127.0.0.1:{stack.prometheus_port}/api/v1/targets", timeout=10).json()
-    (target,) = targets["data"]["activeTargets"]
+    (target,) = active_targets(stack)
     return urlsplit(target["scrapeUrl"])
 
 
@@ -70,8 +74,8 @@ def test_the_figures_are_on_the_metrics_network_only_not_at_the_gateway_nor_for_
     for service in SERVICES:
         tried = stack.container(service).exec_run(["python", "-c", reach])
         assert tried.exit_code != 0, (service, tried.output.decode())
-    targets = requests.get(f"http://127.0.0.1:{stack.prometheus_port}/api/v1/targets", timeout=10).json()
-    assert [target["health"] for target in targets["data"]["activeTargets"]] == ["up"], json.dumps(targets)
+    targets = active_targets(stack)
+    assert [target["health"] for target in targets] == ["up"], json.dumps(targets)
 
 
 def test_prometheus_counts_every_request_a_client_sent(stack):

@@ -175,11 +175,12 @@ def deliver_due(*, limit: int = 50) -> int:
     call, the others one by one. Returns how many were delivered."""
     now = timezone.now()
     due = list(undelivered().filter(unleased(now), next_attempt_at__lte=now)[:limit])
-    events = [message for message in due if event_id_of(message)]
+    events, others = [], []
+    for message in due:
+        (events if event_id_of(message) else others).append(message)
     held_events = claim_all(events) if events else []
     if held_events:
         deliver_events(held_events)
-    others = [message for message in due if not event_id_of(message)]
     for message in others:
         if claim(message):  # each leased just before its attempt: a lease outlasts one attempt, not a pass
             deliver(message)

@@ -10,6 +10,8 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -716,6 +718,40 @@ AUTOSCALED_ACCOUNTS = {
     "GATEWAY_LOGIN_RATE": "100r/s",
     "GATEWAY_LOGIN_BURST": "200",
 }
+
+
+class Autoscaler:
+    """`make autoscale` run on a stack's accounts (scripts/autoscale.py), each line it says kept with the moment it
+    was said; echo prints them as they come."""
+
+    def __init__(self, stack: "Stack", minimum: int, maximum: int, *policy: str, echo: bool = False):
+        command = [sys.executable, str(stack.root / "scripts" / "autoscale.py"), ACCOUNTS,
+                   "--min", str(minimum), "--max", str(maximum), *policy]  # fmt: skip
+        environment = {**stack.compose_environment(), "COMPOSE_PROJECT_NAME": stack.project}
+        self.process = subprocess.Popen(
+            command, cwd=stack.root, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self.echo = echo
+        self.lines: list[tuple[float, str]] = []
+        self.reader = threading.Thread(target=self.read)
+        self.reader.start()
+
+    def read(self) -> None:
+        for line in self.process.stdout or []:
+            if self.echo:
+                print(line, end="", flush=True)
+            self.lines.append((time.time(), line.strip()))
+
+    def first(self, text: str, after: float = 0.0) -> tuple[float, str] | None:
+        return next(((at, line) for at, line in self.lines if text in line and at >= after), None)
+
+    def said(self) -> str:
+        return "\n".join(line for _, line in self.lines)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=60)
+        self.reader.join(timeout=60)
 
 
 class Logins(Clients):

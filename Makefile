@@ -170,19 +170,20 @@ test-set-up:
 	@scripts/test-tools.sh
 
 ## test-all: every test, on each kind of stack: SQLite, PostgreSQL, Swarm, the three-node lab, a fresh machine (what CI runs)
-# Each variant says how long it took, so the times can be compared run to run. The fresh machine runs beside the
-# lab: it mostly installs and downloads (Debian's mirror, PyPI) while the lab loads its images into its engines,
-# and neither judges a time; its output follows the lab's.
+# Each variant says how long it took, so the times can be compared run to run. Swarm and the fresh machine run
+# beside the lab: the lab mostly waits (on its engines loading images, on a node to be found lost), the fresh
+# machine mostly installs and downloads (Debian's mirror, PyPI), and none judges a time; their output follows.
 test-all: test-set-up
 	@SECONDS=0 && $(MAKE) --no-print-directory test DB=sqlite && echo "test-all: SQLite (make test) in $$SECONDS s"
 	@SECONDS=0 && $(MAKE) --no-print-directory test DB=postgres && echo "test-all: PostgreSQL in $$SECONDS s"
-	@SECONDS=0 && $(MAKE) --no-print-directory test-swarm && echo "test-all: Swarm in $$SECONDS s"
-	@fresh_log=$$(mktemp) && trap 'rm -f "$$fresh_log"' EXIT; \
+	@swarm_log=$$(mktemp) && fresh_log=$$(mktemp) && trap 'rm -f "$$swarm_log" "$$fresh_log"' EXIT; \
+	{ SECONDS=0; $(MAKE) --no-print-directory test-swarm >"$$swarm_log" 2>&1 \
+	  && echo "test-all: Swarm in $$SECONDS s (beside the lab)" >>"$$swarm_log"; } & swarm=$$!; \
 	{ SECONDS=0; $(MAKE) --no-print-directory test-fresh-machine >"$$fresh_log" 2>&1 \
 	  && echo "test-all: a fresh machine in $$SECONDS s (beside the lab)" >>"$$fresh_log"; } & fresh=$$!; \
 	SECONDS=0; $(MAKE) --no-print-directory test-cluster && echo "test-all: the three-node lab in $$SECONDS s"; \
-	lab=$$?; wait "$$fresh"; fresh_status=$$?; cat "$$fresh_log"; \
-	[ "$$lab" -eq 0 ] && [ "$$fresh_status" -eq 0 ]
+	lab=$$?; wait "$$swarm"; swarm_status=$$?; wait "$$fresh"; fresh_status=$$?; cat "$$swarm_log" "$$fresh_log"; \
+	[ "$$lab" -eq 0 ] && [ "$$swarm_status" -eq 0 ] && [ "$$fresh_status" -eq 0 ]
 
 ## unit: servicekit's, the status page's, the tools' and each service's unit tests, no Docker needed (DB=postgres: on a throwaway PostgreSQL)
 unit: $(VENV)/.installed
@@ -209,11 +210,11 @@ integration: $(VENV)/.installed
 
 ## test-swarm: the HTTP contract, scaling, rolling updates and replacement of killed tasks, on its own swarm stack
 test-swarm: $(VENV)/.installed
-	cd tests && STACK=swarm ../$(VENV)/bin/pytest -q $(SWARM_TESTS)
+	cd tests && STACK=swarm ../$(VENV)/bin/pytest -q --durations=8 $(SWARM_TESTS)
 
 ## test-cluster: the HTTP contract and the cluster's faults under load (tests/test_cluster.py) on a lab of its own
 test-cluster: $(VENV)/.installed
-	cd tests && STACK=cluster ../$(VENV)/bin/pytest -q $(CLUSTER_TESTS)
+	cd tests && STACK=cluster ../$(VENV)/bin/pytest -q --durations=8 $(CLUSTER_TESTS)
 
 ## test-fresh-machine: the README's set-up on a fresh machine (a container: Debian, git, make, python3): make up alone
 test-fresh-machine: $(VENV)/.installed

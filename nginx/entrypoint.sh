@@ -57,9 +57,11 @@ REPLICA_NAME='^[0-9A-Za-z][0-9A-Za-z-]{0,62}$'
 MAX_REPLICAS=${GATEWAY_MAX_REPLICAS:-32}
 # What was refused in the services' volumes, one `service<TAB>name<TAB>why` a line, for the status page.
 REFUSED_FILE=$GENERATED/refused
+# The replicas left out because they drain, one `service<TAB>name` a line, for the status page (and Prometheus).
+DRAINING_FILE=$GENERATED/draining
 
-# The replicas of a service, sorted, into the array REPLICAS; what its volume holds that is not a replica's, into
-# REFUSED. The watcher lists them every POLL_SECONDS, and an idle gateway should cost next to nothing: with unix
+# The replicas of a service, sorted, into the array REPLICAS; those that drain, into DRAINING; what its volume
+# holds that is not a replica's, into REFUSED. The watcher lists them every POLL_SECONDS, and an idle gateway should cost next to nothing: with unix
 # sockets this runs no program (a glob is sorted, the tests are builtins); over TCP one, getent (Docker's DNS
 # answers in any order: the addresses are sorted here, by builtins).
 replicas_of() {
@@ -90,7 +92,7 @@ replicas_of() {
         elif [[ -L "$entry" || ! -S "$entry" ]]; then
           refuse "$service" "$file" "not a socket"
         elif [[ -e "$SOCKET_ROOT/$service/$name.draining" || -L "$SOCKET_ROOT/$service/$name.draining" ]]; then
-          continue
+          DRAINING+=("$service"$'\t'"$name")
         elif ((${#REPLICAS[@]} >= MAX_REPLICAS)); then
           refuse "$service" "$file" "over $MAX_REPLICAS replicas"
         else
@@ -136,10 +138,12 @@ say_refused() {
 # that takes the service from the path (snippets/routes.inc); and over TCP each replica's host, by its address, so
 # the status plane reaches those hosts and no other (snippets/status-plane.inc).
 # Every value is quoted, and comes from what replicas_of accepted: no name found in a volume can end a directive.
-# What was refused goes to REFUSED_FILE (the caller runs this in a subshell: the file is how it gets out).
+# What was refused goes to REFUSED_FILE, what drains to DRAINING_FILE (the caller runs this in a subshell: the
+# files are how they get out).
 render_upstreams() {
-  local directory service replica services=() addresses=() refused_text
+  local directory service replica services=() addresses=()
   REFUSED=()
+  DRAINING=()
   for directory in "$SOCKET_ROOT"/*/; do
     directory=${directory%/}
     # The folders are the gateway's own mounts, named in docker-compose.yml; checked all the same.
@@ -165,13 +169,8 @@ render_upstreams() {
     ((${#REPLICAS[@]})) || echo "    server \"unix:$SOCKET_ROOT/$service/no-replica.sock\" down;"
     echo "}"
   done
-  refused_text=""
-  if ((${#REFUSED[@]})); then
-    refused_text=$(printf '%s\n' "${REFUSED[@]}")
-  fi
-  if [[ ! -e "$REFUSED_FILE" || "$refused_text" != "$(<"$REFUSED_FILE")" ]]; then
-    printf '%s\n' "$refused_text" >"$REFUSED_FILE.next" && mv -f "$REFUSED_FILE.next" "$REFUSED_FILE"
-  fi
+  publish_lines "$REFUSED_FILE" "${REFUSED[@]}"
+  publish_lines "$DRAINING_FILE" "${DRAINING[@]}"
   # By the path's end: $uri is always defined, whether or not the status plane is.
   echo 'map $uri $replica_host {'
   echo '    default "";'
@@ -361,6 +360,19 @@ publish_routes() {
   printf '%s\n' "${digests[@]}" >"$ROUTES_FILE.next" && mv -f "$ROUTES_FILE.next" "$ROUTES_FILE"
 }
 
+# Replaces the file with these lines when they differ from what it holds: whole (a rename), so a reader never
+# sees half of it.
+publish_lines() {
+  local file=$1 text=""
+  shift
+  if (($#)); then
+    text=$(printf '%s\n' "$@")
+  fi
+  if [[ ! -e "$file" || "$text" != "$(<"$file")" ]]; then
+    printf '%s\n' "$text" >"$file.next" && mv -f "$file.next" "$file"
+  fi
+}
+
 # One pass: the replicas as they are now, applied if they changed. Returns non-zero when they cannot be.
 # APPLIED_TEXT holds what nginx last loaded, so a pass that finds no change reads no file.
 sync_upstreams() {
@@ -438,7 +450,7 @@ json_lines() {
 
 if [[ "${1:-}" == render ]]; then
   RENDER_ONLY=1 RENDER_TLS=${3:-} GENERATED=$2/generated UPSTREAMS=$2/generated/upstreams.conf \
-    REFUSED_FILE=$2/generated/refused render_all
+    REFUSED_FILE=$2/generated/refused DRAINING_FILE=$2/generated/draining render_all
   exit 0
 fi
 

@@ -1,6 +1,6 @@
 """The gateway's renderer against any files a service can put in its socket volume (hypothesis): the upstreams it
 renders either leave a file out or route to exactly that socket, every line is of the renderer's own few shapes,
-and nginx accepts the result."""
+the replicas it lists as draining are exactly those marked, and nginx accepts the result."""
 
 import os
 import re
@@ -78,21 +78,22 @@ def make(folder: Path, name: str, kind: str, target: Path) -> None:
         path.mkdir()
 
 
-def expected_routes(entries: list[tuple[str, str]]) -> set[str]:
-    """What the gateway may route to: real sockets named as replicas, not marked draining."""
+def expected_routes(entries: list[tuple[str, str]]) -> tuple[set[str], set[str]]:
+    """What the gateway may route to: real sockets named as replicas, not marked draining; and the replicas of
+    those it leaves out because they are marked."""
     present = {name for name, _ in entries}
-    return {
-        name
+    replicas = {
+        name.removesuffix(".sock")
         for name, kind in entries
-        if kind == "socket"
-        and name.endswith(".sock")
-        and REPLICA_NAME.fullmatch(name.removesuffix(".sock"))
-        and f"{name.removesuffix('.sock')}.draining" not in present
+        if kind == "socket" and name.endswith(".sock") and REPLICA_NAME.fullmatch(name.removesuffix(".sock"))
     }
+    draining = {replica for replica in replicas if f"{replica}.draining" in present}
+    return {f"{replica}.sock" for replica in replicas - draining}, draining
 
 
-def render(entries: list[tuple[str, str]]) -> str:
-    """The upstreams the gateway renders for a volume holding entries, its paths as the gateway sees them."""
+def render(entries: list[tuple[str, str]]) -> tuple[str, set[str]]:
+    """The upstreams the gateway renders for a volume holding entries, its paths as the gateway sees them, and the
+    replicas it lists as draining (for the status page)."""
     with tempfile.TemporaryDirectory() as work:
         root, folder = Path(work, "sockets"), Path(work, "sockets", SERVICE)
         folder.mkdir(parents=True)
@@ -102,7 +103,9 @@ def render(entries: list[tuple[str, str]]) -> str:
             make(folder, name, kind, elsewhere)
         environment = {**os.environ, "SOCKET_ROOT": str(root), "STATUS_PAGE": "false"}
         subprocess.run(["bash", str(ENTRYPOINT), "render", work], env=environment, check=True, capture_output=True)
-        return Path(work, "generated", "upstreams.conf").read_text().replace(str(root), "ROOT")
+        upstreams = Path(work, "generated", "upstreams.conf").read_text().replace(str(root), "ROOT")
+        listed = Path(work, "generated", "draining").read_text().splitlines()
+        return upstreams, {line.removeprefix(f"{SERVICE}\t") for line in listed if line}
 
 
 def test_any_file_in_a_volume_is_left_out_or_routed_as_exactly_that_socket_and_nginx_takes_it(stack, tmp_path):
@@ -111,11 +114,11 @@ def test_any_file_in_a_volume_is_left_out_or_routed_as_exactly_that_socket_and_n
     @settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
     @given(files)
     def check(entries: list[tuple[str, str]]) -> None:
-        upstreams = render(entries)
+        upstreams, draining = render(entries)
         lines = upstreams.splitlines()
         assert [line for line in lines if not any(shape.fullmatch(line) for shape in LINE_SHAPES)] == []
         routed = set(re.findall(rf'server "unix:ROOT/{SERVICE}/([^"]+)" max_fails=0;', upstreams))
-        assert routed == expected_routes(entries)
+        assert (routed, draining) == expected_routes(entries)
         rendered.append(upstreams.replace("ROOT", GATEWAY_SOCKET_ROOT))
 
     check()

@@ -218,6 +218,7 @@ class MetricsState:
 
     replicas: list[MetricsReplica]
     routed: dict[str, int]
+    draining: dict[str, int]
     logged: list[MetricsLogged]
     gateway: dict
 
@@ -319,6 +320,17 @@ def parse_refused(text: str) -> dict[str, list[dict]]:
     return refused
 
 
+def parse_draining(text: str) -> dict[str, list[str]]:
+    """By service, the replicas the gateway left out while they drain: `service<TAB>name` lines. Their names are
+    a service's to write: only a container's possible names are kept."""
+    draining: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        service, _, name = line.partition("\t")
+        if REPLICA_NAME.fullmatch(service) and REPLICA_NAME.fullmatch(name):
+            draining.setdefault(service, []).append(name)
+    return draining
+
+
 def replica_name(text: str) -> str | None:
     """The name a replica wrote beside its socket, if it is one a container can have."""
     name = text.strip()
@@ -395,6 +407,7 @@ class Collector:
     logged: dict = field(default_factory=dict)  # (service, instance) -> Logged, since the page started
     totals: dict = field(default_factory=dict)  # (service, instance) -> ReplicaTotals at the last poll
     refused: dict = field(default_factory=dict)  # service -> what the gateway refused in its volume
+    draining: dict = field(default_factory=dict)  # service -> the replicas left out while they drain
     counted_since: float | None = None  # when polling last started: a replica first seen later is a new one
     gateway: dict = field(default_factory=dict)
     polled_at: float = 0.0
@@ -501,9 +514,10 @@ class Collector:
                 self.learn_identity(service, instance)
         gateway = parse_stub_status(self.get("/_gateway/stub_status").text)
         refused = parse_refused(self.get("/_gateway/refused").text)
+        draining = parse_draining(self.get("/_gateway/draining").text)
         with self.lock:
             self.replicas, self.gateway, self.polled_at = replicas, gateway, time.time()
-            self.refused = refused
+            self.refused, self.draining = refused, draining
             # A replica gone is forgotten: its counters would stretch the window's span.
             live = {(service, instance) for service, instances in replicas.items() for instance in instances}
             self.counted = {replica: history for replica, history in self.counted.items() if replica in live}
@@ -584,6 +598,7 @@ class Collector:
                     for (service, instance), totals in sorted(self.totals.items())
                 ],
                 routed={service: len(instances) for service, instances in self.replicas.items()},
+                draining={service: len(self.draining.get(service, [])) for service in self.replicas},
                 logged=[
                     MetricsLogged(service, instance, node(instance), copy.deepcopy(logged))
                     for (service, instance), logged in sorted(self.logged.items())
@@ -601,7 +616,7 @@ class Collector:
             replicas, gateway, polled_at = dict(self.replicas), dict(self.gateway), self.polled_at
             counted = {replica: list(history) for replica, history in self.counted.items()}
             identities = dict(self.identities)
-            refused = dict(self.refused)
+            refused, draining = dict(self.refused), dict(self.draining)
         span = polled_span(list(counted.values()))
         services = []
         for service, instances in sorted(replicas.items()):
@@ -632,6 +647,7 @@ class Collector:
                     "name": service,
                     "replicas": rows,
                     "refused": refused.get(service, []),
+                    "draining": draining.get(service, []),
                     **sums_of(rows),
                     **latency_figures(in_service),
                 }

@@ -5,7 +5,7 @@ a look at the page: the collector polls the replicas while Prometheus scrapes.
 
 Per service and replica (`service`, `replica`: the hostname over unix sockets, the address over TCP; `node` on
 Swarm): what uWSGI's counters say (requests, seconds busy, workers busy and idle, the listen queue), what the
-gateway logged (responses by status class, their duration as a histogram), and the replicas routed;
+gateway logged (responses by status class, their duration as a histogram), and the replicas routed and draining;
 then the gateway's own connections and requests (nginx's stub_status).
 """
 
@@ -82,6 +82,13 @@ class StackMetrics(MetricsSource):
         )
         for service, routed in sorted(state.routed.items()):
             replicas.add_metric([service], routed)
+        draining = GaugeMetricFamily(
+            f"{PREFIX}_replicas_draining",
+            "A service's replicas the gateway left out of its routes while they finish what they serve, then stop.",
+            labels=["service"],
+        )
+        for service, count in sorted(state.draining.items()):
+            draining.add_metric([service], count)
 
         responses = CounterMetricFamily(
             f"{PREFIX}_gateway_responses",
@@ -116,7 +123,7 @@ class StackMetrics(MetricsSource):
                 gateway_connections.add_metric([connection_state], gateway[connection_state])
             gateway_requests.add_metric([], gateway["requests_total"])
 
-        yield from (requests, busy_seconds, workers, threads, listen_queue, listen_queue_errors, replicas)
+        yield from (requests, busy_seconds, workers, threads, listen_queue, listen_queue_errors, replicas, draining)
         yield from (responses, durations, gateway_connections, gateway_requests)
 
 

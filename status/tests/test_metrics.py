@@ -36,19 +36,20 @@ def scrape(monkeypatch):
         "/_gateway/names/service1/aaaa11112222": b"microstack-service1-1\n",
         "/_gateway/stub_status": STUB_STATUS.encode(),
         "/_gateway/refused": b"",
+        "/_gateway/draining": b"",
     }
     answer_from(collector, answers, monkeypatch)
-    registry = registry_of(collector)
+    return collector, lambda: samples_of(collector)
 
-    def scraped() -> dict:
-        text = generate_latest(registry).decode()
-        return {
-            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-        }
 
-    return collector, scraped
+def samples_of(collector: Collector) -> dict:
+    """The samples of a scrape, by (name, sorted labels)."""
+    text = generate_latest(registry_of(collector)).decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 REPLICA = (("node", ""), ("replica", "aaaa11112222"), ("service", "service1"))
@@ -65,6 +66,7 @@ def test_a_scrape_polls_the_replicas_and_shows_their_uwsgi_counters(scrape):
     assert samples[("microstack_uwsgi_listen_queue", REPLICA)] == 3
     assert samples[("microstack_uwsgi_listen_queue_errors_total", REPLICA)] == 2
     assert samples[("microstack_replicas", (("service", "service1"),))] == 1
+    assert samples[("microstack_replicas_draining", (("service", "service1"),))] == 0
     assert samples[("microstack_gateway_requests_total", ())] == 345
     assert samples[("microstack_gateway_connections", (("state", "waiting"),))] == 6
     assert collector.watched.is_set()  # and the collector keeps polling while Prometheus scrapes
@@ -108,4 +110,27 @@ ANSWERS_WITHOUT_REPLICAS = {
     "/_gateway/upstreams": b'upstream "service1" {\n    server "unix:/run/uwsgi/service1/none.sock" down;\n}\n',
     "/_gateway/stub_status": STUB_STATUS.encode(),
     "/_gateway/refused": b"",
+    "/_gateway/draining": b"",
 }
+
+
+def test_replicas_the_gateway_left_out_while_they_drain_are_counted_apart_from_those_it_routes_to(monkeypatch):
+    """The gateway lists them (nginx/entrypoint.sh, /_gateway/draining); a name no container can have, written in
+    a service's volume, is not one."""
+    collector = Collector()
+    draining = "service1\tbbbb33334444\nservice1\t../../etc/passwd\nservice1\t<b>x</b>\nservice1\n"
+    answers = {
+        "/_gateway/upstreams": UPSTREAMS.encode(),
+        "/_gateway/stats/service1/aaaa11112222": stats(requests=107, healthchecks=7, running_µs=2_500_000),
+        "/_gateway/names/service1/aaaa11112222": b"microstack-service1-1\n",
+        "/_gateway/stub_status": STUB_STATUS.encode(),
+        "/_gateway/refused": b"",
+        "/_gateway/draining": draining.encode(),
+    }
+    answer_from(collector, answers, monkeypatch)
+    collector.poll()
+    samples = samples_of(collector)
+    assert samples[("microstack_replicas", (("service", "service1"),))] == 1
+    assert samples[("microstack_replicas_draining", (("service", "service1"),))] == 1
+    (service1,) = collector.snapshot()["services"]
+    assert service1["draining"] == ["bbbb33334444"]

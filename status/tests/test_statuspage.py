@@ -126,7 +126,8 @@ def test_the_snapshot_counts_each_replica_within_the_window_only(collector):
     assert (replica["requests_per_second"], replica["unsampled"]) == (6.2, 0)  # (97 - 40 - 1) / 9 s, 56 sampled
     assert (replica["p50_ms"], replica["errors"]) == (4.0, 0)  # from the two log lines in the window
     assert (service1["requests_per_second"], service1["unsampled"]) == (6.2, 0)
-    assert service2 == {"name": "service2", "replicas": [], "refused": [], "requests_per_second": None,
+    assert service2 == {"name": "service2", "replicas": [], "refused": [], "draining": [],
+                        "requests_per_second": None,
                         "unsampled": None, **latency_figures(Requests())}  # fmt: skip
     assert snapshot["gateway"]["active_connections"] == 2
 
@@ -232,6 +233,7 @@ def test_a_replica_over_tcp_is_shown_by_its_hostname_task_and_node_from_its_heal
         "/_gateway/replica/service1/10.0.1.5:3031": health,
         "/_gateway/stub_status": STUB_STATUS.encode(),
         "/_gateway/refused": b"",
+        "/_gateway/draining": b"",
     }
     asked = answer_from(collector, answers, monkeypatch)
     collector.poll()
@@ -325,6 +327,7 @@ def test_a_name_a_replica_wrote_is_shown_only_if_a_container_could_have_it(colle
             "/_gateway/names/service4/bbbb11112222": written,
             "/_gateway/stub_status": STUB_STATUS.encode(),
             "/_gateway/refused": b"",
+            "/_gateway/draining": b"",
         }
         answer_from(collector, answers, monkeypatch)
         collector.poll()
@@ -339,6 +342,7 @@ def test_stats_larger_than_a_replica_can_have_leave_the_replica_out(collector, m
         "/_gateway/names/service4/bbbb11112222": b"microstack-service4-1\n",
         "/_gateway/stub_status": STUB_STATUS.encode(),
         "/_gateway/refused": b"",
+        "/_gateway/draining": b"",
     }
     answer_from(collector, answers, monkeypatch)
     collector.poll()
@@ -353,6 +357,7 @@ def test_what_the_gateway_refused_is_shown_under_its_service_escaped(collector, 
         "/_gateway/names/service4/bbbb11112222": b"microstack-service4-1\n",
         "/_gateway/stub_status": STUB_STATUS.encode(),
         "/_gateway/refused": refused.encode(),
+        "/_gateway/draining": b"",
     }
     answer_from(collector, answers, monkeypatch)
     collector.poll()

@@ -91,7 +91,7 @@ restore: $(TOOLS)/.installed
 reconcile: $(TOOLS)/.installed
 	$(TOOLS)/bin/python scripts/backup.py reconcile $(if $(RELEASE),--release)
 
-## swarm-up: the same images on Docker Swarm (a single-node swarm if the engine is in none), stack microstack
+## swarm-up: the same images on Docker Swarm (a single-node swarm if the engine is in none), stack microstack; METRICS=1: Prometheus too
 swarm-up: $(TOOLS)/.installed
 	$(TOOLS)/bin/python swarm/swarm.py up
 
@@ -127,7 +127,7 @@ lint: $(VENV)/.installed
 	    config >"$$merged" \
 	  && $(VENV)/bin/compose-lint check --quiet --strict-config --fail-on low "$$merged"; \
 	  status=$$?; rm -f "$$merged"; exit $$status
-	docker stack config --compose-file swarm/docker-stack.yml >/dev/null
+	docker stack config --compose-file swarm/docker-stack.yml --compose-file swarm/docker-stack.metrics.yml >/dev/null
 	GIXY=$(VENV)/bin/gixy .ci/lint-nginx.sh
 	.ci/lint-prometheus.sh
 	$(VENV)/bin/python .ci/check-locks.py

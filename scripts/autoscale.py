@@ -1,8 +1,8 @@
 """Scales one service's replicas on what Prometheus says of it (`make autoscale SERVICE=service1 MIN=1 MAX=4`).
 
-Every INTERVAL seconds it reads three figures of the service from the stack's Prometheus (`make up METRICS=1`,
-prometheus/rules.yml): its saturation (the share of its workers' threads' time spent serving requests), its rate
-and its p99. Then, with hysteresis:
+Every INTERVAL seconds it reads three figures of the service from the stack's Prometheus (`make up METRICS=1`; on
+Swarm `make swarm-up METRICS=1`, through its task; prometheus/rules.yml): its saturation (the share of its workers'
+threads' time spent serving requests), its rate and its p99. Then, with hysteresis:
 - out: once the saturation has stayed above OUT_ABOVE for OUT_AFTER seconds, one replica more, never past MAX;
 - in: once it has stayed below IN_BELOW for IN_AFTER seconds (a longer quiet: a lull is not the end of a load),
   one replica fewer, never under MIN;
@@ -32,6 +32,7 @@ import requests
 from docker.models.containers import Container
 
 from project import (
+    PROMETHEUS,
     ROOT,
     SERVICES,
     STATUS,
@@ -175,11 +176,13 @@ def figures(sample: Sample) -> str:
 
 
 class Prometheus:
+    """The stack's Prometheus over its HTTP API, which Compose publishes on 127.0.0.1."""
+
     def __init__(self, url: str):
         self.url = url.rstrip("/")
         self.http = requests.Session()
 
-    def value(self, query: str) -> float | None:
+    def result(self, query: str) -> list[dict]:
         try:
             response = self.http.get(f"{self.url}/api/v1/query", params={"query": query}, timeout=5)
             response.raise_for_status()
@@ -187,17 +190,37 @@ class Prometheus:
             raise ToolError(
                 f"Prometheus at {self.url} did not answer ({error}): is the stack up with METRICS=1?"
             ) from None
-        result = response.json()["data"]["result"]
-        if not result:
-            return None
-        value = float(result[0]["value"][1])
-        return None if value != value else value  # NaN: no requests in the window
+        return response.json()["data"]["result"]
 
     def sample(self, service: str) -> Sample:
-        def of(record: str) -> float | None:
-            return self.value(f'{record}{{service="{service}"}}')
+        """The three figures in one query (one process in the task, on Swarm)."""
+        records = "|".join((SATURATION, RATE, P99))
+        result = self.result(f'{{__name__=~"{records}",service="{service}"}}')
+        values = {entry["metric"]["__name__"]: float(entry["value"][1]) for entry in result}
+        # NaN: no requests in the window.
+        known = {name: value for name, value in values.items() if value == value}
+        return Sample(time.time(), known.get(SATURATION), known.get(RATE), known.get(P99))
 
-        return Sample(time.time(), of(SATURATION), of(RATE), of(P99))
+
+class PrometheusTask(Prometheus):
+    """The Swarm stack's Prometheus, which publishes no port (swarm/docker-stack.metrics.yml): each query is
+    `promtool query` in its task, on this engine, which is the gateway's node's."""
+
+    def __init__(self, stack: str):
+        self.service = f"{stack}_{PROMETHEUS}"
+        self.client = docker.from_env()
+
+    def result(self, query: str) -> list[dict]:
+        tasks = self.client.containers.list(filters={"label": f"com.docker.swarm.service.name={self.service}"})
+        if not tasks:
+            raise ToolError(
+                f"no task of {self.service} runs on this engine: is the stack up with METRICS=1, and is this engine "
+                "(DOCKER_HOST) its gateway's node's?"
+            )
+        ran = tasks[0].exec_run(["promtool", "query", "instant", "-o", "json", "http://127.0.0.1:9090", query])
+        if ran.exit_code != 0:
+            raise ToolError(f"{self.service} did not answer: {ran.output.decode().strip()}")
+        return json.loads(ran.output)
 
 
 class ComposeReplicas:
@@ -241,11 +264,10 @@ class SwarmReplicas:
             raise ToolError(f"docker service scale failed: {result.stderr.strip()}")
 
 
-def status_containers(swarm: bool) -> Callable[[], list[Container]]:
+def status_containers(swarm_stack: str | None) -> Callable[[], list[Container]]:
     """The status page's running containers: the Compose project's, or on Swarm its task's on this engine."""
-    if swarm:
-        stack = os.environ.get("STACK_NAME") or compose_project_name()
-        label = f"com.docker.swarm.service.name={stack}_{STATUS}"
+    if swarm_stack:
+        label = f"com.docker.swarm.service.name={swarm_stack}_{STATUS}"
         return lambda: docker.from_env().containers.list(filters={"label": label})
     project = ComposeProject(compose_project_name())
     return lambda: project.containers(STATUS)
@@ -274,7 +296,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=None, help="stop after this long (default: Ctrl-C)")
     parser.add_argument("--swarm", action="store_true", help="the Swarm stack's service, not Compose's")
     port = os.environ.get("PROMETHEUS_PORT") or "9090"
-    parser.add_argument("--prometheus", default=f"http://127.0.0.1:{port}", help="Prometheus's URL")
+    parser.add_argument(
+        "--prometheus",
+        help=f"Prometheus's URL (http://127.0.0.1:{port}; on Swarm, none: promtool in the stack's Prometheus task)",
+    )
     arguments = parser.parse_args()
 
     def autoscale() -> None:
@@ -282,12 +307,12 @@ def main() -> int:
             raise ToolError(f"unknown service {arguments.service!r}: choose one of {', '.join(SERVICES)}")
         if arguments.minimum > arguments.maximum:
             raise ToolError(f"MIN={arguments.minimum} is more than MAX={arguments.maximum}")
-        prometheus = Prometheus(arguments.prometheus)
-        replicas = (
-            SwarmReplicas(arguments.service, os.environ.get("STACK_NAME") or compose_project_name())  # swarm.py's
-            if arguments.swarm
-            else ComposeReplicas(arguments.service)
-        )
+        stack = os.environ.get("STACK_NAME") or compose_project_name()  # swarm.py's, on Swarm
+        if arguments.prometheus or not arguments.swarm:
+            prometheus = Prometheus(arguments.prometheus or f"http://127.0.0.1:{port}")
+        else:
+            prometheus = PrometheusTask(stack)
+        replicas = SwarmReplicas(arguments.service, stack) if arguments.swarm else ComposeReplicas(arguments.service)
         policy = Policy(
             arguments.minimum,
             arguments.maximum,
@@ -297,7 +322,7 @@ def main() -> int:
             in_after=arguments.in_after,
             settle=arguments.settle,
         )
-        status_page = StatusPage(status_containers(arguments.swarm))
+        status_page = StatusPage(status_containers(stack if arguments.swarm else None))
         say(
             f"{arguments.service}: {replicas.count()} replica(s), MIN={arguments.minimum} MAX={arguments.maximum}; "
             f"out above {policy.out_above:g} for {policy.out_after:g} s, in below {policy.in_below:g} for "

@@ -31,6 +31,8 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1] / folder) for folder in 
 import engine
 from project import (
     GATEWAY,
+    METRICS_PROFILE,
+    PROMETHEUS,
     ROOT,
     SERVICES,
     STATUS,
@@ -42,6 +44,8 @@ from project import (
 )
 
 STACK_FILE = ROOT / "swarm" / "docker-stack.yml"
+# Prometheus, deployed with the stack where the metrics profile is on (make swarm-up METRICS=1), as on Compose.
+METRICS_STACK_FILE = ROOT / "swarm" / "docker-stack.metrics.yml"
 COMPOSE_FILES = ["--file", "docker-compose.yml", "--file", "docker-compose.postgres.yml"]
 # What `up` builds: every service, the gateway, the status page, and one database image (service1's), which
 # every database runs.
@@ -96,6 +100,10 @@ class Swarm:
         # Written when `up` made the swarm, so that `down` leaves only a swarm it made.
         self.made_marker = state_dir / "made-swarm"
         self.port = port
+        # As Compose reads it (make sets it from METRICS=1; .env may set it too).
+        self.metrics = METRICS_PROFILE in os.environ.get("COMPOSE_PROFILES", "").split(",")
+        self.built = (*BUILT, PROMETHEUS) if self.metrics else BUILT
+        self.stack_files = [STACK_FILE, *([METRICS_STACK_FILE] if self.metrics else [])]
 
     def docker(self, *arguments: str, environment: dict[str, str] | None = None) -> str:
         """A docker command to the swarm's manager: what it printed."""
@@ -161,7 +169,9 @@ class Swarm:
     def build(self, *services: str) -> dict[str, str]:
         """Builds with Compose; returns each image's tag, named by its content so a change is a new tag, and
         pushed to the registry (if one is named) under that name."""
-        output("docker", "compose", "--project-name", self.stack, *COMPOSE_FILES, "build", "--quiet", *services)
+        profiles = ["--profile", METRICS_PROFILE] if self.metrics else []
+        build = ["docker", "compose", "--project-name", self.stack, *COMPOSE_FILES, *profiles, "build", "--quiet"]
+        output(*build, *services)
         images = {service: self.tag(service) for service in services}
         if self.registry:
             for service, image in images.items():
@@ -192,6 +202,8 @@ class Swarm:
         for service, image in images.items():
             if service == GATEWAY:
                 variable = "GATEWAY_IMAGE"
+            elif service == PROMETHEUS:  # not PROMETHEUS_IMAGE: that one names the image it is built from
+                variable = "PROMETHEUS_SWARM_IMAGE"
             elif service.endswith("-db"):
                 variable = "DATABASE_IMAGE"
             else:
@@ -206,13 +218,14 @@ class Swarm:
         self.label_this_node()
         self.make_missing_secrets()
         say("building the images")
-        images = self.build(*BUILT)
+        images = self.build(*self.built)
         self.refuse_a_compose_namesake()
         say(f"deploying the stack {self.stack}")
         # A network of a stack removed just before may still be going: its name is then taken for a moment.
+        files = [argument for file in self.stack_files for argument in ("--compose-file", str(file))]
         engine.patiently(lambda: self.docker(
-            "stack", "deploy", "--compose-file", str(STACK_FILE), "--resolve-image", "never", "--prune",
-            self.stack, environment=self.deploy_environment(images),
+            "stack", "deploy", *files, "--resolve-image", "never", "--prune", self.stack,
+            environment=self.deploy_environment(images),
         ), already_so=None)  # fmt: skip
         self.wait_until_healthy(started + timeout)
         # The databases first, on their own: one restarted (stop-first) under its service's new task would fail
@@ -322,7 +335,9 @@ class Swarm:
         """The images up built and tagged on this machine, and their names in the registry (if one is named)."""
         names = [f"{self.stack}/*", *([f"{self.registry}/{self.stack}/*"] if self.registry else [])]
         tagged = [output("docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", name) for name in names]
-        built = [f"{self.stack}-{service}" for service in BUILT]
+        # Prometheus's only where up ran with METRICS=1: a name of no image would fail the whole command.
+        built = [name for name in (f"{self.stack}-{service}" for service in (*BUILT, PROMETHEUS))
+                 if output("docker", "image", "ls", "--quiet", name)]  # fmt: skip
         output("docker", "image", "rm", "--force", *"\n".join(tagged).split(), *built)
 
     def wait_until_removed(self, timeout: float = 60) -> None:

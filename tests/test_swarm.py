@@ -11,9 +11,10 @@ from collections import Counter
 
 import pytest
 
+from autoscale import PrometheusTask
 from newcomer import labelled, make, newcomer_environment, remove_project
 from project import ACCOUNTS, CATALOG, GATEWAY, GATEWAY_UPSTREAMS, ROOT, SERVICES, STATUS, routed_replicas, run
-from stack import SteadyLoad, add_product_note, drop_product_updated_at, reserve_port, tree_copy, wait_until
+from stack import Autoscaler, SteadyLoad, add_product_note, drop_product_updated_at, reserve_port, tree_copy, wait_until
 
 # No stack of its own, though it scales, redeploys and kills tasks: a second swarm stack would make and leave a
 # swarm of its own under the first. It runs last (conftest.py), after every module that shares the stack.
@@ -86,6 +87,35 @@ def test_the_status_page_shows_each_replica_with_its_task_and_node_and_counts_wh
         return sum(row["requests_per_second"] or 0 for row in stack.shown_on_status_page(ACCOUNTS).values()) * window
 
     assert wait_until(lambda: counted() >= sent, timeout=5), counted()
+
+
+def test_prometheus_scrapes_each_task_with_its_node_and_make_autoscale_scales_through_its_task(stack):
+    """METRICS=1 (the suite's shared stack has it): Prometheus on the status network, publishing no port (the
+    test above); `make autoscale SWARM=1` asks it through its task and scales with Swarm, saying so on the status
+    page. Its policy is Compose's (test_autoscale.py, scripts/tests): here MIN=2 is its one decision."""
+    prometheus = PrometheusTask(stack.project)
+    served = f'microstack_uwsgi_requests_total{{service="{ACCOUNTS}"}}'
+
+    def nodes_scraped() -> list[str]:
+        return sorted(series["metric"]["node"] for series in prometheus.result(served))
+
+    def nodes_running() -> list[str]:
+        return sorted(stack.nodes_of(ACCOUNTS).values())
+
+    assert wait_until(lambda: nodes_scraped() == nodes_running(), timeout=30), (nodes_scraped(), nodes_running())
+    autoscaler = Autoscaler(stack, 2, 2, "--swarm", "--interval", "1", "--seconds", "120")
+    try:
+        scaled = wait_until(lambda: autoscaler.first("2 replica(s) serving") is not None, timeout=120)
+    finally:
+        autoscaler.stop()
+    try:
+        said = autoscaler.said()
+        assert scaled and len(nodes_running()) == 2, said
+        assert "1 -> 2 replicas: 1 replica(s) is outside MIN=2 MAX=2" in said, said
+        assert [decision["replicas"] for decision in stack.status_page()["autoscale"]] == [2]
+        assert wait_until(lambda: nodes_scraped() == nodes_running(), timeout=30), (nodes_scraped(), nodes_running())
+    finally:
+        stack.scale(ACCOUNTS, 1)
 
 
 def test_no_service_reaches_another_services_replicas_or_their_stats(stack):

@@ -236,7 +236,7 @@ bench-business: $(VENV)/.installed
 bench-smoke: $(VENV)/.installed
 	$(VENV)/bin/python measure/bench.py --smoke --seconds 1 --out "$$(mktemp -d)"
 
-## sizes: image sizes, start time, idle CPU and a one-service rebuild, on its own copy of the stack; docs/sizes.md
+## sizes: image sizes, start time, idle CPU, a one-service rebuild and what Prometheus costs, on its own copy of the stack; docs/sizes.md
 sizes: $(VENV)/.installed
 	$(VENV)/bin/python measure/sizes.py
 

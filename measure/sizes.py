@@ -1,4 +1,5 @@
-"""What the stack weighs and costs at rest (`make sizes`): image sizes, start time, idle CPU, a one-service rebuild.
+"""What the stack weighs and costs at rest (`make sizes`): image sizes, start time, idle CPU, a one-service rebuild,
+and what Prometheus adds (METRICS=1).
 
 On its own copy of the stack (own project name, free port on 127.0.0.1): the size of each image it builds, the
 time `docker compose up --wait` takes from built images to every container healthy (fresh volumes, so migrations
@@ -34,6 +35,8 @@ sys.path[:0] = [
 from project import (
     CATALOG,
     GATEWAY,
+    METRICS_PROFILE,
+    PROMETHEUS,
     ROOT,
     SERVICES,
     STATUS,
@@ -104,6 +107,7 @@ class Sizes:
         self.stack = Stack(f"microstack-sizes-{uuid.uuid4().hex[:8]}", overrides=(override,))
         self.lines: list[str] = []
         self.goals: list[Goal] = []
+        self.idle_percent: dict[str, float] = {}  # the last idle measurement, by container
 
     def say(self, line: str = "") -> None:
         self.lines.append(line)
@@ -125,6 +129,7 @@ class Sizes:
             if not self.start_interval:
                 self.emulated_start_interval()
             self.rebuild_time()
+            self.with_prometheus()
         finally:
             self.stack.down()
         self.say()
@@ -212,9 +217,11 @@ class Sizes:
         self.say("| container | % |")
         self.say("| --- | ---: |")
         total = 0.0
+        self.idle_percent = {}
         for name in sorted(containers_after):
             percent = 100 * (containers_after[name] - containers_before.get(name, containers_after[name])) / elapsed
             total += percent
+            self.idle_percent[name.removeprefix(self.stack.project + "-")] = percent
             self.say(f"| {name.removeprefix(self.stack.project + '-')} | {percent:.2f} |")
         self.say(f"| **the stack's containers** | **{total:.2f}** |")
         engine = 100 * (engine_after - engine_before) / elapsed
@@ -241,6 +248,46 @@ class Sizes:
         self.say(f"Rebuild of {CATALOG}'s image after a change to its code: {took:.1f} s")
         self.goals.append(Goal("rebuild after a one-service code change, s", took, "<=", REBUILD_LIMIT_SECONDS))
 
+    def with_prometheus(self) -> None:
+        """What the metrics profile costs (make up METRICS=1): its start to every container healthy, the series
+        one scrape holds, and the status container's CPU while Prometheus scrapes it every 5 s, against the same
+        container's in the idle measurement just before (the same healthchecks), when nothing scraped it."""
+        self.stack.take_down("--timeout", "10", volumes=True)
+        profile = ["--profile", METRICS_PROFILE]
+        _, took = timed(
+            lambda: self.stack.compose(*profile, "up", "--detach", "--wait", "--wait-timeout", "120", timeout=300)
+        )
+        series = 'count({__name__=~"microstack_.+"})'
+        if not wait_until(lambda: bool(self.stack.prometheus_query(series)), timeout=30, interval=1):
+            raise ToolError("Prometheus scraped nothing within 30 s")
+        without = self.idle_percent[f"{STATUS}-1"]
+        time.sleep(10)  # the first scrapes' work (a new collector) is not the steady cost
+        before = self.container_cpu_seconds()
+        started = time.monotonic()
+        time.sleep(self.idle_seconds)
+        after = self.container_cpu_seconds()
+        elapsed = time.monotonic() - started
+
+        def percent(service: str) -> float:
+            name = f"{self.stack.project}-{service}-1"
+            return 100 * (after[name] - before[name]) / elapsed
+
+        (count,) = self.stack.prometheus_query(series)
+        self.say("**With Prometheus** (`make up METRICS=1`, scraping every 5 s):")
+        self.say()
+        self.say(f"`docker compose --profile {METRICS_PROFILE} up --wait`, built images, fresh volumes: {took:.1f} s")
+        self.say()
+        self.say(f"Series in one scrape of the status page's /metrics: {float(count['value'][1]):.0f}")
+        self.say()
+        self.say(f"CPU over {elapsed:.0f} s, % of one core:")
+        self.say()
+        self.say("| container | % |")
+        self.say("| --- | ---: |")
+        self.say(f"| {STATUS}-1, scraped every 5 s | {percent(STATUS):.2f} |")
+        self.say(f"| {STATUS}-1, not scraped (above) | {without:.2f} |")
+        self.say(f"| {PROMETHEUS}-1 | {percent(PROMETHEUS):.2f} |")
+        self.say()
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -253,7 +300,9 @@ def main() -> int:
             sizes = Sizes(arguments.idle_seconds, Path(directory))
             sizes.run()
         arguments.out.mkdir(parents=True, exist_ok=True)
-        preamble = report_preamble("Image sizes, start time, idle CPU and a one-service rebuild", "make sizes")
+        preamble = report_preamble(
+            "Image sizes, start time, idle CPU, a one-service rebuild and what Prometheus costs", "make sizes"
+        )
         (arguments.out / "sizes.md").write_text("\n".join([*preamble, *sizes.lines]) + "\n")
         print(f"wrote {arguments.out / 'sizes.md'}")
 

@@ -175,7 +175,8 @@ def deliver_due(*, limit: int = 50) -> int:
     call, the others one by one. Returns how many were delivered."""
     now = timezone.now()
     due = list(undelivered().filter(unleased(now), next_attempt_at__lte=now)[:limit])
-    events, others = [], []
+    events: list[OutboxMessage] = []
+    others: list[OutboxMessage] = []
     for message in due:
         (events if event_id_of(message) else others).append(message)
     held_events = claim_all(events) if events else []

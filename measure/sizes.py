@@ -107,7 +107,7 @@ class Sizes:
         self.stack = Stack(f"microstack-sizes-{uuid.uuid4().hex[:8]}", overrides=(override,))
         self.lines: list[str] = []
         self.goals: list[Goal] = []
-        self.idle_percent: dict[str, float] = {}  # the last idle measurement, by container
+        self.idle_percent: dict[str, dict[str, float]] = {}  # by variant ("": as make runs it), by container
 
     def say(self, line: str = "") -> None:
         self.lines.append(line)
@@ -217,11 +217,11 @@ class Sizes:
         self.say("| container | % |")
         self.say("| --- | ---: |")
         total = 0.0
-        self.idle_percent = {}
+        idle_percent = self.idle_percent[variant] = {}
         for name in sorted(containers_after):
             percent = 100 * (containers_after[name] - containers_before.get(name, containers_after[name])) / elapsed
             total += percent
-            self.idle_percent[name.removeprefix(self.stack.project + "-")] = percent
+            idle_percent[name.removeprefix(self.stack.project + "-")] = percent
             self.say(f"| {name.removeprefix(self.stack.project + '-')} | {percent:.2f} |")
         self.say(f"| **the stack's containers** | **{total:.2f}** |")
         engine = 100 * (engine_after - engine_before) / elapsed
@@ -249,10 +249,12 @@ class Sizes:
         self.goals.append(Goal("rebuild after a one-service code change, s", took, "<=", REBUILD_LIMIT_SECONDS))
 
     def with_prometheus(self) -> None:
-        """What the metrics profile costs (make up METRICS=1): its start to every container healthy, the series
-        one scrape holds, and the status container's CPU while Prometheus scrapes it every 5 s, against the same
-        container's in the idle measurement just before (the same healthchecks), when nothing scraped it."""
+        """What the metrics profile costs (make up METRICS=1), as make runs it on this engine: its start to every
+        container healthy, the series one scrape holds, and the status container's CPU while Prometheus scrapes
+        it every 5 s, against the same container's in the first idle measurement, when nothing scraped it."""
         self.stack.take_down("--timeout", "10", volumes=True)
+        if not self.start_interval:  # emulated_start_interval left its own intervals there
+            write_health_intervals(self.interval_file, dict.fromkeys(CHECKED, 2))
         profile = ["--profile", METRICS_PROFILE]
         _, took = timed(
             lambda: self.stack.compose(*profile, "up", "--detach", "--wait", "--wait-timeout", "120", timeout=300)
@@ -260,7 +262,7 @@ class Sizes:
         series = 'count({__name__=~"microstack_.+"})'
         if not wait_until(lambda: bool(self.stack.prometheus_query(series)), timeout=30, interval=1):
             raise ToolError("Prometheus scraped nothing within 30 s")
-        without = self.idle_percent[f"{STATUS}-1"]
+        without = self.idle_percent[""][f"{STATUS}-1"]
         time.sleep(10)  # the first scrapes' work (a new collector) is not the steady cost
         before = self.container_cpu_seconds()
         started = time.monotonic()

@@ -75,20 +75,16 @@ class StackMetrics(MetricsSource):
             listen_queue.add_metric(labels, totals.listen_queue)
             listen_queue_errors.add_metric(labels, totals.listen_queue_errors)
 
-        replicas = GaugeMetricFamily(
+        replicas = per_service(
             f"{PREFIX}_replicas",
             "A service's replicas the gateway routes to that answered the last poll.",
-            labels=["service"],
+            state.routed,
         )
-        for service, routed in sorted(state.routed.items()):
-            replicas.add_metric([service], routed)
-        draining = GaugeMetricFamily(
+        draining = per_service(
             f"{PREFIX}_replicas_draining",
             "A service's replicas the gateway left out of its routes while they finish what they serve, then stop.",
-            labels=["service"],
+            state.draining,
         )
-        for service, count in sorted(state.draining.items()):
-            draining.add_metric([service], count)
 
         responses = CounterMetricFamily(
             f"{PREFIX}_gateway_responses",
@@ -125,6 +121,14 @@ class StackMetrics(MetricsSource):
 
         yield from (requests, busy_seconds, workers, threads, listen_queue, listen_queue_errors, replicas, draining)
         yield from (responses, durations, gateway_connections, gateway_requests)
+
+
+def per_service(name: str, documentation: str, counts: dict[str, int]) -> GaugeMetricFamily:
+    """A gauge labelled by service alone, one sample a service."""
+    gauge = GaugeMetricFamily(name, documentation, labels=["service"])
+    for service, count in sorted(counts.items()):
+        gauge.add_metric([service], count)
+    return gauge
 
 
 def registry_of(collector: Collector) -> CollectorRegistry:

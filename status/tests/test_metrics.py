@@ -25,20 +25,23 @@ def stats(requests: int, healthchecks: int, running_µs: int) -> bytes:
     return json.dumps({"listen_queue": 3, "listen_queue_errors": 2, "workers": workers, "metrics": metrics}).encode()
 
 
+# A gateway with one replica of service1, as the status plane answers it.
+ONE_REPLICA = {
+    "/_gateway/upstreams": UPSTREAMS.encode(),
+    "/_gateway/stats/service1/aaaa11112222": stats(requests=107, healthchecks=7, running_µs=2_500_000),
+    "/_gateway/names/service1/aaaa11112222": b"microstack-service1-1\n",
+    "/_gateway/stub_status": STUB_STATUS.encode(),
+    "/_gateway/refused": b"",
+    "/_gateway/draining": b"",
+}
+
+
 @pytest.fixture
 def scrape(monkeypatch):
     """A collector answered by a gateway with one replica of service1, and a function that scrapes it: the
     samples of the scrape, by (name, sorted labels)."""
     collector = Collector()
-    answers = {
-        "/_gateway/upstreams": UPSTREAMS.encode(),
-        "/_gateway/stats/service1/aaaa11112222": stats(requests=107, healthchecks=7, running_µs=2_500_000),
-        "/_gateway/names/service1/aaaa11112222": b"microstack-service1-1\n",
-        "/_gateway/stub_status": STUB_STATUS.encode(),
-        "/_gateway/refused": b"",
-        "/_gateway/draining": b"",
-    }
-    answer_from(collector, answers, monkeypatch)
+    answer_from(collector, dict(ONE_REPLICA), monkeypatch)
     return collector, lambda: samples_of(collector)
 
 
@@ -119,15 +122,7 @@ def test_replicas_the_gateway_left_out_while_they_drain_are_counted_apart_from_t
     a service's volume, is not one."""
     collector = Collector()
     draining = "service1\tbbbb33334444\nservice1\t../../etc/passwd\nservice1\t<b>x</b>\nservice1\n"
-    answers = {
-        "/_gateway/upstreams": UPSTREAMS.encode(),
-        "/_gateway/stats/service1/aaaa11112222": stats(requests=107, healthchecks=7, running_µs=2_500_000),
-        "/_gateway/names/service1/aaaa11112222": b"microstack-service1-1\n",
-        "/_gateway/stub_status": STUB_STATUS.encode(),
-        "/_gateway/refused": b"",
-        "/_gateway/draining": draining.encode(),
-    }
-    answer_from(collector, answers, monkeypatch)
+    answer_from(collector, {**ONE_REPLICA, "/_gateway/draining": draining.encode()}, monkeypatch)
     collector.poll()
     samples = samples_of(collector)
     assert samples[("microstack_replicas", (("service", "service1"),))] == 1

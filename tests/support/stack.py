@@ -226,7 +226,9 @@ class Stack(ComposeProject):
                 already_so=None,
             )
         except ToolError as error:
-            problem = f"{error}\n{self.logs_or_why_not()}"
+            # Compose's reason last, after the logs: it is the line a truncated CI log must still show.
+            reason = str(error).strip().splitlines()[-1]
+            problem = f"{error}\n{self.logs_or_why_not()}\n{self.health_probes()}\nwhy: {reason}"
             self.down()
             raise ToolError(problem) from None
         except BaseException:
@@ -251,6 +253,23 @@ class Stack(ComposeProject):
 
     def logs(self) -> str:
         return self.compose("logs", "--no-color", "--tail", "50").stdout
+
+    def health_probes(self) -> str:
+        """The engine's last health probes (start, end, exit code, output) of each container not healthy."""
+        lines = []
+        try:
+            containers = self.containers(all=True)
+        except docker.errors.DockerException as error:
+            return f"(no health probes: {error})"
+        for container in containers:
+            health = container.attrs["State"].get("Health") or {}
+            if health.get("Status", "healthy") == "healthy":
+                continue
+            lines.append(f"{container.name}: {health['Status']}, started {container.attrs['State']['StartedAt']}")
+            for probe in health.get("Log", []):
+                output = " ".join(probe["Output"].split())[:200]
+                lines.append(f"  probe {probe['Start']} .. {probe['End']}: exit {probe['ExitCode']} {output}")
+        return "\n".join(lines)
 
     def logs_or_why_not(self) -> str:
         try:

@@ -252,7 +252,7 @@ drill-autoscale: $(VENV)/.installed
 variants: $(VENV)/.installed
 	$(VENV)/bin/python measure/variants.py
 
-## base-images: build the python and nginx base images from Debian packages (no registry needed)
+## base-images: build the base images (Python, nginx, PostgreSQL, Prometheus) from Debian packages: no registry needed
 base-images:
 	@scripts/base-images.sh
 

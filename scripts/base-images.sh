@@ -9,6 +9,9 @@
 # image made with another one is made again. The images are named in the project's .env (PYTHON_IMAGE=…,
 # NGINX_IMAGE=…, POSTGRES_IMAGE=…, PROMETHEUS_IMAGE=…), which Compose reads in every later shell, and printed.
 #
+#   scripts/base-images.sh [python] [nginx] [postgres] [prometheus]    (none named: all four)
+# `make up` names only the images its stack is built from: a first start on SQLite builds no PostgreSQL.
+#
 # Settings (environment): CA_BUNDLE (a PEM file to trust; CA_BUNDLE=none trusts no other), BASE_IMAGE_PREFIX (the
 # images' names, microstack-base/…: tags are global on an engine, so projects sharing one pick their own),
 # DEBIAN_SUITE (trixie), DEBIAN_MIRROR, FORCE=1 (debootstrap again even if the Debian image is up to date).
@@ -20,10 +23,11 @@ mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 ca_bundle=${CA_BUNDLE:-}
 tag_prefix=${BASE_IMAGE_PREFIX:-microstack-base}
 debian_image="$tag_prefix/debian:$suite"
-python_image="$tag_prefix/python:$suite"
-nginx_image="$tag_prefix/nginx:$suite"
-postgres_image="$tag_prefix/postgres:$suite"
-prometheus_image="$tag_prefix/prometheus:$suite"
+kinds=("$@")
+((${#kinds[@]})) || kinds=(python nginx postgres prometheus)
+for kind in "${kinds[@]}"; do
+  [[ "$kind" =~ ^[a-z]+$ && -f "$here/base/$kind.Dockerfile" ]] || { echo "base-images: no base image named $kind (base/)" >&2; exit 2; }
+done
 # Raised when the recipe of the Debian image changes, so an image made by an older one is made again; the second
 # label holds the SHA-256 of the CA bundle it trusts beyond Debian's (or none).
 recipe_label=org.microstack.base-recipe
@@ -128,13 +132,13 @@ if [[ "${FORCE:-0}" == 1 || "$labels" != "$recipe $trust" ]]; then
 else
   log "$debian_image exists, made by this recipe and trust store (FORCE=1 makes it again)"
 fi
-build_on_debian "$python_image" python.Dockerfile
-build_on_debian "$nginx_image" nginx.Dockerfile
-build_on_debian "$postgres_image" postgres.Dockerfile
-build_on_debian "$prometheus_image" prometheus.Dockerfile
-
+images=()
+for kind in "${kinds[@]}"; do
+  image="$tag_prefix/$kind:$suite"
+  build_on_debian "$image" "$kind.Dockerfile"
+  images+=("${kind^^}_IMAGE=$image")
+done
 # DEBIAN_IMAGE: the three-node lab's engines and registry (lab/) are built on it.
-images=("PYTHON_IMAGE=$python_image" "NGINX_IMAGE=$nginx_image" "POSTGRES_IMAGE=$postgres_image"
-  "PROMETHEUS_IMAGE=$prometheus_image" "DEBIAN_IMAGE=$debian_image")
+images+=("DEBIAN_IMAGE=$debian_image")
 "$here/scripts/set-env.sh" "${images[@]}"
 printf '%s\n' "${images[@]}"

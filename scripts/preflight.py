@@ -86,32 +86,41 @@ def engine_problem() -> str | None:
     return None
 
 
-def rendered_config() -> dict:
-    """The stack as Compose resolves it here (the Compose files, .env, the shell): a ToolError-free exit on error."""
-    rendered = subprocess.run(["docker", "compose", "config", "--format", "json"], capture_output=True, text=True)
+def rendered_config(*options: str) -> dict:
+    """The stack as Compose resolves it here (the Compose files, .env, the shell; options: other files or
+    profiles): a ToolError-free exit on error."""
+    rendered = subprocess.run(["docker", "compose", *options, "config", "--format", "json"], capture_output=True,
+                              text=True)  # fmt: skip
     if rendered.returncode != 0:
         print(f"up: {rendered.stderr.strip()}", file=sys.stderr)
         sys.exit(1)
     return json.loads(rendered.stdout)
 
 
-def set_up() -> tuple[dict, list[str]]:
+# What the tests' stacks are built from beyond `make up`'s: PostgreSQL, and Prometheus (the metrics profile).
+EVERY_VARIANT = ("--file", "docker-compose.yml", "--file", "docker-compose.postgres.yml", "--profile", "metrics")
+
+
+def set_up(*variant: str) -> tuple[dict, list[str]]:
     """The engine, and the base images where no registry serves them: the stack's config once they are there,
-    and what is still missing of its base images (where this machine does not let make build them)."""
+    and what is still missing of its base images (where this machine does not let make build them). variant:
+    Compose options for a stack other than the one `up` starts (EVERY_VARIANT), whose base images are made too."""
     problem = engine_problem()
     if problem:
         print(f"up: {problem}", file=sys.stderr)
         sys.exit(1)
     config = rendered_config()
-    missing = missing_base_images(config)
-    if missing and all(is_official(image) for image, _ in missing) and may_install():
-        print("up: no registry serves them: building the base images from Debian packages instead "
-              "(scripts/base-images.sh, a few minutes)", file=sys.stderr, flush=True)  # fmt: skip
-        if subprocess.run([str(SCRIPTS / "base-images.sh")], stdout=subprocess.DEVNULL).returncode != 0:
+    missing = missing_base_images(rendered_config(*variant) if variant else config)
+    if missing and all(is_official(image) for _, image, _ in missing) and may_install():
+        # Only those missing: a first start on SQLite makes no PostgreSQL image.
+        kinds = sorted({argument.removesuffix("_IMAGE").lower() for argument, _, _ in missing})
+        print(f"up: no registry serves them: building the base images ({', '.join(kinds)}) from Debian packages "
+              "instead (scripts/base-images.sh, a few minutes)", file=sys.stderr, flush=True)  # fmt: skip
+        if subprocess.run([str(SCRIPTS / "base-images.sh"), *kinds], stdout=subprocess.DEVNULL).returncode != 0:
             print("up: the base images could not be built (what base-images.sh said is above)", file=sys.stderr)
             sys.exit(1)
         config = rendered_config()  # .env names them now
-        missing = missing_base_images(config)
+        missing = missing_base_images(rendered_config(*variant) if variant else config)
     return config, base_image_problems(missing)
 
 
@@ -178,24 +187,25 @@ def worker_setting_problems(config: dict, services: list[str] | None = None) -> 
     return problems
 
 
-def missing_base_images(config: dict) -> list[tuple[str, str]]:
-    """The base images the Dockerfiles start from that are neither on this engine nor pulled now, each with why."""
+def missing_base_images(config: dict) -> list[tuple[str, str, str]]:
+    """The base images the Dockerfiles start from that are neither on this engine nor pulled now: each as the
+    build argument that names it, the image, and why."""
     images = sorted(
         {
-            value
+            (name, value)
             for spec in config["services"].values()
             for name, value in ((spec.get("build") or {}).get("args") or {}).items()
             if name in BASE_IMAGE_ARGUMENTS
         }
     )
     missing = []
-    for image in images:
+    for argument, image in images:
         if docker("image", "inspect", image).returncode == 0:
             continue
         print(f"up: pulling the base image {image}", file=sys.stderr)
         pulled = docker("pull", "--quiet", image)
         if pulled.returncode != 0:
-            missing.append((image, (pulled.stderr.strip().splitlines() or ["no reason given"])[-1]))
+            missing.append((argument, image, (pulled.stderr.strip().splitlines() or ["no reason given"])[-1]))
     return missing
 
 
@@ -205,8 +215,10 @@ def is_official(image: str) -> bool:
     return "/" not in image.partition(":")[0]
 
 
-def base_image_problems(missing: list[tuple[str, str]]) -> list[str]:
-    problems = [f"the base image {image} is not on this engine and cannot be pulled ({why})." for image, why in missing]
+def base_image_problems(missing: list[tuple[str, str, str]]) -> list[str]:
+    problems = [
+        f"the base image {image} is not on this engine and cannot be pulled ({why})." for _, image, why in missing
+    ]
     if problems:
         problems.append(
             "No registry here? `make base-images` builds the base images from Debian packages and names them "
@@ -297,8 +309,9 @@ def main() -> int:
         for reason in why_not_up(rendered_config()["name"]):
             print(f"up: {reason}", file=sys.stderr)
         return 1
-    config, missing_base_images = set_up()
-    if sys.argv[1:] == ["--set-up"]:  # make test: what its stacks need, not what `up` would start
+    test_set_up = sys.argv[1:] == ["--set-up"]  # make test: what its stacks need, not what `up` would start
+    config, missing_base_images = set_up(*(EVERY_VARIANT if test_set_up else ()))
+    if test_set_up:
         for problem in missing_base_images:
             print(f"test: {problem}", file=sys.stderr)
         return 1 if missing_base_images else 0

@@ -118,3 +118,6 @@ def test_make_up_alone_sets_up_a_fresh_machine_and_the_readmes_first_request_ans
     assert answered == 0, answer
     code, body = answer.split(" ", 1)
     assert (code, json.loads(body)["status"]) == ("200", "ok"), answer
+    # A first start on SQLite builds what it runs on: no PostgreSQL or Prometheus base image (minutes each).
+    _, base_images, _ = in_machine(machine, "docker", "images", "--format", "{{.Repository}}", "microstack-base/*")
+    assert sorted(base_images.split()) == ["microstack-base/debian", "microstack-base/nginx", "microstack-base/python"]

@@ -16,6 +16,9 @@ NOTIFICATIONS_SERVICE = env.str("NOTIFICATIONS_SERVICE", default="service4")
 
 # Outbox delivery: how often the mule looks for due messages, and how retries back off.
 OUTBOX_POLL_SECONDS = env.float("OUTBOX_POLL_SECONDS", default=0.5)
+# After a pass that delivered part of a batch, the mule waits this long for more events to go in the next call:
+# under load an order's event then shares a call (and a transaction at each end) with others.
+OUTBOX_GATHER_SECONDS = env.float("OUTBOX_GATHER_SECONDS", default=0.05)
 OUTBOX_BASE_BACKOFF_SECONDS = env.float("OUTBOX_BASE_BACKOFF_SECONDS", default=0.5)
 OUTBOX_MAX_BACKOFF_SECONDS = env.float("OUTBOX_MAX_BACKOFF_SECONDS", default=2.0)
 OUTBOX_CIRCUIT_RESET_SECONDS = env.float("OUTBOX_CIRCUIT_RESET_SECONDS", default=1.0)

@@ -4,8 +4,9 @@
    (orders.services.order_sweep_abandoned);
 2. delivers the outbox's messages that are due (orders.outbox.deliver_due).
 
-It sleeps OUTBOX_POLL_SECONDS only after a pass that delivered nothing, so a backlog drains at once; while it
-drains, the sweep (a query) runs at most every SWEEP_SECONDS, not on every pass.
+It sleeps OUTBOX_POLL_SECONDS after a pass that delivered nothing, and OUTBOX_GATHER_SECONDS after one that delivered
+less than a full batch, so that the next call carries the events of that time together; a full batch is followed
+at once, so a backlog drains at once. The sweep (a query) runs at most every SWEEP_SECONDS, not on every pass.
 """
 
 import logging
@@ -14,7 +15,7 @@ import time
 from django.conf import settings
 from django.db import close_old_connections
 
-from orders.outbox import deliver_due
+from orders.outbox import DELIVERY_BATCH, deliver_due
 from orders.services import order_sweep_abandoned
 
 log = logging.getLogger(__name__)
@@ -43,5 +44,13 @@ def work_forever() -> None:
         except Exception:
             log.exception("the mule's pass failed; trying again")
             delivered = 0
-        if not delivered:
-            time.sleep(settings.OUTBOX_POLL_SECONDS)
+        pause = pause_after(delivered)
+        if pause:
+            time.sleep(pause)
+
+
+def pause_after(delivered: int) -> float:
+    """Seconds to wait after a pass that delivered that many messages."""
+    if not delivered:
+        return settings.OUTBOX_POLL_SECONDS
+    return settings.OUTBOX_GATHER_SECONDS if delivered < DELIVERY_BATCH else 0.0

@@ -170,7 +170,11 @@ def deliver_events(messages: list[OutboxMessage]) -> None:
         OutboxMessage.objects.bulk_update(messages, fields)
 
 
-def deliver_due(*, limit: int = 50) -> int:
+# The most messages one pass of deliver_due attempts.
+DELIVERY_BATCH = 50
+
+
+def deliver_due(*, limit: int = DELIVERY_BATCH) -> int:
     """Attempts every message that is due and that no other deliverer holds, oldest first: the events in one
     call, the others one by one. Returns how many were delivered."""
     now = timezone.now()
@@ -216,5 +220,9 @@ def prune_delivered(*, batch: int = 1000) -> int:
 
 
 def wake_backlog(*, service: str) -> None:
-    """The receiver is back: its messages still backing off are due now, so a backlog drains at once."""
-    undelivered().filter(service=service, next_attempt_at__gt=timezone.now()).update(next_attempt_at=timezone.now())
+    """The receiver is back: its messages still backing off are due now, so a backlog drains at once. Looked for
+    first: an UPDATE takes the database's write lock even when it matches nothing (SQLite), and this runs after
+    every delivery."""
+    backing_off = undelivered().filter(service=service, next_attempt_at__gt=timezone.now())
+    if backing_off.exists():
+        backing_off.update(next_attempt_at=timezone.now())

@@ -12,6 +12,7 @@ import requests
 import responses
 from django.conf import settings
 from django.db import OperationalError, connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from orders import mule, outbox, services
@@ -286,6 +287,24 @@ class TestOutboxDelivery:
         assert outbox.deliver_due() == 1
         assert outbox.deliver_due() == 1
         assert not OutboxMessage.objects.filter(delivered_at__isnull=True).exists()
+
+    def test_a_delivery_with_no_backlog_writes_only_its_own_outcome(self, dependencies, message):
+        """On SQLite an UPDATE takes the write lock even when it matches nothing, and orders being placed wait on
+        it: a pass that delivers one message writes twice (its lease, its outcome), not a third time."""
+        dependencies.add(responses.PUT, service_url("service1", message.path), status=201)
+        with CaptureQueriesContext(connection) as queries:
+            assert outbox.deliver_due() == 1
+        writes = [query["sql"] for query in queries if query["sql"].startswith(("UPDATE", "INSERT", "DELETE"))]
+        assert len(writes) == 2, writes
+
+    def test_the_mule_follows_a_full_batch_at_once_and_waits_to_gather_after_a_partial_one(self, settings):
+        settings.OUTBOX_POLL_SECONDS, settings.OUTBOX_GATHER_SECONDS = 0.5, 0.05
+        assert [mule.pause_after(n) for n in (0, 1, outbox.DELIVERY_BATCH - 1, outbox.DELIVERY_BATCH)] == [
+            0.5,
+            0.05,
+            0.05,
+            0,
+        ]
 
     def test_backoff_doubles_up_to_its_cap(self, settings):
         settings.OUTBOX_BASE_BACKOFF_SECONDS, settings.OUTBOX_MAX_BACKOFF_SECONDS = 0.5, 5

@@ -16,7 +16,7 @@ from catalog.models import Product
 from servicekit.api import create_api, errors
 from servicekit.auth import BearerAuth, require_staff
 from servicekit.fields import Id, IntegerOnly, count, path_id, text
-from servicekit.internal import ServiceAuth
+from servicekit.internal import ServiceAuth, write_route
 
 api = create_api(
     title="catalog (service2)",
@@ -133,6 +133,7 @@ def existing_product(product_id: int) -> Product:
     auth=ServiceAuth("reservations"),
     include_in_schema=False,
 )
+@write_route
 def reservation_make(request: HttpRequest, reservation_id: uuid.UUID, reservation: ReservationIn):
     """Idempotent by id: the orders service may retry it safely."""
     made, created = services.reservation_make(reservation_id=reservation_id, **reservation.dict())
@@ -145,6 +146,7 @@ def reservation_make(request: HttpRequest, reservation_id: uuid.UUID, reservatio
     auth=ServiceAuth("reservations"),
     include_in_schema=False,
 )
+@write_route
 def reservation_release(request: HttpRequest, reservation_id: uuid.UUID):
     services.reservation_release(reservation_id=reservation_id)
     return Status(204, None)

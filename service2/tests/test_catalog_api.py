@@ -7,6 +7,8 @@ from datetime import timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from catalog.models import Product, Reservation
@@ -229,6 +231,31 @@ def test_a_service_token_is_accepted_once(client, product):
     replayed = client.put(path, body, content_type="application/json", headers=headers)
     assert (first.status_code, replayed.status_code) == (201, 401)
     assert "used already" in replayed.json()["error"]["message"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reservation_and_its_tokens_single_use_record_are_one_write_transaction(client, product):
+    """One taking of the write lock and one commit per call, not one for the token and another for the stock."""
+    with CaptureQueriesContext(connection) as queries:
+        assert reserve(client, uuid.uuid4(), product.id, 1).status_code == 201
+    statements = [query["sql"].split()[0] for query in queries]
+    assert statements.count("BEGIN") == 1, statements
+    begun = statements.index("BEGIN")
+    assert {"INSERT", "UPDATE"} <= set(statements[begun:]), statements  # the token's id, the reservation, the stock
+    assert "INSERT" not in statements[:begun], statements
+
+
+def test_a_refused_reservation_takes_nothing_and_spends_its_token(client, product):
+    path = f"{PREFIX}/internal/reservations/{uuid.uuid4()}"
+    body = json.dumps({"product_id": product.id, "quantity": 11})
+    headers = signed_by("service3", "PUT", path, body)
+    refused = client.put(path, body, content_type="application/json", headers=headers)
+    product.stock = 20  # the stock the replay would now find
+    product.save()
+    replayed = client.put(path, body, content_type="application/json", headers=headers)
+    assert (refused.status_code, replayed.status_code) == (409, 401)
+    assert not Reservation.objects.exists()
+    assert AcceptedServiceToken.objects.count() == 1
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from servicekit.api import create_api
 from servicekit.auth import BearerAuth
 from servicekit.context import request_id_var
 from servicekit.fields import Id
-from servicekit.internal import ServiceAuth
+from servicekit.internal import ServiceAuth, write_route
 
 api = create_api(title="notifications (service4)", description="Each user's feed of order events.")
 
@@ -89,6 +89,7 @@ def feed(request: HttpRequest, limit: int = Query(100, ge=1, le=1000)):
     auth=ServiceAuth("events"),
     include_in_schema=False,
 )
+@write_route
 def event_receive(request: HttpRequest, event_id: uuid.UUID, event: EventIn):
     """Idempotent by event id: 201 the first time, 200 for a redelivery."""
     created = services.events_receive([received(event, event_id, request_id_var.get())]) == 1
@@ -96,6 +97,7 @@ def event_receive(request: HttpRequest, event_id: uuid.UUID, event: EventIn):
 
 
 @api.post("/internal/events", response={200: None}, auth=ServiceAuth("events"), include_in_schema=False)
+@write_route
 def events_receive(request: HttpRequest, batch: EventBatch):
     """Many events in one call and one transaction, each idempotent by its id as above: the outbox delivers what
     piled up in one request, not one request per event. All are stored, or (a 400) none."""

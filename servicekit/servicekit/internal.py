@@ -1,13 +1,20 @@
 """Internal routes: callable only by the services the stack's policy names, each proving who it is.
 
 INTERNAL_CALLERS is the one place that says which service may call which internal route. A route opts in with
-`auth=ServiceAuth("<route>")` and `include_in_schema=False`, so the public API document never shows it.
+`auth=ServiceAuth("<route>")` and `include_in_schema=False`, so the public API document never shows it; a route
+that writes adds `@write_route`.
 """
 
+from collections.abc import Callable
+from functools import wraps
+
 from django.conf import settings
-from django.http import HttpRequest
+from django.db import InterfaceError, OperationalError, transaction
+from django.http import HttpRequest, HttpResponse
+from ninja.decorators import decorate_view
 from ninja.security import APIKeyHeader
 
+from servicekit.api import database_unavailable
 from servicekit.exceptions import ApiError
 from servicekit.identity import TOKEN_HEADER
 from servicekit.verification import InvalidServiceToken, verified_caller
@@ -43,3 +50,25 @@ class ServiceAuth(APIKeyHeader):
         if caller not in allowed_callers(settings.SERVICE_NAME, self.route):
             raise ApiError(403, "caller_not_allowed", f"{caller} may not call {self.route}", {"caller": caller})
         return caller
+
+
+def write_route(view: Callable) -> Callable:
+    """An internal route that writes (below its @api.<method>): its token's single-use record and its writes are
+    one transaction, so a call takes the database's write lock once and commits once, not twice. The route's whole
+    run is that transaction, the token's check included; the view is a savepoint in it, so a write the view
+    refuses (no stock, say: ninja makes the answer from the exception) is undone, and the token stays spent. A
+    write that fails with no answer made (the database gone) takes the record back with it: a replay of that
+    token, within its life (60 s at most), can make that same write once (docs/security.md)."""
+
+    def in_one_transaction(run: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(run)
+        def run_in_one_transaction(request: HttpRequest, **kwargs) -> HttpResponse:
+            try:
+                with transaction.atomic():
+                    return run(request, **kwargs)
+            except (OperationalError, InterfaceError) as error:  # beginning or committing: as the view's would
+                return database_unavailable(error)
+
+        return run_in_one_transaction
+
+    return decorate_view(in_one_transaction)(transaction.atomic(view))

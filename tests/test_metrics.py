@@ -9,7 +9,7 @@ from urllib.parse import SplitResult, urlsplit
 
 import requests
 
-from project import CATALOG, PROMETHEUS, SERVICES, STATUS
+from project import CATALOG, PROMETHEUS, SERVICES, STATUS, retrying_session
 from stack import seconds, wait_until
 
 SERVED = f'sum(microstack_uwsgi_requests_total{{service="{CATALOG}"}})'
@@ -92,7 +92,7 @@ def test_prometheus_rate_for_a_service_is_the_rate_a_client_sent_within_3_percen
     """A client sending at a steady pace for 20 s; Prometheus's rate over the last 15 s of it (three scrapes), and its
     saturation rule."""
     pace, duration, window = 40, seconds(20), 15
-    session = requests.Session()
+    session = retrying_session()  # the gateway reloads when a replica comes or goes: keep-alive is retried once
     answered: list[float] = []
     started = time.monotonic()
     for number in range(int(pace * duration)):

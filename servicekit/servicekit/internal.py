@@ -6,18 +6,18 @@ that writes adds `@write_route`.
 """
 
 from collections.abc import Callable
+from contextlib import suppress
 from functools import wraps
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import DatabaseError, transaction
 from django.http import HttpRequest, HttpResponse
 from ninja.decorators import decorate_view
 from ninja.security import APIKeyHeader
 
-from servicekit.api import database_unavailable
 from servicekit.exceptions import ApiError
 from servicekit.identity import TOKEN_HEADER
-from servicekit.verification import InvalidServiceToken, verified_caller
+from servicekit.verification import InvalidServiceToken, accept_once, checked_token, verified_caller
 
 # Receiving service -> its internal route -> the services that may call it.
 INTERNAL_CALLERS: dict[str, dict[str, frozenset[str]]] = {
@@ -44,7 +44,10 @@ class ServiceAuth(APIKeyHeader):
         if not key:
             raise ApiError(401, "service_token_required", f"An internal route needs a {TOKEN_HEADER} header")
         try:
-            caller = verified_caller(key, request)
+            if getattr(request, WRITE_ROUTE, False):  # accepted in the write's transaction (write_route)
+                caller, request.unspent_service_token = checked_token(key, request)
+            else:
+                caller = verified_caller(key, request)
         except InvalidServiceToken as error:
             raise ApiError(401, "invalid_service_token", f"The service token is not valid: {error}") from None
         if caller not in allowed_callers(settings.SERVICE_NAME, self.route):
@@ -52,23 +55,47 @@ class ServiceAuth(APIKeyHeader):
         return caller
 
 
+# Set on a request to a write_route before its token is checked: the token is accepted by the write, not before.
+WRITE_ROUTE = "is_write_route"
+
+
 def write_route(view: Callable) -> Callable:
     """An internal route that writes (below its @api.<method>): its token's single-use record and its writes are
-    one transaction, so a call takes the database's write lock once and commits once, not twice. The route's whole
-    run is that transaction, the token's check included; the view is a savepoint in it, so a write the view
-    refuses (no stock, say: ninja makes the answer from the exception) is undone, and the token stays spent. A
-    write that fails with no answer made (the database gone) takes the record back with it: a replay of that
-    token, within its life (60 s at most), can make that same write once (docs/security.md)."""
+    one transaction, so a call takes the database's write lock once and commits once, not twice. The transaction
+    begins once the token has been checked (its signature and claims are no work to do under the lock). A write
+    the view refuses (no stock, say) is undone with the record; the token is then spent on its own, so it stays
+    worth one call. A write that fails with no answer made and whose token cannot be recorded either (the database
+    gone) leaves the token unspent: a replay of it, within its life (60 s at most), can make that same write once
+    (docs/security.md)."""
 
-    def in_one_transaction(run: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    @wraps(view)
+    def write_with_its_token(request: HttpRequest, *args, **kwargs):
+        with transaction.atomic():
+            spend_token(request)
+            result = view(request, *args, **kwargs)
+        request.unspent_service_token = None  # committed with the write
+        return result
+
+    def token_spent_whatever_happened(run: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(run)
-        def run_in_one_transaction(request: HttpRequest, **kwargs) -> HttpResponse:
-            try:
-                with transaction.atomic():
-                    return run(request, **kwargs)
-            except (OperationalError, InterfaceError) as error:  # beginning or committing: as the view's would
-                return database_unavailable(error)
+        def run_write_route(request: HttpRequest, **kwargs) -> HttpResponse:
+            setattr(request, WRITE_ROUTE, True)
+            response = run(request, **kwargs)
+            if getattr(request, "unspent_service_token", None) is not None:  # refused, or failed
+                # Used already (its answer says so), or no database to record it in.
+                with suppress(InvalidServiceToken, DatabaseError):
+                    accept_once(request.unspent_service_token)
+            return response
 
-        return run_in_one_transaction
+        return run_write_route
 
-    return decorate_view(in_one_transaction)(transaction.atomic(view))
+    return decorate_view(token_spent_whatever_happened)(write_with_its_token)
+
+
+def spend_token(request: HttpRequest) -> None:
+    """Records the request's checked token as accepted; a replayed one is a 401, as ServiceAuth would answer."""
+    try:
+        accept_once(request.unspent_service_token)
+    except InvalidServiceToken as error:
+        request.unspent_service_token = None  # nothing to spend: it was spent before
+        raise ApiError(401, "invalid_service_token", f"The service token is not valid: {error}") from None

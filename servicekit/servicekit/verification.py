@@ -86,6 +86,14 @@ public_keys = PublicKeys()
 def verified_caller(token: str, request: HttpRequest) -> str:
     """The name of the service that signed token for this very request to this service, accepted once; raises
     InvalidServiceToken otherwise."""
+    issuer, claims = checked_token(token, request)
+    accept_once(claims)
+    return issuer
+
+
+def checked_token(token: str, request: HttpRequest) -> tuple[str, dict]:
+    """The issuer and claims of a token signed for this very request to this service, not yet accepted (a write
+    route accepts it in its write's transaction: servicekit.internal.write_route); raises InvalidServiceToken."""
     try:
         issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
     except jwt.PyJWTError as error:
@@ -107,8 +115,7 @@ def verified_caller(token: str, request: HttpRequest) -> str:
             raise InvalidServiceToken(str(still)) from None
     check_lifetime(claims)
     check_bound_to(claims, request)
-    accept_once(claims)
-    return issuer
+    return issuer, claims
 
 
 def decoded(token: str, key: Ed25519PublicKey, issuer: str) -> dict:
